@@ -1,0 +1,79 @@
+"""Turns every outcome of a command into a message and a documented exit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import textwrap
+import traceback
+from pathlib import Path
+
+import click
+
+from gitops.errors import ExitCode, StackctlError, UserError
+
+
+def _log_dir() -> Path:
+    from gitops.paths import cache_dir
+
+    return cache_dir() / "logs"
+
+
+def _paragraph(text: str) -> str:
+    return "\n".join(
+        textwrap.fill(p, width=100, break_long_words=False, break_on_hyphens=False)
+        if len(p) > 100 and "\n" not in p else p
+        for p in text.split("\n\n")
+    )
+
+
+def write_crash_log(exc: BaseException) -> Path:
+    log_dir = _log_dir()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    path = log_dir / f"crash-{stamp}-{os.getpid()}.log"
+    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    return path
+
+
+def run_guarded(group: click.Group, args: list[str]) -> int:
+    """Run the click group; never let a traceback reach the user."""
+    try:
+        rv = group.main(args=args, prog_name="stackctl", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("\ninterrupted; nothing further was changed.", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except click.UsageError as e:
+        cmd = e.ctx.command_path if e.ctx is not None else "stackctl"
+        click.echo(
+            f"error: {e.format_message()} Run '{cmd} --help' for the options and an example.",
+            err=True,
+        )
+        return int(ExitCode.ERROR)
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        return int(ExitCode.ERROR)
+    except UserError as e:
+        click.echo(_paragraph(f"error: {e}"), err=True)
+        return int(e.exit_code)
+    except StackctlError as e:
+        click.echo(_paragraph(f"error: {e}"), err=True)
+        return int(e.exit_code)
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    except Exception as e:  # a bug: one line for the user, the traceback in a log
+        try:
+            where = str(write_crash_log(e))
+        except OSError:
+            where = "(the log could not be written)"
+        click.echo(
+            f"error: stackctl failed unexpectedly ({type(e).__name__}: {e}). This is a bug; "
+            f"the traceback is in {where}. Please report it with that file.",
+            err=True,
+        )
+        return int(ExitCode.INTERNAL)
+    if rv is None:
+        return int(ExitCode.OK)
+    return int(rv)

@@ -1,0 +1,166 @@
+"""Clusters of a deployment repo: `clusters/<name>/kustomization.yaml` and `cluster.yaml`.
+
+cluster.yaml (optional; every key has a default):
+
+    kubeconfig: ~/.kube/config        # default: $KUBECONFIG, then ~/.kube/config
+    context: microk8s                 # default: the kubeconfig's current context
+    recordsNamespace: stackctl-system # where revisions, the inventory and the lease live
+    wave: 0                           # rollout order in pipelines: lower waves go first
+    apply:
+      timeout: 5m                     # health wait bound for one apply (s, m, h)
+      prune: true                     # delete objects that left the desired set
+      protectedKinds: [Namespace, CustomResourceDefinition, PersistentVolumeClaim,
+                       PersistentVolume]   # never pruned or rolled back unless allowed
+      concurrency: 8                  # objects applied at once within one phase
+      forceConflicts: false           # take over fields owned by other managers
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitops.errors import ConfigError
+from gitops.schema import Field, load_config
+from gitops.stack import CLUSTERS_DIR, Stack, validate_name
+
+CLUSTER_FILE = "cluster.yaml"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+DEFAULT_PROTECTED_KINDS = (
+    "Namespace", "CustomResourceDefinition", "PersistentVolumeClaim", "PersistentVolume",
+)
+
+APPLY_SPEC = {
+    "timeout": Field((str, int), doc="A duration such as 300s, 5m or 1h."),
+    "prune": Field((bool,)),
+    "protectedKinds": Field((list,), items=(str,)),
+    "concurrency": Field((int,)),
+    "forceConflicts": Field((bool,)),
+}
+
+CLUSTER_SPEC = {
+    "kubeconfig": Field((str,), doc="Path of the kubeconfig file, e.g. ~/.kube/config."),
+    "context": Field((str,)),
+    "recordsNamespace": Field((str,)),
+    "wave": Field((int,)),
+    "description": Field((str,)),
+    "apply": Field((dict,), fields=APPLY_SPEC),
+}
+
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: str | int, *, what: str = "duration") -> float:
+    """Seconds in '300', '300s', '5m', '1h' or an integer."""
+    if isinstance(value, int):
+        return float(value)
+    total = 0.0
+    parts = re.findall(r"\d+(?:ms|s|m|h)?", value.strip())
+    if not parts or "".join(parts) != value.strip():
+        raise ConfigError(f"invalid {what} {value!r}", hint="Write it as 90s, 5m or 1h30m.")
+    for part in parts:
+        m = _DURATION.match(part)
+        assert m is not None
+        total += int(m.group(1)) * _UNITS[m.group(2)]
+    return total
+
+
+@dataclass(frozen=True)
+class ApplyPolicy:
+    timeout: float = 300.0
+    prune: bool = True
+    protected_kinds: tuple[str, ...] = DEFAULT_PROTECTED_KINDS
+    concurrency: int = 8
+    force_conflicts: bool = False
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    path: Path  # clusters/<name>
+    kubeconfig: Path | None = None
+    context: str | None = None
+    records_namespace: str = "stackctl-system"
+    wave: int = 0
+    policy: ApplyPolicy = field(default_factory=ApplyPolicy)
+
+    @property
+    def kustomization(self) -> Path:
+        for name in KUSTOMIZATION_FILES:
+            if (self.path / name).is_file():
+                return self.path / name
+        return self.path / KUSTOMIZATION_FILES[0]
+
+    def kubeconfig_path(self) -> Path:
+        """The kubeconfig to use: cluster.yaml's, else $KUBECONFIG's first, else the default."""
+        if self.kubeconfig is not None:
+            return self.kubeconfig
+        env = os.environ.get("KUBECONFIG")
+        if env:
+            return Path(env.split(os.pathsep)[0]).expanduser()
+        return Path("~/.kube/config").expanduser()
+
+
+def _has_kustomization(d: Path) -> bool:
+    return any((d / n).is_file() for n in KUSTOMIZATION_FILES)
+
+
+def list_clusters(stack: Stack) -> list[str]:
+    base = stack.root / CLUSTERS_DIR
+    if not base.is_dir():
+        return []
+    return sorted(d.name for d in base.iterdir() if d.is_dir() and _has_kustomization(d))
+
+
+def load_cluster(stack: Stack, name: str) -> Cluster:
+    validate_name(name, what="cluster name")
+    path = stack.root / CLUSTERS_DIR / name
+    if not _has_kustomization(path):
+        known = ", ".join(list_clusters(stack)) or "none"
+        raise ConfigError(
+            f"no cluster named {name!r}: {path}/kustomization.yaml does not exist",
+            hint=f"Clusters in this repo: {known}.",
+        )
+    cfg_path = path / CLUSTER_FILE
+    if not cfg_path.is_file():
+        return Cluster(name=name, path=path)
+    data = load_config(cfg_path, CLUSTER_SPEC)
+    apply = data.get("apply") or {}
+    policy = ApplyPolicy(
+        timeout=parse_duration(apply.get("timeout", 300), what=f"apply.timeout in {cfg_path}"),
+        prune=apply.get("prune", True),
+        protected_kinds=tuple(apply.get("protectedKinds", DEFAULT_PROTECTED_KINDS)),
+        concurrency=max(1, int(apply.get("concurrency", 8))),
+        force_conflicts=apply.get("forceConflicts", False),
+    )
+    kubeconfig = data.get("kubeconfig")
+    kc: Path | None = None
+    if kubeconfig:
+        kc = Path(os.path.expandvars(kubeconfig)).expanduser()
+        if not kc.is_absolute():
+            kc = (stack.root / kc).resolve()
+    return Cluster(
+        name=name, path=path, kubeconfig=kc, context=data.get("context"),
+        records_namespace=data.get("recordsNamespace", "stackctl-system"),
+        wave=data.get("wave", 0), policy=policy,
+    )
+
+
+def select_clusters(
+    stack: Stack, names: tuple[str, ...] | list[str], *, all_: bool
+) -> list[Cluster]:
+    """The clusters a command acts on: the named ones, or every one with --all."""
+    if all_ or not names:
+        chosen = list_clusters(stack)
+        if not chosen:
+            raise ConfigError(
+                f"no clusters in {stack.root / CLUSTERS_DIR}",
+                hint="Add clusters/<name>/kustomization.yaml for each cluster.",
+            )
+    else:
+        chosen = list(dict.fromkeys(names))
+    return sorted((load_cluster(stack, n) for n in chosen), key=lambda c: (c.wave, c.name))

@@ -1,0 +1,102 @@
+"""The one error hierarchy of stackctl, and the exit codes every command shares.
+
+    StackctlError                 root; never raised directly
+    ├── UserError                 bad input or a failed operation the user can act on (exit 2)
+    │   ├── ConfigError           stack.yaml, cluster.yaml, lock: schema and parse errors
+    │   ├── YamlError             a YAML file that does not parse
+    │   ├── GitError              a repository operation failed (pygit2 translated)
+    │   ├── SourceError           an upstream source cannot be read or a ref does not resolve
+    │   ├── DirtyWorktreeError    an operation needs a clean working tree
+    │   ├── KustomizeError        the kustomize binary failed or is missing
+    │   ├── RenderError           a render produced objects stackctl cannot accept
+    │   ├── SandboxError          the local control plane cannot be built, started or reached
+    │   ├── ClusterError          a cluster cannot be reached or refused a request
+    │   └── ApplyError            an apply failed (after rollback, when there was one)
+    └── (unexpected exceptions are bugs: exit 3 with a log file)
+
+Findings that need a person (merge conflicts, plan differences, drift) are not errors:
+commands return ExitCode.FINDING for them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FINDING = 1  # merge conflicts, differences, drift: a person should look
+    ERROR = 2  # bad input, kustomize failure, unreachable cluster, failed apply
+    INTERNAL = 3  # a bug in stackctl; the traceback is in a log file
+    INTERRUPTED = 130
+
+
+class StackctlError(Exception):
+    """Root of every error stackctl raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+
+class UserError(StackctlError):
+    """An error with a message that says what happened and what to do next."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message} {hint}")
+
+
+class ConfigError(UserError):
+    """A configuration file (stack.yaml, cluster.yaml, lock) is missing or invalid."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message, hint=hint)
+
+
+class YamlError(ConfigError):
+    """A YAML document does not parse."""
+
+
+class GitError(UserError):
+    """A git operation failed."""
+
+
+class SourceError(UserError):
+    """An upstream source cannot be read, or a ref does not resolve in it."""
+
+
+class DirtyWorktreeError(UserError):
+    """The working tree has uncommitted changes that the operation would touch."""
+
+
+class KustomizeError(UserError):
+    """The kustomize binary is missing, too old, or failed."""
+
+
+class RenderError(UserError):
+    """A render produced output stackctl cannot accept (duplicates, objects without identity)."""
+
+
+class SandboxError(UserError):
+    """The local control plane cannot be built, started, reached or stopped."""
+
+
+class ClusterError(UserError):
+    """A cluster cannot be reached, or the API server refused a request."""
+
+
+class ApplyError(UserError):
+    """An apply failed; the message says what was rolled back."""

@@ -1,0 +1,104 @@
+"""The deployment repo model: stack.yaml and the layout around it.
+
+    stack.yaml        name, source and ref of the upstream stack
+    stackctl.lock     what is vendored (written by `stackctl vendor import`)
+    vendor/<name>/    the pristine upstream, possibly edited locally
+    overlays/         local kustomize overlays and components
+    clusters/<name>/  one kustomization per cluster, with an optional cluster.yaml
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops.errors import ConfigError
+from gitops.schema import Field, load_config
+
+STACK_FILE = "stack.yaml"
+LOCK_FILE = "stackctl.lock"
+VENDOR_DIR = "vendor"
+OVERLAYS_DIR = "overlays"
+CLUSTERS_DIR = "clusters"
+STATE_DIR = ".stackctl"
+
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+
+STACK_SPEC = {
+    "name": Field((str,), required=True,
+                  doc="The upstream's short name, e.g. `name: kubeflow`; it names vendor/<name>/."),
+    "source": Field((str,), required=True,
+                    doc="A git URL, a local git repository, or a local .tar.gz/.zip archive."),
+    "ref": Field((str,), doc="The release to track, e.g. `ref: v1.9` (highest v1.9.x)."),
+    "description": Field((str,)),
+}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A deployment repo: its root folder and what stack.yaml says about the upstream."""
+
+    root: Path
+    name: str
+    source: str
+    ref: str | None = None
+
+    @property
+    def vendor_dir(self) -> Path:
+        return self.root / VENDOR_DIR / self.name
+
+    @property
+    def vendor_relpath(self) -> str:
+        return f"{VENDOR_DIR}/{self.name}"
+
+    @property
+    def vendor_branch(self) -> str:
+        return f"vendor/{self.name}"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def resolve_source(self, source: str | None = None) -> str:
+        """A source as written in stack.yaml or on the command line: relative paths are
+        taken from the repo root, URLs as they are."""
+        src = source or self.source
+        if "://" in src or src.startswith("git@"):
+            return src
+        p = Path(src).expanduser()
+        return str(p if p.is_absolute() else (self.root / p).resolve())
+
+
+def validate_name(name: str, *, what: str = "name") -> str:
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"invalid {what} {name!r}",
+            hint="Use lower-case letters, digits, '-', '.' and '_' (at most 63 characters).",
+        )
+    return name
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` holding stack.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / STACK_FILE).is_file():
+            return d
+    raise ConfigError(
+        f"no {STACK_FILE} found in {here} or any folder above it",
+        hint="Run the command inside a deployment repo, or create one with "
+        "'stackctl init DIR --name NAME --source SRC'.",
+    )
+
+
+def load_stack(root: Path | None = None) -> Stack:
+    root = find_root(root)
+    path = root / STACK_FILE
+    data = load_config(path, STACK_SPEC)
+    validate_name(data["name"], what=f"stack name in {path}")
+    return Stack(root=root, name=data["name"], source=data["source"], ref=data.get("ref"))
