@@ -1,0 +1,5 @@
+"""Shared fixtures live in tests/fixtures/, one module per outside system."""
+
+pytest_plugins = [
+    "tests.fixtures.kubeflow",
+]
