@@ -100,3 +100,7 @@ class ClusterError(UserError):
 
 class ApplyError(UserError):
     """An apply failed; the message says what was rolled back."""
+
+
+class VendorEditedError(UserError):
+    """vendor/<name>/ has local edits, so a plain import would lose them (use upgrade)."""

@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.kubeflow",
+    "tests.fixtures.gitrepos",
 ]

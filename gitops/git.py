@@ -1,0 +1,565 @@
+"""The one wrapper around pygit2: repositories, trees, commits, branches, checkout.
+
+Other modules never import pygit2; they call `Repo` with plain values (commit ids as hex
+strings, file trees as {path: (mode, bytes)}) and catch `GitError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pygit2
+from pygit2.enums import CheckoutStrategy, FileMode, FileStatus, ObjectType
+
+from gitops.errors import DirtyWorktreeError, GitError
+
+MODE_FILE = int(FileMode.BLOB)  # 0o100644
+MODE_EXEC = int(FileMode.BLOB_EXECUTABLE)  # 0o100755
+MODE_LINK = int(FileMode.LINK)  # 0o120000
+MODE_TREE = int(FileMode.TREE)
+
+FALLBACK_NAME = "stackctl"
+FALLBACK_EMAIL = "stackctl@localhost"
+
+Files = dict[str, tuple[int, bytes]]
+"""A file tree as plain data: relative path (with '/') -> (git file mode, content)."""
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    id: str
+    message: str
+    parents: tuple[str, ...]
+    tree: str
+    author: str
+    time: int
+
+    @property
+    def subject(self) -> str:
+        return self.message.split("\n", 1)[0]
+
+    def trailers(self) -> dict[str, str]:
+        """`Key: value` lines of the message's last paragraph."""
+        last = self.message.strip().split("\n\n")[-1]
+        out: dict[str, str] = {}
+        for line in last.splitlines():
+            key, sep, value = line.partition(": ")
+            if sep and key and " " not in key:
+                out[key] = value.strip()
+        return out
+
+
+@contextmanager
+def _translate(what: str, hint: str | None = None) -> Iterator[None]:
+    try:
+        yield
+    except (pygit2.GitError, KeyError, ValueError) as e:
+        raise GitError(f"{what}: {e}", hint=hint) from e
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives a blob with this content (no repository needed)."""
+    return str(pygit2.hash(data))
+
+
+def digest(files: Mapping[str, tuple[int, bytes]]) -> str:
+    """A content digest stable across machines: sha256 over the sorted
+    (relative path, file kind, sha256 of content) of a tree. The kind is 'x' for
+    executable files, 'l' for symbolic links, '-' otherwise."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        mode, data = files[path]
+        h.update(f"{path}\0{mode_flag(mode)}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def mode_flag(mode: int) -> str:
+    if mode == MODE_LINK:
+        return "l"
+    return "x" if mode == MODE_EXEC else "-"
+
+
+def mode_of_path(path: Path) -> int:
+    if path.is_symlink():
+        return MODE_LINK
+    return MODE_EXEC if os.access(path, os.X_OK) else MODE_FILE
+
+
+def read_worktree_files(root: Path) -> Files:
+    """Every file under `root` as {relative path: (mode, content)}; symlinks as links."""
+    out: Files = {}
+    if not root.is_dir():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        base = Path(dirpath)
+        for fn in filenames:
+            p = base / fn
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                out[rel] = (MODE_LINK, str(p.readlink()).encode())
+            else:
+                out[rel] = (mode_of_path(p), p.read_bytes())
+    return out
+
+
+def write_files(dest: Path, files: Mapping[str, tuple[int, bytes]]) -> None:
+    """Write a file tree to disk, with executable bits and symlinks."""
+    for rel, (mode, data) in files.items():
+        p = dest / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if mode == MODE_LINK:
+            p.symlink_to(data.decode())
+            continue
+        p.write_bytes(data)
+        if mode == MODE_EXEC:
+            p.chmod(0o755)
+
+
+def _is_repo_dir(path: Path) -> bool:
+    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+
+
+def is_repo_dir(path: Path) -> bool:
+    """Whether `path` itself is a git repository (a work tree root or a bare repo)."""
+    return _is_repo_dir(path)
+
+
+def find_repo(start: Path) -> Path | None:
+    """The work tree root of the repository holding `start`, or None."""
+    found = pygit2.discover_repository(str(start))
+    if not found:
+        return None
+    repo = pygit2.Repository(found)
+    return Path(repo.workdir) if repo.workdir else Path(repo.path)
+
+
+def open_repo(path: Path, *, search: bool = True) -> Repo:
+    """Open the repository at `path` (or, with search, the one holding it)."""
+    location: str | None = str(path)
+    if search:
+        location = pygit2.discover_repository(str(path))
+    if not location:
+        raise GitError(
+            f"{path} is not inside a git repository",
+            hint="Run 'stackctl init' there, or run the command inside your deployment repo.",
+        )
+    try:
+        return Repo(pygit2.Repository(location))
+    except pygit2.GitError as e:
+        raise GitError(f"cannot open the git repository at {path}: {e}") from e
+
+
+def init_repo(path: Path, *, bare: bool = False, initial_branch: str = "main") -> Repo:
+    with _translate(f"cannot create a git repository in {path}"):
+        return Repo(pygit2.init_repository(str(path), bare=bare, initial_head=initial_branch))
+
+
+def clone_or_fetch_mirror(url: str, mirror: Path) -> Repo:
+    """A bare mirror of `url` at `mirror` (created on first use) with every branch and tag
+    fetched now. Raises GitError when the remote cannot be reached."""
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        repo = (pygit2.Repository(str(mirror)) if mirror.exists()
+                else pygit2.init_repository(str(mirror), bare=True))
+        remote = repo.remotes.create_anonymous(url)
+        remote.fetch(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                     prune=pygit2.enums.FetchPrune.PRUNE)
+    except pygit2.GitError as e:
+        raise GitError(f"cannot fetch {url}: {e}") from e
+    return Repo(repo)
+
+
+def signature(repo: pygit2.Repository | None = None, *, kind: str = "AUTHOR") -> pygit2.Signature:
+    """GIT_<kind>_NAME/EMAIL from the environment, else user.name/email from the repo's
+    config, else 'stackctl <stackctl@localhost>' (so commits never fail on a fresh machine)."""
+    name = os.environ.get(f"GIT_{kind}_NAME")
+    email = os.environ.get(f"GIT_{kind}_EMAIL")
+    if repo is not None and (not name or not email):
+        try:
+            cfg = repo.config
+            name = name or _config_value(cfg, "user.name")
+            email = email or _config_value(cfg, "user.email")
+        except pygit2.GitError:
+            pass
+    return pygit2.Signature(name or FALLBACK_NAME, email or FALLBACK_EMAIL)
+
+
+def _config_value(cfg: pygit2.Config, key: str) -> str | None:
+    try:
+        return str(cfg[key])
+    except (KeyError, pygit2.GitError):
+        return None
+
+
+class Repo:
+    """A git repository, through pygit2, with plain-value methods."""
+
+    def __init__(self, raw: pygit2.Repository) -> None:
+        self.raw = raw
+
+    # -- where -----------------------------------------------------------------------------
+    @property
+    def workdir(self) -> Path | None:
+        return Path(self.raw.workdir) if self.raw.workdir else None
+
+    @property
+    def root(self) -> Path:
+        """The work tree root; raises GitError for a bare repository."""
+        if self.workdir is None:
+            raise GitError(f"{self.raw.path} is a bare repository; it has no working tree")
+        return self.workdir.resolve()
+
+    @property
+    def is_bare(self) -> bool:
+        return bool(self.raw.is_bare)
+
+    # -- refs ------------------------------------------------------------------------------
+    def current_branch(self) -> str | None:
+        """The checked-out branch's short name (also for an unborn branch); None if detached."""
+        if self.raw.head_is_detached:
+            return None
+        target = self.raw.references["HEAD"].target
+        name = str(target)
+        return name.removeprefix("refs/heads/")
+
+    def head_commit(self) -> str | None:
+        """The commit HEAD points to, or None in a repository without commits."""
+        if self.raw.head_is_unborn:
+            return None
+        return str(self.raw.head.target)
+
+    def branch_commit(self, branch: str) -> str | None:
+        ref = self.raw.references.get(f"refs/heads/{branch}")
+        if ref is None:
+            return None
+        return str(ref.resolve().target)
+
+    def branches(self) -> dict[str, str]:
+        """Local branches: name -> commit id."""
+        out: dict[str, str] = {}
+        for name in self.raw.branches.local:
+            br = self.raw.branches.local[name]
+            out[name] = str(br.target)
+        return out
+
+    def tags(self) -> dict[str, str]:
+        """Tags: name -> the commit id they point to (annotated tags peeled)."""
+        out: dict[str, str] = {}
+        for ref in self.raw.references.iterator():
+            if not ref.name.startswith("refs/tags/"):
+                continue
+            try:
+                commit = ref.peel(pygit2.Commit)
+            except (pygit2.GitError, ValueError, pygit2.InvalidSpecError):
+                continue  # a tag of a tree or blob is not a release
+            out[ref.name.removeprefix("refs/tags/")] = str(commit.id)
+        return out
+
+    def set_branch(self, branch: str, commit: str, *, message: str = "stackctl") -> None:
+        """Create or move a branch (without touching HEAD or the working tree)."""
+        with _translate(f"cannot set branch {branch}"):
+            self.raw.create_reference_direct(
+                f"refs/heads/{branch}", pygit2.Oid(hex=commit), True, message=message
+            )
+
+    def create_branch(self, branch: str, commit: str) -> None:
+        """Create a branch; GitError if it exists."""
+        if self.branch_commit(branch) is not None:
+            raise GitError(f"branch {branch} already exists",
+                           hint="Choose another name or delete the branch first.")
+        self.set_branch(branch, commit)
+
+    def delete_branch(self, branch: str) -> None:
+        with _translate(f"cannot delete branch {branch}"):
+            self.raw.references.delete(f"refs/heads/{branch}")
+
+    def resolve(self, rev: str) -> str:
+        """A commit id for a revision (branch, tag, commit id or prefix, HEAD~1...)."""
+        try:
+            obj = self.raw.revparse_single(rev)
+            return str(obj.peel(pygit2.Commit).id)
+        except (pygit2.GitError, KeyError, ValueError, pygit2.InvalidSpecError) as e:
+            raise GitError(f"no commit {rev!r} in {self.raw.path}") from e
+
+    def has_commit(self, commit: str) -> bool:
+        try:
+            obj = self.raw.get(commit)
+        except (ValueError, pygit2.GitError):
+            return False
+        return obj is not None and obj.type == ObjectType.COMMIT
+
+    def commit_info(self, commit: str) -> CommitInfo:
+        c = self._commit(commit)
+        return CommitInfo(
+            id=str(c.id), message=c.message, parents=tuple(str(p) for p in c.parent_ids),
+            tree=str(c.tree_id), author=f"{c.author.name} <{c.author.email}>",
+            time=int(c.commit_time),
+        )
+
+    def log(self, commit: str) -> list[CommitInfo]:
+        """The first-parent history from `commit` back, newest first."""
+        out: list[CommitInfo] = []
+        current: str | None = commit
+        while current is not None:
+            info = self.commit_info(current)
+            out.append(info)
+            current = info.parents[0] if info.parents else None
+        return out
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        with _translate(f"cannot find the merge base of {a} and {b}"):
+            base = self.raw.merge_base(pygit2.Oid(hex=self.resolve(a)),
+                                       pygit2.Oid(hex=self.resolve(b)))
+        return str(base) if base is not None else None
+
+    # -- trees -----------------------------------------------------------------------------
+    def _commit(self, commit: str) -> pygit2.Commit:
+        try:
+            obj = self.raw.get(commit) if len(commit) == 40 else None
+            if obj is None:
+                obj = self.raw.revparse_single(commit)
+            c = obj.peel(pygit2.Commit)
+        except (pygit2.GitError, KeyError, ValueError, pygit2.InvalidSpecError) as e:
+            raise GitError(f"no commit {commit!r} in {self.raw.path}") from e
+        return c
+
+    def _subtree(self, tree: pygit2.Tree, prefix: str) -> pygit2.Tree | None:
+        if not prefix:
+            return tree
+        try:
+            entry = tree[prefix]
+        except KeyError:
+            return None
+        obj = self.raw[entry.id]
+        return obj if isinstance(obj, pygit2.Tree) else None
+
+    def commit_tree_id(self, commit: str, prefix: str = "") -> str | None:
+        """The id of a commit's tree, or of its subtree at `prefix` (None if absent)."""
+        sub = self._subtree(self._commit(commit).tree, prefix.strip("/"))
+        return str(sub.id) if sub is not None else None
+
+    def read_tree(self, commit: str, prefix: str = "", *, with_content: bool = True) -> Files:
+        """A commit's files (or those under `prefix`, relative to it) as
+        {path: (mode, bytes)}. With with_content=False the bytes are the blob ids (hex,
+        ASCII), which is enough to compare trees quickly."""
+        sub = self._subtree(self._commit(commit).tree, prefix.strip("/"))
+        out: Files = {}
+        if sub is not None:
+            self._walk(sub, "", out, with_content)
+        return out
+
+    def read_tree_id(self, tree_id: str, *, with_content: bool = True) -> Files:
+        out: Files = {}
+        tree = self.raw[tree_id]
+        if not isinstance(tree, pygit2.Tree):
+            raise GitError(f"{tree_id} is not a tree")
+        self._walk(tree, "", out, with_content)
+        return out
+
+    def _walk(self, tree: pygit2.Tree, base: str, out: Files, with_content: bool) -> None:
+        for entry in tree:
+            path = f"{base}{entry.name}"
+            mode = int(entry.filemode)
+            if mode == MODE_TREE:
+                sub = self.raw[entry.id]
+                assert isinstance(sub, pygit2.Tree)
+                self._walk(sub, path + "/", out, with_content)
+            elif mode in (MODE_FILE, MODE_EXEC, MODE_LINK):
+                data = self.raw[entry.id].read_raw() if with_content else str(entry.id).encode()
+                out[path] = (mode, data)
+            # submodules (commit entries) are not files of the tree; they are skipped
+
+    def write_tree(self, files: Mapping[str, tuple[int, bytes]]) -> str:
+        """Write blobs and trees for {path: (mode, bytes)}; return the root tree id."""
+        nested: dict[str, Any] = {}
+        for path, (mode, data) in files.items():
+            parts = [p for p in path.split("/") if p]
+            if not parts or any(p in (".", "..", ".git") for p in parts):
+                raise GitError(f"refusing to write the path {path!r} into a git tree")
+            node = nested
+            for part in parts[:-1]:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    raise GitError(f"{path!r} is both a file and a folder")
+                node = child
+            if isinstance(node.get(parts[-1]), dict):
+                raise GitError(f"{path!r} is both a file and a folder")
+            node[parts[-1]] = (mode, data)
+        with _translate("cannot write a tree"):
+            return str(self._write_nested(nested))
+
+    def _write_nested(self, node: dict[str, Any]) -> pygit2.Oid:
+        tb = self.raw.TreeBuilder()
+        for name, value in node.items():
+            if isinstance(value, dict):
+                tb.insert(name, self._write_nested(value), MODE_TREE)
+            else:
+                mode, data = value
+                tb.insert(name, self.raw.create_blob(data), mode)
+        oid: pygit2.Oid = tb.write()
+        return oid
+
+    def replace_subtree(self, base_tree: str | None, prefix: str, subtree: str | None) -> str:
+        """A tree equal to `base_tree` with the folder `prefix` replaced by the tree
+        `subtree` (None removes it). Only the trees along `prefix` are rewritten."""
+        parts = [p for p in prefix.split("/") if p]
+        if not parts:
+            raise GitError("an empty path cannot be replaced")
+        with _translate(f"cannot replace {prefix} in a tree"):
+            base = self.raw[base_tree] if base_tree else None
+            new = self._replace(base, parts, pygit2.Oid(hex=subtree) if subtree else None)
+        if new is None:  # everything was removed: an empty tree
+            return str(self.raw.TreeBuilder().write())
+        return str(new)
+
+    def _replace(self, tree: Any, parts: list[str], leaf: pygit2.Oid | None) -> pygit2.Oid | None:
+        tb = self.raw.TreeBuilder(tree) if tree is not None else self.raw.TreeBuilder()
+        name = parts[0]
+        if len(parts) == 1:
+            new: pygit2.Oid | None = leaf
+        else:
+            existing = tb.get(name)
+            child = (self.raw[existing.id]
+                     if existing is not None and int(existing.filemode) == MODE_TREE else None)
+            new = self._replace(child, parts[1:], leaf)
+        if tb.get(name) is not None:
+            tb.remove(name)
+        if new is not None:
+            tb.insert(name, new, MODE_TREE)
+        if len(tb) == 0:
+            return None
+        oid: pygit2.Oid = tb.write()
+        return oid
+
+    def replace_file(self, base_tree: str, path: str, data: bytes | None,
+                     mode: int = MODE_FILE) -> str:
+        """A tree equal to `base_tree` with one file written (or removed when data is None)."""
+        parts = [p for p in path.split("/") if p]
+        with _translate(f"cannot write {path} into a tree"):
+            return str(self._replace_file(self.raw[base_tree], parts, data, mode))
+
+    def _replace_file(self, tree: Any, parts: list[str], data: bytes | None, mode: int) -> Any:
+        tb = self.raw.TreeBuilder(tree) if tree is not None else self.raw.TreeBuilder()
+        name = parts[0]
+        existing = tb.get(name)
+        if len(parts) == 1:
+            if existing is not None:
+                tb.remove(name)
+            if data is not None:
+                tb.insert(name, self.raw.create_blob(data), mode)
+        else:
+            child = (self.raw[existing.id]
+                     if existing is not None and int(existing.filemode) == MODE_TREE else None)
+            sub = self._replace_file(child, parts[1:], data, mode)
+            if existing is not None:
+                tb.remove(name)
+            sub_tree = self.raw[sub] if sub is not None else None
+            if isinstance(sub_tree, pygit2.Tree) and len(sub_tree) > 0:
+                tb.insert(name, sub, MODE_TREE)
+        return tb.write()
+
+    # -- commits ---------------------------------------------------------------------------
+    def create_commit(self, tree: str, message: str, parents: list[str] | tuple[str, ...],
+                      *, branch: str | None = None) -> str:
+        """Create a commit with explicit parents. With `branch`, the branch is created or
+        moved to it (HEAD and the working tree are not touched)."""
+        author = signature(self.raw, kind="AUTHOR")
+        committer = signature(self.raw, kind="COMMITTER")
+        with _translate("cannot create a commit"):
+            oid = self.raw.create_commit(
+                None, author, committer, message, pygit2.Oid(hex=tree),
+                [pygit2.Oid(hex=p) for p in parents],
+            )
+        if branch is not None:
+            self.set_branch(branch, str(oid), message=message.split("\n", 1)[0])
+        return str(oid)
+
+    def commit_files(self, files: Mapping[str, tuple[int, bytes]], message: str,
+                     *, parents: list[str] | None = None, branch: str | None = None) -> str:
+        """Write `files` as a tree and commit it."""
+        return self.create_commit(self.write_tree(files), message, parents or [], branch=branch)
+
+    # -- working tree ----------------------------------------------------------------------
+    def dirty_paths(self, *, untracked_under: tuple[str, ...] = ()) -> list[str]:
+        """Tracked files whose working tree or index content differs from HEAD, plus
+        untracked files under any of the `untracked_under` folders."""
+        prefixes = tuple(p.rstrip("/") + "/" for p in untracked_under)
+        with _translate("cannot read the status of the working tree"):
+            status = self.raw.status(untracked_files="all" if prefixes else "no")
+        out = []
+        for path, flags in status.items():
+            if flags == FileStatus.CURRENT or flags & FileStatus.IGNORED:
+                continue
+            if flags == FileStatus.WT_NEW and not path.startswith(prefixes):
+                continue
+            out.append(path)
+        return sorted(out)
+
+    def is_dirty(self) -> bool:
+        return bool(self.dirty_paths())
+
+    def require_clean(self, *, untracked_under: tuple[str, ...] = (), action: str) -> None:
+        """DirtyWorktreeError naming the files when the working tree is not clean."""
+        dirty = self.dirty_paths(untracked_under=untracked_under)
+        if dirty:
+            shown = ", ".join(dirty[:10]) + (f" and {len(dirty) - 10} more"
+                                             if len(dirty) > 10 else "")
+            raise DirtyWorktreeError(
+                f"the working tree of {self.root} has uncommitted changes ({shown}), "
+                f"so stackctl will not {action}",
+                hint="Commit or discard them (git commit / git checkout -- FILE) and run the "
+                "command again.",
+            )
+
+    def checkout(self, commit: str, *, branch: str | None = None) -> None:
+        """Update the working tree and index to `commit` (safely: files with local
+        changes are never overwritten), then point `branch` (created or moved; default:
+        the current branch) and HEAD at it."""
+        target = self._commit(commit)
+        with _translate(f"cannot check out {commit}"):
+            strategy = CheckoutStrategy.SAFE | CheckoutStrategy.RECREATE_MISSING
+            # The baseline is HEAD's tree (libgit2's default), so files deleted in the
+            # target are removed and files changed locally make the checkout fail.
+            checkout_tree: Any = self.raw.checkout_tree  # untyped in pygit2
+            checkout_tree(target.tree, strategy=strategy)
+        name = branch or self.current_branch()
+        if name is None:
+            with _translate(f"cannot detach HEAD at {commit}"):
+                self.raw.set_head(target.id)
+            return
+        self.set_branch(name, str(target.id), message=f"stackctl: {target.message[:60]}")
+        with _translate(f"cannot switch HEAD to {name}"):
+            self.raw.set_head(f"refs/heads/{name}")
+
+    def add_and_commit_all(self, message: str) -> str:
+        """Stage every file of the working tree (respecting .gitignore) and commit it on
+        the current branch. Used by `stackctl init` for the initial commit."""
+        with _translate("cannot commit the working tree"):
+            index = self.raw.index
+            index.add_all()
+            index.write()
+            tree = str(index.write_tree())
+        parents = [h] if (h := self.head_commit()) else []
+        commit = self.create_commit(tree, message, parents)
+        name = self.current_branch() or "main"
+        self.set_branch(name, commit, message=message.split("\n", 1)[0])
+        with _translate(f"cannot switch HEAD to {name}"):
+            self.raw.set_head(f"refs/heads/{name}")
+        return commit
+
+    def is_ignored(self, path: str) -> bool:
+        return bool(self.raw.path_is_ignored(path))
+
+
+__all__ = [
+    "MODE_EXEC", "MODE_FILE", "MODE_LINK", "CommitInfo", "DirtyWorktreeError", "Files",
+    "GitError", "Repo", "blob_id", "clone_or_fetch_mirror", "digest", "find_repo", "init_repo",
+    "is_repo_dir", "mode_flag", "open_repo", "read_worktree_files", "signature", "write_files",
+]

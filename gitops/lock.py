@@ -1,0 +1,158 @@
+"""stackctl.lock: what is vendored, the source of truth for rebuilds and upgrades.
+
+    # stackctl.lock: what is vendored. Written by 'stackctl vendor import'; do not edit.
+    version: 1
+    vendor:
+    - name: kubeflow                     # vendor/<name>/ and the branch vendor/<name>
+      source: https://github.com/kubeflow/manifests   # as in stack.yaml or --source
+      sourceKind: git                    # git | archive | archive-folder | release-folder
+      ref: v1.4                          # the ref that was asked for
+      resolved: v1.4.1                   # the tag, branch or commit id it resolved to
+      resolvedKind: tag                  # tag | branch | commit | release
+      commit: 0f8a...                    # upstream commit id (git sources), else null
+      archiveSha256: null                # sha256 of the archive file (archive kinds)
+      digest: sha256:5c1e...             # content digest of the imported tree
+      files: 1215                        # number of files imported
+      path: vendor/kubeflow              # where the import lives, from the stack root
+      importedAt: '2025-01-31T10:00:00Z' # UTC
+      vendorBranch: vendor/kubeflow
+      vendorCommit: 9d2b...              # the import's commit on the vendor branch
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from gitops.errors import ConfigError
+from gitops.schema import Field, validate
+from gitops.stack import LOCK_FILE
+from gitops.yamlio import dump_safe, load_all_rt
+
+LOCK_VERSION = 1
+HEADER = "# stackctl.lock: what is vendored. Written by 'stackctl vendor import'; do not edit.\n"
+
+ENTRY_SPEC = {
+    "name": Field((str,), required=True),
+    "source": Field((str,), required=True),
+    "sourceKind": Field((str,), required=True,
+                        choices=("git", "archive", "archive-folder", "release-folder")),
+    "ref": Field((str,), required=True),
+    "resolved": Field((str,), required=True),
+    "resolvedKind": Field((str,), required=True,
+                          choices=("tag", "branch", "commit", "release")),
+    "commit": Field((str,)),
+    "archiveSha256": Field((str,)),
+    "digest": Field((str,), required=True),
+    "files": Field((int,), required=True),
+    "path": Field((str,), required=True),
+    "importedAt": Field((str,), required=True),
+    "vendorBranch": Field((str,), required=True),
+    "vendorCommit": Field((str,), required=True),
+}
+
+LOCK_SPEC = {
+    "version": Field((int,), required=True, choices=(LOCK_VERSION,)),
+    "vendor": Field((list,), required=True, items=(dict,)),
+}
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """One vendored upstream."""
+
+    name: str
+    source: str
+    source_kind: str
+    ref: str
+    resolved: str
+    resolved_kind: str
+    commit: str | None
+    archive_sha256: str | None
+    digest: str
+    files: int
+    path: str
+    imported_at: str
+    vendor_branch: str
+    vendor_commit: str
+
+    def to_yaml(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "source": self.source, "sourceKind": self.source_kind,
+            "ref": self.ref, "resolved": self.resolved, "resolvedKind": self.resolved_kind,
+            "commit": self.commit, "archiveSha256": self.archive_sha256,
+            "digest": self.digest, "files": self.files, "path": self.path,
+            "importedAt": self.imported_at, "vendorBranch": self.vendor_branch,
+            "vendorCommit": self.vendor_commit,
+        }
+
+    @classmethod
+    def from_yaml(cls, d: dict[str, Any]) -> LockEntry:
+        return cls(
+            name=str(d["name"]), source=str(d["source"]), source_kind=str(d["sourceKind"]),
+            ref=str(d["ref"]), resolved=str(d["resolved"]),
+            resolved_kind=str(d["resolvedKind"]),
+            commit=str(d["commit"]) if d.get("commit") else None,
+            archive_sha256=str(d["archiveSha256"]) if d.get("archiveSha256") else None,
+            digest=str(d["digest"]), files=int(d["files"]), path=str(d["path"]),
+            imported_at=str(d["importedAt"]), vendor_branch=str(d["vendorBranch"]),
+            vendor_commit=str(d["vendorCommit"]),
+        )
+
+    def with_vendor_commit(self, commit: str) -> LockEntry:
+        return replace(self, vendor_commit=commit)
+
+
+@dataclass(frozen=True)
+class Lock:
+    entries: tuple[LockEntry, ...] = ()
+
+    def get(self, name: str) -> LockEntry | None:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        return None
+
+    def with_entry(self, entry: LockEntry) -> Lock:
+        """This lock with `entry` added, or replacing the entry of the same name."""
+        others = [e for e in self.entries if e.name != entry.name]
+        return Lock(entries=tuple(sorted([*others, entry], key=lambda e: e.name)))
+
+
+def render_lock(lock: Lock) -> str:
+    data = {"version": LOCK_VERSION, "vendor": [e.to_yaml() for e in lock.entries]}
+    return HEADER + dump_safe(data)
+
+
+def parse_lock(text: str, *, path: Path | str = LOCK_FILE) -> Lock:
+    docs = [d for d in load_all_rt(text, path=path) if d is not None]
+    if len(docs) != 1:
+        raise ConfigError(f"expected exactly one YAML document, found {len(docs)}", path=path,
+                          hint="Restore the file from git (git checkout -- stackctl.lock).")
+    doc = docs[0]
+    validate(doc, LOCK_SPEC, path=Path(path))
+    entries = []
+    for i, node in enumerate(doc["vendor"]):
+        validate(node, ENTRY_SPEC, path=Path(path), where=f"vendor[{i}].")
+        entries.append(LockEntry.from_yaml(dict(node)))
+    return Lock(entries=tuple(entries))
+
+
+def read_lock(root: Path) -> Lock | None:
+    """The lock of the deployment repo at `root`, or None when nothing was vendored yet."""
+    path = root / LOCK_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(f"cannot read the file: {e.strerror}", path=path) from e
+    return parse_lock(text, path=path)
+
+
+def write_lock(root: Path, lock: Lock) -> Path:
+    """Write the lock file to disk (vendor import commits it through git instead)."""
+    path = root / LOCK_FILE
+    path.write_text(render_lock(lock), encoding="utf-8")
+    return path
