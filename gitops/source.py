@@ -467,3 +467,16 @@ def open_source(spec: str) -> Source:
     """The source a string names. Git remotes are fetched lazily, on first use."""
     return _open(spec)
 
+
+
+def spec_for_stack(source: str, *, root: Path, cwd: Path) -> str:
+    """A source given on the command line (relative to `cwd`) as stack.yaml and the lock
+    hold it: URLs as given; local paths relative to the stack root when inside it,
+    absolute otherwise."""
+    if is_url(source):
+        return source
+    path = (cwd / Path(source).expanduser()).resolve()
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -266,7 +266,7 @@ def test_import_refuses_untracked_files_inside_the_vendored_folder(
     root = deploy_repo(source=str(release_folder(tmp_path / "rf", upstream_files)))
     (root / "vendor/mlstack").mkdir(parents=True)
     (root / "vendor/mlstack/mine.yaml").write_text("a: 1\n")
-    with pytest.raises(DirtyWorktreeError, match="vendor/mlstack/mine.yaml"):
+    with pytest.raises(DirtyWorktreeError, match=r"vendor/mlstack/mine\.yaml"):
         import_release(load_stack(root), ref="v1.4")
 
 

@@ -1,0 +1,104 @@
+"""`vendor status`: local edits, newer tags and remote bases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from gitops.stack import load_stack
+from gitops.vendor import find_remote_bases, import_release, vendor_status
+from tests.fixtures.gitrepos import git_upstream, release_folder
+
+Releases = dict[str, dict[str, "str | bytes | tuple[str | bytes, int]"]]
+
+
+def test_status_of_a_fresh_import_is_pristine_and_lists_newer_tags_without_rcs(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    git_upstream(tmp_path / "up", upstream_files)
+    root = deploy_repo(source=str(tmp_path / "up"))
+    import_release(load_stack(root), ref="v1.3.0")
+    st = vendor_status(load_stack(root))
+    assert st.pristine
+    assert st.entry is not None and st.entry.resolved == "v1.3.0"
+    assert st.newer_tags == ("v1.4.0", "v1.4.1")
+    assert st.source_error is None
+
+
+def test_status_finds_a_local_edit_an_added_and_a_deleted_file(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    root = deploy_repo(source=str(release_folder(tmp_path / "rf", upstream_files)))
+    import_release(load_stack(root), ref="v1.4.0")
+    v = root / "vendor" / "mlstack"
+    (v / "webapp/deployment.yaml").write_text("edited: true\n")
+    (v / "controller/extra.yaml").write_text("kind: ConfigMap\n")
+    (v / "VERSION").unlink()
+    (v / "kustomization.yaml").chmod(0o755)  # a mode change is a modification too
+
+    st = vendor_status(load_stack(root), check_source=False)
+
+    assert not st.pristine
+    assert st.modified == ("kustomization.yaml", "webapp/deployment.yaml")
+    assert st.added == ("controller/extra.yaml",)
+    assert st.deleted == ("VERSION",)
+
+
+def test_status_finds_remote_bases_in_vendored_kustomizations(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    root = deploy_repo(source=str(release_folder(tmp_path / "rf", upstream_files)))
+    import_release(load_stack(root), ref="v1.4.1")
+    st = vendor_status(load_stack(root))
+    assert [str(b) for b in st.remote_bases] == [
+        "vendor/mlstack/workflows/kustomization.yaml: resources: "
+        "github.com/argoproj/argo-workflows/manifests/base/crds/minimal?ref=v3.7.3"
+    ]
+    assert st.newer_tags == ()
+
+
+def test_status_reports_an_unreachable_source_without_failing(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    folder = release_folder(tmp_path / "rf", upstream_files)
+    root = deploy_repo(source=str(folder))
+    import_release(load_stack(root), ref="v1.3.0")
+    folder.rename(tmp_path / "gone")
+    st = vendor_status(load_stack(root))
+    assert st.pristine
+    assert st.source_error is not None and "does not exist" in st.source_error
+
+
+def test_status_with_nothing_vendored(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    root = deploy_repo(source=str(release_folder(tmp_path / "rf", upstream_files)))
+    st = vendor_status(load_stack(root))
+    assert st.entry is None and st.pristine
+
+
+def test_remote_base_detection_covers_urls_hosts_and_ignores_local_folders() -> None:
+    files = {
+        "k/kustomization.yaml": (
+            "resources:\n"
+            "- https://github.com/org/repo//manifests?ref=v1\n"
+            "- git@github.com:org/repo.git//base\n"
+            "- github.com/org/repo/base?ref=v2\n"
+            "- my.domain/local\n"
+            "- ../other\n"
+            "- deployment.yaml\n"
+            "components:\n- gitlab.com/org/comp\n"
+            "bases:\n- ssh://git.example.com/base\n"
+        ),
+        "k/my.domain/local/kustomization.yaml": "resources: []\n",
+        "broken/kustomization.yaml": "resources: [\n",
+    }
+    bases = find_remote_bases(files, lambda p: files[p].encode(), base="vendor/x")
+    assert [(b.field, b.url) for b in bases] == [
+        ("resources", "https://github.com/org/repo//manifests?ref=v1"),
+        ("resources", "git@github.com:org/repo.git//base"),
+        ("resources", "github.com/org/repo/base?ref=v2"),
+        ("components", "gitlab.com/org/comp"),
+        ("bases", "ssh://git.example.com/base"),
+    ]
+    assert {b.file for b in bases} == {"vendor/x/k/kustomization.yaml"}
