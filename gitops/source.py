@@ -107,6 +107,12 @@ def match_release(ref: str, tags: Iterable[str]) -> str | None:
 def nearest_tags(ref: str, tags: Iterable[str], n: int = 5) -> list[str]:
     """The tags closest to what the person wrote, for an error message."""
     tags = list(tags)
+    want = Version.parse(ref)
+    if want is not None:  # versions: the highest of the same major, else the highest overall
+        parsed = {t: v for t in tags if (v := Version.parse(t)) is not None}
+        same = [t for t, v in parsed.items() if v.full[0] == want.full[0]]
+        if same or parsed:
+            return sort_tags(same or parsed)[-n:]
     close = difflib.get_close_matches(ref, tags, n=n, cutoff=0.5)
     if close:
         return sort_tags(close)
