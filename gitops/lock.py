@@ -151,6 +151,11 @@ def read_lock(root: Path) -> Lock | None:
     return parse_lock(text, path=path)
 
 
+def lock_text_with(root: Path, entry: LockEntry) -> str:
+    """The text of the lock at `root` with `entry` added or replaced (for a commit)."""
+    return render_lock((read_lock(root) or Lock()).with_entry(entry))
+
+
 def write_lock(root: Path, lock: Lock) -> Path:
     """Write the lock file to disk (vendor import commits it through git instead)."""
     path = root / LOCK_FILE

@@ -368,7 +368,10 @@ def vendor_status(stack: Stack, *, check_source: bool = True,
     pristine = repo.read_tree(pristine_commit(stack, progress=progress), vpath,
                               with_content=False)
     local = git.read_worktree_files(stack.root / entry.path)
-    local = {p: v for p, v in local.items() if not repo.is_ignored(f"{vpath}/{p}")}
+    # Files git ignores are not local additions; upstream files stay compared even when a
+    # .gitignore pattern matches them (Kubeflow ships .env files, often ignored).
+    local = {p: v for p, v in local.items()
+             if p in pristine or not repo.is_ignored(f"{vpath}/{p}")}
     modified, added = [], []
     for p, (mode, data) in local.items():
         old = pristine.get(p)

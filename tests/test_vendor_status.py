@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pygit2
+
 from gitops.stack import load_stack
 from gitops.vendor import find_remote_bases, import_release, vendor_status
-from tests.fixtures.gitrepos import git_upstream, release_folder
+from tests.fixtures.gitrepos import commit_all, git_upstream, release_folder
 
 Releases = dict[str, dict[str, "str | bytes | tuple[str | bytes, int]"]]
 
@@ -102,3 +104,19 @@ def test_remote_base_detection_covers_urls_hosts_and_ignores_local_folders() -> 
         ("bases", "ssh://git.example.com/base"),
     ]
     assert {b.file for b in bases} == {"vendor/x/k/kustomization.yaml"}
+
+
+def test_status_ignores_gitignored_additions_but_still_compares_upstream_files(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    upstream_files["v1.3.0"]["params.env"] = "A=1\n"
+    root = deploy_repo(source=str(release_folder(tmp_path / "rf", upstream_files)))
+    (root / ".gitignore").write_text("*.env\n*.log\n")
+    commit_all(pygit2.Repository(str(root)), "ignore env and log files")
+    import_release(load_stack(root), ref="v1.3.0")
+    v = root / "vendor" / "mlstack"
+    assert (v / "params.env").read_text() == "A=1\n"
+    (v / "debug.log").write_text("noise\n")
+    assert vendor_status(load_stack(root), check_source=False).pristine
+    (v / "params.env").write_text("A=2\n")
+    assert vendor_status(load_stack(root), check_source=False).modified == ("params.env",)
