@@ -147,7 +147,7 @@ def open_repo(path: Path, *, search: bool = True) -> Repo:
         location = pygit2.discover_repository(str(path))
     if not location:
         raise GitError(
-            f"{path} is not inside a git repository",
+            f"{path} is not inside a git repository.",
             hint="Run 'stackctl init' there, or run the command inside your deployment repo.",
         )
     try:
@@ -272,7 +272,7 @@ class Repo:
     def create_branch(self, branch: str, commit: str) -> None:
         """Create a branch; GitError if it exists."""
         if self.branch_commit(branch) is not None:
-            raise GitError(f"branch {branch} already exists",
+            raise GitError(f"branch {branch} already exists.",
                            hint="Choose another name or delete the branch first.")
         self.set_branch(branch, commit)
 
@@ -513,7 +513,7 @@ class Repo:
                                              if len(dirty) > 10 else "")
             raise DirtyWorktreeError(
                 f"the working tree of {self.root} has uncommitted changes ({shown}), "
-                f"so stackctl will not {action}",
+                f"so stackctl will not {action}.",
                 hint="Commit or discard them (git commit / git checkout -- FILE) and run the "
                 "command again.",
             )

@@ -128,7 +128,7 @@ def render_lock(lock: Lock) -> str:
 def parse_lock(text: str, *, path: Path | str = LOCK_FILE) -> Lock:
     docs = [d for d in load_all_rt(text, path=path) if d is not None]
     if len(docs) != 1:
-        raise ConfigError(f"expected exactly one YAML document, found {len(docs)}", path=path,
+        raise ConfigError(f"expected exactly one YAML document, found {len(docs)}.", path=path,
                           hint="Restore the file from git (git checkout -- stackctl.lock).")
     doc = docs[0]
     validate(doc, LOCK_SPEC, path=Path(path))

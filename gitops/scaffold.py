@@ -89,7 +89,7 @@ def init_stack(directory: Path, *, name: str, source: str, ref: str | None = Non
     root = root.resolve()
     if (root / STACK_FILE).exists():
         raise ConfigError(
-            f"{root / STACK_FILE} exists already; stackctl init does not overwrite it",
+            f"{root / STACK_FILE} exists already; stackctl init does not overwrite it.",
             hint="Edit it instead, or run 'stackctl init' in another folder.",
         )
     if root.exists() and not root.is_dir():

@@ -160,7 +160,7 @@ class Source:
     def resolve(self, ref: str) -> ResolvedRef:
         ref = ref.strip()
         if not ref:
-            raise SourceError("an empty ref cannot be resolved",
+            raise SourceError("an empty ref cannot be resolved.",
                               hint="Pass a tag, branch or commit, e.g. --ref v1.4.")
         tags = self.tags()
         if ref in tags:
@@ -225,7 +225,7 @@ class GitSource(Source):
                         self.spec, cache_dir() / "sources" / f"{key}.git")
             except GitError as e:
                 raise SourceError(
-                    f"cannot read the git source {self.spec}: {e.message}",
+                    f"cannot read the git source {self.spec}: {e.message}.",
                     hint="Check the URL or path, your network and credentials, then run the "
                     "command again.",
                 ) from e
@@ -298,7 +298,7 @@ def _safe_name(name: str, archive: Path) -> str | None:
     if not parts:
         return None
     if p.is_absolute() or ".." in parts:
-        raise SourceError(f"{archive} holds an unsafe path {name!r}",
+        raise SourceError(f"{archive} holds an unsafe path {name!r}.",
                           hint="Only archives with relative paths inside them can be vendored.")
     if ".git" in parts:
         return None
@@ -347,7 +347,7 @@ def read_archive(path: Path) -> git.Files:
                     mode = git.MODE_EXEC if member.mode & 0o111 else git.MODE_FILE
                     out[name] = (mode, f.read())
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
-        raise SourceError(f"cannot read the archive {path}: {e}",
+        raise SourceError(f"cannot read the archive {path}: {e}.",
                           hint="Check that the file is a complete .tar.gz or .zip.") from e
     return _strip_top(out)
 
@@ -444,7 +444,7 @@ def _open(spec: str) -> Source:
     path = Path(spec).expanduser()
     if not path.exists():
         raise SourceError(
-            f"the source {spec} does not exist",
+            f"the source {spec} does not exist.",
             hint="Give a git URL, a local git repository, a .tar.gz/.zip archive, or a folder "
             "of release archives or release folders.",
         )
@@ -463,7 +463,7 @@ def _open(spec: str) -> Source:
     if any(p.is_dir() and not p.name.startswith(".") for p in entries):
         return ReleaseFolderSource(spec, path)
     raise SourceError(
-        f"the source folder {spec} holds no releases",
+        f"the source folder {spec} holds no releases.",
         hint="A folder source holds archives named <name>-<tag>.tar.gz (or .tgz, .zip) or one "
         "subfolder per release tag.",
     )

@@ -164,7 +164,7 @@ def _entry(stack: Stack) -> LockEntry:
     entry = lock.get(stack.name) if lock else None
     if entry is None:
         raise ConfigError(
-            f"nothing is vendored for {stack.name!r}: {stack.lock_path} has no entry for it",
+            f"nothing is vendored for {stack.name!r}: {stack.lock_path} has no entry for it.",
             hint="Import a release first: 'stackctl vendor import --ref REF'.",
         )
     return entry
@@ -243,7 +243,7 @@ def pristine_commit(stack: Stack, *, progress: Progress | None = None) -> str:
             return info.id
     raise GitError(
         f"{stack.vendor_branch} has no commit with the release pinned in {LOCK_FILE} "
-        f"({entry.resolved}, {entry.digest})",
+        f"({entry.resolved}, {entry.digest}).",
         hint=f"Delete the branch (git branch -D {stack.vendor_branch}); stackctl then rebuilds "
         "it from the lock.",
     )
@@ -257,13 +257,13 @@ def _refuse_local_edits(repo: git.Repo, head: str | None, vpath: str,
     if previous is None:
         raise VendorEditedError(
             f"{vpath}/ already exists but {LOCK_FILE} has no entry for {stack.name!r}, so "
-            "stackctl cannot tell upstream files from local edits and will not overwrite it",
+            "stackctl cannot tell upstream files from local edits and will not overwrite it.",
             hint=f"Move the folder away (git mv {vpath} ...) and commit, then import again.",
         )
     if _tree_digest(repo, head, vpath) != previous.digest:
         raise VendorEditedError(
             f"{vpath}/ has local edits since {previous.resolved} was imported; a plain import "
-            "would lose them",
+            "would lose them.",
             hint="Run 'stackctl upgrade --vendor REF' to merge the new release with your "
             "edits, or see them with 'stackctl vendor status'.",
         )
@@ -290,13 +290,13 @@ def import_release(stack: Stack, *, ref: str | None, source: str | None = None,
     branch = repo.current_branch()
     if merge:
         if branch is None:
-            raise GitError("HEAD is detached, so there is no branch to merge the import into",
+            raise GitError("HEAD is detached, so there is no branch to merge the import into.",
                            hint="Switch to a branch (git switch main) and run the import again.")
         repo.require_clean(untracked_under=(vpath,), action=f"import into {vpath}/")
         _refuse_local_edits(repo, head, vpath, previous, stack)
     want = ref or stack.ref
     if not want:
-        raise ConfigError("no ref to import: stack.yaml has no 'ref' and --ref was not given",
+        raise ConfigError("no ref to import: stack.yaml has no 'ref' and --ref was not given.",
                           path=stack.root / "stack.yaml", hint="Pass --ref, e.g. --ref v1.4.")
     spec, src = _source_spec(stack, source)
     say(f"resolving {want} in {spec}")
