@@ -232,11 +232,11 @@ def pristine_commit(stack: Stack, *, progress: Progress | None = None) -> str:
     of a three-way upgrade."""
     entry = _entry(stack)
     repo, prefix = _open(stack)
+    tip = repo.branch_commit(stack.vendor_branch)
+    if tip is None:  # a fresh clone: restore or rebuild the branch first
+        return rebuild_vendor_branch(stack, progress=progress)
     if repo.has_commit(entry.vendor_commit):
         return entry.vendor_commit
-    tip = repo.branch_commit(stack.vendor_branch)
-    if tip is None:
-        return rebuild_vendor_branch(stack, progress=progress)
     for info in repo.log(tip):
         if info.trailers().get("Vendor-Digest") == entry.digest \
                 and _tree_digest(repo, info.id, _join(prefix, entry.path)) == entry.digest:
@@ -310,7 +310,14 @@ def import_release(stack: Stack, *, ref: str | None, source: str | None = None,
 
     parent = repo.branch_commit(stack.vendor_branch)
     if parent is None and previous is not None:
-        parent = ensure_vendor_branch(stack, progress=progress)
+        try:
+            parent = ensure_vendor_branch(stack, progress=progress)
+        except SourceError as e:
+            # The previous release cannot be fetched again (source moved or rewritten). The
+            # vendored tree is pristine (checked above), so the new import is still exact;
+            # it only starts the branch afresh.
+            say(f"{stack.vendor_branch} starts afresh: the previous import cannot be "
+                f"rebuilt ({e.message})")
     say(f"writing {len(files)} files to {stack.vendor_branch}")
     tree = repo.write_tree({f"{vpath}/{p}": v for p, v in files.items()})
     if parent is not None and repo.commit_info(parent).tree == tree:

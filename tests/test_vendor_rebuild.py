@@ -47,6 +47,8 @@ def test_deleted_vendor_branch_is_restored_at_the_locked_commit(
 
     assert ensure_vendor_branch(stack) == imported.vendor_commit
     assert repo.branch_commit("vendor/mlstack") == imported.vendor_commit
+    repo.delete_branch("vendor/mlstack")
+    assert vendor_status(stack).branch_commit == imported.vendor_commit  # status restores it
 
 
 def test_fresh_clone_without_the_import_commits_refetches_the_release(
@@ -132,3 +134,22 @@ def test_next_import_in_a_fresh_clone_builds_on_the_rebuilt_branch(
     repo = git.open_repo(clone)
     history = repo.log(result.vendor_commit)
     assert [c.subject for c in history] == ["vendor mlstack v1.4.1", "vendor mlstack v1.3.0"]
+
+
+def test_import_in_a_fresh_clone_whose_old_release_is_gone_starts_the_branch_afresh(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    old = tarball(tmp_path / "old" / "mlstack-v1.3.0.tar.gz", upstream_files["v1.3.0"])
+    root = deploy_repo(source=str(old))
+    import_release(load_stack(root), ref="v1.3.0")
+    clone = _squashed_clone(root, tmp_path / "clone")
+    old.unlink()
+    new = tarball(tmp_path / "new" / "mlstack-v1.4.1.tar.gz", upstream_files["v1.4.1"])
+    messages: list[str] = []
+
+    result = import_release(load_stack(clone), ref="v1.4.1", source=str(new),
+                            progress=messages.append)
+
+    assert git.open_repo(clone).commit_info(result.vendor_commit).parents == ()
+    assert any("starts afresh" in m for m in messages)
+    assert (clone / "vendor/mlstack/VERSION").read_text() == "v1.4.1\n"
