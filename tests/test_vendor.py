@@ -307,3 +307,33 @@ def test_import_in_a_stack_below_the_repository_root(
     assert repo_status(repo_root) == {}
     paths = git.open_repo(repo_root).read_tree(result.vendor_commit, with_content=False)
     assert all(p.startswith("platform/vendor/mlstack/") for p in paths)
+
+
+def test_import_from_a_file_url_of_a_bare_repository(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    tags = git_upstream(tmp_path / "up.git", upstream_files, bare=True)
+    url = (tmp_path / "up.git").as_uri()
+    root = deploy_repo(source=url)
+    result = import_release(load_stack(root), ref="v1.4")
+    assert result.lock_entry.commit == tags["v1.4.1"]
+    assert result.lock_entry.source == url
+    assert _vendored(root) == _expected(upstream_files["v1.4.1"])
+
+
+def test_import_into_a_repository_without_commits(
+    tmp_path: Path, git_env: Path, upstream_files: Releases
+) -> None:
+    release_folder(tmp_path / "rf", upstream_files)
+    root = tmp_path / "fresh"
+    root.mkdir()
+    (root / "stack.yaml").write_text("name: mlstack\nsource: ../rf\n")
+    pygit2.init_repository(str(root), initial_head="main")
+
+    result = import_release(load_stack(root), ref="v1.3")
+
+    repo = git.open_repo(root)
+    assert repo.current_branch() == "main"
+    assert repo.commit_info(result.merge_commit or "").parents == (result.vendor_commit,)
+    assert _vendored(root) == _expected(upstream_files["v1.3.0"])
+    assert repo_status(root) == {"stack.yaml": pygit2.enums.FileStatus.WT_NEW}
