@@ -538,6 +538,15 @@ class Repo:
         with _translate(f"cannot switch HEAD to {name}"):
             self.raw.set_head(f"refs/heads/{name}")
 
+    def checkout_branch(self, branch: str) -> str:
+        """Switch to an existing branch, updating the working tree and index (safely)."""
+        commit = self.branch_commit(branch)
+        if commit is None:
+            raise GitError(f"there is no branch {branch}.",
+                           hint="List the branches with 'git branch'.")
+        self.checkout(commit, branch=branch)
+        return commit
+
     def add_and_commit_all(self, message: str) -> str:
         """Stage every file of the working tree (respecting .gitignore) and commit it on
         the current branch. Used by `stackctl init` for the initial commit."""

@@ -148,3 +148,19 @@ def test_tags_are_peeled_to_commits(repo: git.Repo) -> None:
                         pygit2.Signature("a", "b@c"), "annotated")
     repo.raw.references.create("refs/tags/v2", pygit2.Oid(hex=head))
     assert repo.tags() == {"v1": head, "v2": head}
+
+
+def test_checkout_branch_switches_head_and_files(repo: git.Repo) -> None:
+    head = repo.head_commit() or ""
+    files = repo.read_tree(head)
+    files["only-on-side.txt"] = (git.MODE_FILE, b"side\n")
+    repo.create_commit(repo.write_tree(files), "side", [head], branch="side")
+    repo.checkout_branch("side")
+    assert repo.current_branch() == "side"
+    assert (repo.root / "only-on-side.txt").read_text() == "side\n"
+    repo.checkout_branch("main")
+    assert repo.current_branch() == "main" and repo.head_commit() == head
+    assert not (repo.root / "only-on-side.txt").exists()
+    assert repo_status(repo.root) == {}
+    with pytest.raises(GitError, match="there is no branch nope"):
+        repo.checkout_branch("nope")
