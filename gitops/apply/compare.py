@@ -1,0 +1,126 @@
+"""Comparing desired and live objects: the no-change test and the field-level plan.
+
+The no-change test is what makes a re-apply fast: an object whose every desired field
+already has the desired value live (desired is a subset of live), and which the last
+revision applied exactly so, needs no PATCH. Anything else is sent to server-side apply,
+so a wrong "changed" verdict only costs a request, never correctness.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from typing import Any
+
+# Fields of a live object the server owns: never desired, never part of a plan.
+_SERVER_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp",
+                "selfLink")
+
+
+def comparable(desired: dict[str, Any]) -> dict[str, Any]:
+    """The desired object as the server would store it, for the subset test: without
+    `status` (a subresource apply ignores), with a Secret's stringData folded into data."""
+    obj = {k: v for k, v in desired.items() if k != "status"}
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("creationTimestamp", None)
+    obj["metadata"] = meta
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1" and obj.get("stringData"):
+        data = dict(obj.get("data") or {})
+        for k, v in (obj.get("stringData") or {}).items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+        obj = {k: v for k, v in obj.items() if k != "stringData"}
+        obj["data"] = data
+    return obj
+
+
+def _scalar_equal(want: Any, have: Any) -> bool:
+    if want == have and type(want) is type(have):
+        return True
+    if isinstance(want, bool) or isinstance(have, bool):
+        return False
+    if isinstance(want, int | float) and isinstance(have, str):
+        return str(want) == have  # e.g. cpu: 1 is stored as "1"
+    if isinstance(want, int | float) and isinstance(have, int | float):
+        return float(want) == float(have)
+    return False
+
+
+def covers(live: Any, want: Any) -> bool:
+    """True when every field of `want` has the same value in `live`."""
+    if isinstance(want, dict):
+        if not isinstance(live, dict):
+            return False
+        for k, v in want.items():
+            if v is None:
+                if live.get(k) not in (None, {}, []):
+                    return False
+                continue
+            if k not in live or not covers(live[k], v):
+                return False
+        return True
+    if isinstance(want, list):
+        if not isinstance(live, list) or len(live) != len(want):
+            return False
+        return all(covers(lv, wv) for lv, wv in zip(live, want, strict=True))
+    return _scalar_equal(want, live)
+
+
+def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    for k in _SERVER_META:
+        meta.pop(k, None)
+    return out
+
+
+def _fmt(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_secret(obj: dict[str, Any]) -> bool:
+    return obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
+
+
+def field_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Readable field-level changes between two versions of an object, e.g.
+    `spec.replicas: 1 -> 3`. A Secret's data values are never shown, only the key."""
+    a, b = strip_server_fields(before), strip_server_fields(after)
+    secret = _is_secret(after) or _is_secret(before)
+    out: list[str] = []
+    _diff(a, b, "", out, secret)
+    return out
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _diff(a: Any, b: Any, path: str, out: list[str], secret: bool) -> None:
+    hidden = secret and (path.startswith(("data", "stringData"))
+                         or "last-applied-configuration" in path)
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            p = _join(path, str(k))
+            if k not in a:
+                out.append(f"{p}: added" + ("" if secret and _hidden_path(p)
+                                             else f" {_fmt(b[k])}"))
+            elif k not in b:
+                out.append(f"{p}: removed")
+            else:
+                _diff(a[k], b[k], p, out, secret)
+        return
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _diff(x, y, f"{path}[{i}]", out, secret)
+        return
+    if a != b:
+        if hidden:
+            out.append(f"{path}: changed (value hidden)")
+        else:
+            out.append(f"{path}: {_fmt(a)} -> {_fmt(b)}")
+
+
+def _hidden_path(path: str) -> bool:
+    return path.startswith(("data", "stringData")) or "last-applied-configuration" in path

@@ -1,0 +1,127 @@
+"""The values an apply returns: per-object actions, rejections, the failure and rollback."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gitops.apply.prune import PruneAction
+from gitops.apply.ssa import ApiRequestError, UnknownKindError
+from gitops.apply.wait import HealthReport
+from gitops.errors import ClusterError
+from gitops.resource import ResourceId
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    stage: str  # lease, read, validate, phase, apply, wait, prune, record, rollback, done
+    message: str
+    id: ResourceId | None = None
+
+
+@dataclass(frozen=True)
+class ObjectAction:
+    id: ResourceId
+    action: str  # created, configured, unchanged, failed; dry run: create, update, unchanged
+    changes: tuple[str, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An object the API server refused (in the dry run or the apply)."""
+
+    id: ResourceId
+    reason: str  # Invalid, Immutable, Conflict, Forbidden, NotFound, UnknownKind, ...
+    message: str
+    fields: tuple[str, ...] = ()
+    managers: tuple[str, ...] = ()
+    hint: str = ""
+
+    def describe(self) -> str:
+        where = f" (field {', '.join(self.fields)})" if self.fields else ""
+        who = f" owned by {', '.join(self.managers)}" if self.managers else ""
+        text = f"{self.id}: {self.reason}{where}{who}: {self.message}"
+        return text + (f" {self.hint}" if self.hint else "")
+
+
+@dataclass(frozen=True)
+class ObjectFailure:
+    id: ResourceId
+    reason: str
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Failure:
+    stage: str  # "apply", "validate", "health"
+    summary: str
+    objects: tuple[ObjectFailure, ...] = ()
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    to_revision: int | None  # None: nothing to roll back to, created objects deleted
+    recorded_revision: int | None
+    reapplied: int
+    deleted: tuple[ResourceId, ...]
+    kept: tuple[ResourceId, ...]
+    healthy: bool
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    cluster: str
+    revision: int | None  # the revision recorded (or still current when nothing changed)
+    dry_run: bool
+    changed: bool
+    actions: tuple[ObjectAction, ...]
+    prune: tuple[PruneAction, ...] = ()
+    health: HealthReport | None = None
+    rejections: tuple[Rejection, ...] = ()
+    failure: Failure | None = None
+    rollback: RollbackResult | None = None
+    abandoned: tuple[int, ...] = ()  # pending revisions of dead runs, now marked failed
+    lease_taken_over: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejections and self.failure is None
+
+    def count(self, action: str) -> int:
+        return sum(1 for a in self.actions if a.action == action)
+
+
+_CONFLICT_MANAGER = re.compile(r'conflict with "([^"]+)"')
+
+
+def rejection_from(rid: ResourceId, e: ClusterError) -> Rejection:
+    if isinstance(e, UnknownKindError):
+        return Rejection(rid, "UnknownKind", e.message, hint=e.hint or "")
+    if not isinstance(e, ApiRequestError):
+        return Rejection(rid, "Error", str(e))
+    causes = e.causes
+    fields = tuple(dict.fromkeys(str(c.get("field")) for c in causes if c.get("field")))
+    if e.code == 409 and any(c.get("type") == "FieldManagerConflict" for c in causes):
+        managers = tuple(dict.fromkeys(
+            m.group(1) for c in causes
+            if (m := _CONFLICT_MANAGER.search(str(c.get("message") or "")))
+        ))
+        return Rejection(
+            rid, "Conflict", "fields are owned by another field manager", fields, managers,
+            hint="Remove these fields from the render, or take them over with "
+                 "--force-conflicts (the other manager may set them back).",
+        )
+    if e.code == 422:
+        immutable = [c for c in causes if "immutable" in str(c.get("message") or "")]
+        if immutable or "immutable" in e.server_message:
+            return Rejection(
+                rid, "Immutable", e.server_message, fields,
+                hint=f"This field cannot change on a live object: delete {rid} and run "
+                     "stackctl apply again, which recreates it (stackctl has no --replace), "
+                     "or give the object a new name.",
+            )
+        return Rejection(rid, "Invalid", e.server_message, fields,
+                         hint="Fix the manifest in git and apply again.")
+    return Rejection(rid, e.reason or f"HTTP {e.code}", e.server_message, fields)

@@ -1,0 +1,290 @@
+"""Server-side apply and the few other requests an apply needs, through the official client.
+
+Requests go through `ApiClient.call_api` with paths built from discovery, so that any kind
+(built-in or custom) is handled the same way, as kubectl's dynamic client does. Server-side
+apply is a PATCH with content type `application/apply-patch+yaml` (JSON is valid YAML), field
+manager `stackctl`, and `force=true` only when the user asked to take over conflicting fields
+(https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import urllib3
+
+from gitops.errors import ClusterError
+from gitops.resource import ResourceId, split_api_version
+
+FIELD_MANAGER = "stackctl"
+
+
+class ApiRequestError(ClusterError):
+    """The API server answered a request with an error Status (kept on `.status`)."""
+
+    def __init__(self, message: str, *, code: int, status: dict[str, Any],
+                 hint: str | None = None) -> None:
+        self.code = code
+        self.status = status
+        super().__init__(message, hint=hint)
+
+    @property
+    def reason(self) -> str:
+        return str(self.status.get("reason") or "")
+
+    @property
+    def causes(self) -> list[dict[str, Any]]:
+        return list((self.status.get("details") or {}).get("causes") or [])
+
+    @property
+    def server_message(self) -> str:
+        return str(self.status.get("message") or self.reason or f"HTTP {self.code}")
+
+
+class UnreachableError(ClusterError):
+    """The API server could not be reached at all."""
+
+
+class UnknownKindError(ClusterError):
+    """Discovery does not know an object's kind (its CRD is missing or not established)."""
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+class Kube:
+    """A thin, thread-safe layer over an ApiClient: discovery cached once per run, raw JSON
+    requests, and the error translation into ClusterError subclasses."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+        self._lock = threading.Lock()
+        self._resources: dict[str, dict[str, ResourceInfo]] = {}  # group/version -> kind
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    # -- requests ---------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        return self.request_full(method, path, query=query, body=body,
+                                 content_type=content_type, timeout=timeout)[1]
+
+    def request_full(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 60.0,
+    ) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, decoded body) of a request; raises ClusterError subclasses."""
+        url_path = path + ("?" + urlencode(query) if query else "")
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        method_, url, headers_, body_, _ = self.api.param_serialize(
+            method, url_path, header_params=headers, body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            resp = self.api.call_api(method_, url, header_params=headers_, body=body_,
+                                     _request_timeout=timeout)
+            data = resp.read()
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise UnreachableError(
+                f"cannot reach the Kubernetes API server at {self.host} ({type(e).__name__}: "
+                f"{_first_line(e)}) during {method} {path}.",
+                hint="Check that the cluster is running and the kubeconfig points at it, then "
+                     "run the command again: a rerun converges from wherever this one stopped.",
+            ) from e
+        except Exception as e:  # the client's own ApiException for TLS errors
+            if type(e).__name__ == "ApiException":
+                raise UnreachableError(
+                    f"cannot talk to the Kubernetes API server at {self.host}: "
+                    f"{_first_line(e)}.",
+                    hint="Check the kubeconfig's server address and certificates.",
+                ) from e
+            raise
+        text = data.decode("utf-8") if isinstance(data, bytes) else str(data or "")
+        if 200 <= resp.status < 300:
+            return int(resp.status), (json.loads(text) if text else {})
+        try:
+            status = json.loads(text)
+        except ValueError:
+            status = {"message": text.strip()[:500], "code": resp.status}
+        if not isinstance(status, dict):
+            status = {"message": str(status), "code": resp.status}
+        raise ApiRequestError(
+            f"the API server refused {method} {path}: {status.get('message') or resp.status}",
+            code=int(resp.status), status=status,
+        )
+
+    # -- discovery --------------------------------------------------------------------
+    def _load_group_version(self, api_version: str) -> dict[str, ResourceInfo]:
+        group, version = split_api_version(api_version)
+        path = f"/apis/{api_version}" if group else f"/api/{version}"
+        try:
+            doc = self.request("GET", path)
+        except ApiRequestError as e:
+            if e.code == 404:
+                return {}
+            raise
+        kinds: dict[str, ResourceInfo] = {}
+        for res in doc.get("resources") or []:
+            if "/" in str(res.get("name", "")):
+                continue  # subresources such as deployments/scale
+            kinds[str(res["kind"])] = ResourceInfo(
+                group=group, version=version, kind=str(res["kind"]),
+                plural=str(res["name"]), namespaced=bool(res.get("namespaced")),
+            )
+        return kinds
+
+    def resource(self, api_version: str, kind: str, *, refresh: bool = False) -> ResourceInfo:
+        """The resource serving `kind` at `api_version`; looked up once per group/version
+        per run (again with refresh=True, after CRDs are established)."""
+        with self._lock:
+            cached = self._resources.get(api_version)
+        if cached is None or (refresh and kind not in cached):
+            cached = self._load_group_version(api_version)
+            with self._lock:
+                self._resources[api_version] = cached
+        info = cached.get(kind)
+        if info is None:
+            raise UnknownKindError(
+                f"the cluster does not serve {kind} in {api_version}",
+                hint="Install its CustomResourceDefinition (in the same apply, or first), "
+                     "or fix the apiVersion.",
+            )
+        return info
+
+    def knows(self, api_version: str, kind: str) -> bool:
+        try:
+            self.resource(api_version, kind, refresh=True)
+        except UnknownKindError:
+            return False
+        return True
+
+    # -- paths ------------------------------------------------------------------------
+    def collection_path(self, info: ResourceInfo, namespace: str = "") -> str:
+        base = f"/apis/{info.group}/{info.version}" if info.group else f"/api/{info.version}"
+        if info.namespaced and namespace:
+            return f"{base}/namespaces/{quote(namespace, safe='')}/{info.plural}"
+        return f"{base}/{info.plural}"
+
+    def object_path(self, info: ResourceInfo, namespace: str, name: str) -> str:
+        return self.collection_path(info, namespace) + "/" + quote(name, safe="")
+
+    def info_of(self, obj: dict[str, Any]) -> ResourceInfo:
+        return self.resource(str(obj.get("apiVersion") or ""), str(obj.get("kind") or ""))
+
+    # -- verbs ------------------------------------------------------------------------
+    def apply(self, obj: dict[str, Any], *, dry_run: bool = False,
+              force: bool = False) -> dict[str, Any]:
+        return self.apply_full(obj, dry_run=dry_run, force=force)[1]
+
+    def apply_full(self, obj: dict[str, Any], *, dry_run: bool = False,
+                   force: bool = False) -> tuple[int, dict[str, Any]]:
+        """Server-side apply; the status is 201 when the object was created."""
+        info = self.info_of(obj)
+        meta = obj.get("metadata") or {}
+        query = {"fieldManager": FIELD_MANAGER}
+        if force:
+            query["force"] = "true"
+        if dry_run:
+            query["dryRun"] = "All"
+        path = self.object_path(info, str(meta.get("namespace") or ""), str(meta["name"]))
+        return self.request_full("PATCH", path, query=query, body=obj,
+                                 content_type="application/apply-patch+yaml")
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str
+            ) -> dict[str, Any] | None:
+        info = self.resource(api_version, kind)
+        try:
+            return self.request("GET", self.object_path(info, namespace, name))
+        except ApiRequestError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, *, namespace: str = "",
+             label_selector: str | None = None, field_selector: str | None = None,
+             ) -> list[dict[str, Any]]:
+        info = self.resource(api_version, kind)
+        query: dict[str, str] = {}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        items: list[dict[str, Any]] = []
+        while True:
+            doc = self.request("GET", self.collection_path(info, namespace), query=query or None)
+            for item in doc.get("items") or []:
+                item.setdefault("apiVersion", info.api_version)
+                item.setdefault("kind", kind)
+                items.append(item)
+            token = (doc.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            query["continue"] = str(token)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str, *,
+               propagation: str = "Background", dry_run: bool = False) -> bool:
+        """Delete an object; False when it was already gone."""
+        info = self.resource(api_version, kind)
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
+                                "propagationPolicy": propagation}
+        if dry_run:
+            body["dryRun"] = ["All"]
+        try:
+            self.request("DELETE", self.object_path(info, namespace, name), body=body)
+        except ApiRequestError as e:
+            if e.code == 404:
+                return False
+            raise
+        return True
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        info = self.info_of(obj)
+        ns = str((obj.get("metadata") or {}).get("namespace") or "")
+        return self.request("POST", self.collection_path(info, ns), body=obj)
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        info = self.info_of(obj)
+        meta = obj.get("metadata") or {}
+        return self.request(
+            "PUT", self.object_path(info, str(meta.get("namespace") or ""), str(meta["name"])),
+            body=obj,
+        )
+
+
+def rid_of(obj: dict[str, Any]) -> ResourceId:
+    return ResourceId.of(obj)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__

@@ -1,0 +1,279 @@
+"""Revisions and the ApplySet inventory of a cluster, stored in the cluster itself.
+
+Each apply records a revision: the manifests it applied (gzip-compressed JSON, split into
+chunks below the 1 MiB object size limit, since Kubeflow's render is 5-10 MB of YAML), the
+git commit, the user, the time and the object count. They are Secrets, not ConfigMaps,
+because the manifests hold Secret values: reading them needs Secret-level RBAC, as with Helm's
+release storage. Names are `stackctl.<cluster>.v<N>` (further chunks `...v<N>.c<i>`).
+
+The inventory is ApplySet-compatible (KEP-3659, kubectl's `--applyset`): a parent Secret
+`stackctl.<cluster>.applyset` with the label `applyset.kubernetes.io/id`, the annotations
+`applyset.kubernetes.io/tooling`, `contains-group-kinds` and `additional-namespaces`, and
+the label `applyset.kubernetes.io/part-of=<id>` on every member.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import getpass
+import gzip
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gitops import __version__
+from gitops.apply.ssa import ApiRequestError, Kube
+from gitops.errors import ClusterError
+from gitops.resource import ResourceId
+
+PART_OF = "applyset.kubernetes.io/part-of"
+APPLYSET_ID = "applyset.kubernetes.io/id"
+TOOLING = "applyset.kubernetes.io/tooling"
+GROUP_KINDS = "applyset.kubernetes.io/contains-group-kinds"
+ADDITIONAL_NS = "applyset.kubernetes.io/additional-namespaces"
+
+L_OWNER = "app.kubernetes.io/managed-by"
+L_CLUSTER = "stackctl.dev/cluster"
+L_REVISION = "stackctl.dev/revision"
+L_STATUS = "stackctl.dev/status"
+L_CHUNK = "stackctl.dev/chunk"
+A_COMMIT = "stackctl.dev/commit"
+A_USER = "stackctl.dev/user"
+A_TIME = "stackctl.dev/time"
+A_OBJECTS = "stackctl.dev/objects"
+A_CHUNKS = "stackctl.dev/chunks"
+A_DIGEST = "stackctl.dev/digest"
+A_DESCRIPTION = "stackctl.dev/description"
+SECRET_TYPE = "stackctl.dev/revision"
+DATA_KEY = "manifests.json.gz"
+
+# Base64 grows data by 4/3: 700 KiB of gzip stays under the 1 MiB Secret limit with room
+# for metadata.
+CHUNK_BYTES = 700 * 1024
+
+STATUSES = ("pending", "deployed", "failed", "rolled-back", "superseded")
+
+
+def applyset_id(name: str, namespace: str, kind: str, group: str) -> str:
+    """The ApplySet id kubectl computes for a parent (kubectl/pkg/cmd/apply/applyset.go):
+    `applyset-<base64url, no padding, of sha256("<name>.<namespace>.<kind>.<group>")>-v1`."""
+    digest = hashlib.sha256(".".join((name, namespace, kind, group)).encode()).digest()
+    return "applyset-" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode() + "-v1"
+
+
+def parent_name(cluster: str) -> str:
+    return f"stackctl.{cluster}.applyset"
+
+
+def cluster_applyset_id(cluster: str, records_namespace: str) -> str:
+    return applyset_id(parent_name(cluster), records_namespace, "Secret", "")
+
+
+def secret_name(cluster: str, revision: int, chunk: int = 0) -> str:
+    base = f"stackctl.{cluster}.v{revision}"
+    return base if chunk == 0 else f"{base}.c{chunk}"
+
+
+# -- manifests payload ----------------------------------------------------------------
+def encode_manifests(objects: Sequence[dict[str, Any]]) -> bytes:
+    text = json.dumps(list(objects), sort_keys=True, separators=(",", ":"))
+    return gzip.compress(text.encode(), compresslevel=6, mtime=0)
+
+
+def decode_manifests(blob: bytes) -> list[dict[str, Any]]:
+    data = json.loads(gzip.decompress(blob).decode())
+    if not isinstance(data, list):
+        raise ValueError("manifests payload is not a list")
+    return data
+
+
+def split_chunks(blob: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
+    return [blob[i:i + size] for i in range(0, len(blob), size)] or [b""]
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    revision: int
+    status: str
+    commit: str
+    user: str
+    time: str
+    object_count: int
+    description: str = ""
+    chunks: int = 1
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def current_user() -> str:
+    for var in ("STACKCTL_USER", "GITLAB_USER_LOGIN", "GITHUB_ACTOR"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def _info(secret: dict[str, Any]) -> RevisionInfo:
+    meta = secret.get("metadata") or {}
+    labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
+    return RevisionInfo(
+        revision=int(labels.get(L_REVISION, 0)),
+        status=str(labels.get(L_STATUS, "")),
+        commit=str(ann.get(A_COMMIT, "")),
+        user=str(ann.get(A_USER, "")),
+        time=str(ann.get(A_TIME, "")),
+        object_count=int(ann.get(A_OBJECTS, 0) or 0),
+        description=str(ann.get(A_DESCRIPTION, "")),
+        chunks=int(ann.get(A_CHUNKS, 1) or 1),
+    )
+
+
+class Records:
+    """The revisions and the ApplySet parent of one cluster, in its records namespace."""
+
+    def __init__(self, kube: Kube, *, cluster: str, namespace: str) -> None:
+        self.kube = kube
+        self.cluster = cluster
+        self.namespace = namespace
+        self.applyset_id = cluster_applyset_id(cluster, namespace)
+
+    @property
+    def _secrets(self) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/secrets"
+
+    def ensure_namespace(self) -> None:
+        try:
+            self.kube.request("GET", f"/api/v1/namespaces/{self.namespace}")
+        except ApiRequestError as e:
+            if e.code != 404:
+                raise
+            try:
+                self.kube.request("POST", "/api/v1/namespaces", body={
+                    "apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": self.namespace, "labels": {L_OWNER: "stackctl"}},
+                })
+            except ApiRequestError as e2:
+                if e2.code != 409:
+                    raise
+
+    def revisions(self) -> list[RevisionInfo]:
+        """Every recorded revision of the cluster, oldest first."""
+        try:
+            doc = self.kube.request("GET", self._secrets, query={
+                "labelSelector": f"{L_CLUSTER}={self.cluster},{L_CHUNK}=0",
+            })
+        except ApiRequestError as e:
+            if e.code == 404:
+                return []
+            raise
+        infos = [_info(s) for s in doc.get("items") or []]
+        return sorted(infos, key=lambda i: i.revision)
+
+    def latest(self, *, status: str | None = None) -> RevisionInfo | None:
+        revs = [r for r in self.revisions() if status is None or r.status == status]
+        return revs[-1] if revs else None
+
+    def manifests(self, revision: int) -> list[dict[str, Any]]:
+        first = self._get(secret_name(self.cluster, revision))
+        if first is None:
+            raise ClusterError(
+                f"revision {revision} of cluster {self.cluster!r} is not recorded in namespace "
+                f"{self.namespace}",
+                hint=f"Run 'stackctl history --cluster {self.cluster}' for the revisions.",
+            )
+        info = _info(first)
+        parts = [first]
+        for i in range(1, info.chunks):
+            part = self._get(secret_name(self.cluster, revision, i))
+            if part is None:
+                raise ClusterError(
+                    f"revision {revision} of cluster {self.cluster!r} is incomplete: chunk {i} "
+                    f"of {info.chunks} ({secret_name(self.cluster, revision, i)}) is missing",
+                    hint="Roll back to another revision, or apply again from git.",
+                )
+            parts.append(part)
+        blob = b"".join(base64.b64decode((p.get("data") or {}).get(DATA_KEY, "")) for p in parts)
+        digest = ((first.get("metadata") or {}).get("annotations") or {}).get(A_DIGEST)
+        if digest and hashlib.sha256(blob).hexdigest() != digest:
+            raise ClusterError(
+                f"revision {revision} of cluster {self.cluster!r} is corrupt (digest mismatch)",
+                hint="Roll back to another revision, or apply again from git.",
+            )
+        return decode_manifests(blob)
+
+    def _get(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.kube.request("GET", f"{self._secrets}/{name}")
+        except ApiRequestError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def write(self, revision: int, objects: Sequence[dict[str, Any]], *, status: str,
+              commit: str | None, description: str = "") -> RevisionInfo:
+        blob = encode_manifests(objects)
+        chunks = split_chunks(blob)
+        for i in reversed(range(len(chunks))):  # chunk 0 last: it makes the revision visible
+            labels = {L_OWNER: "stackctl", L_CLUSTER: self.cluster,
+                      L_REVISION: str(revision), L_CHUNK: str(i)}
+            annotations: dict[str, str] = {A_CHUNKS: str(len(chunks))}
+            if i == 0:
+                labels[L_STATUS] = status
+                annotations.update({
+                    A_COMMIT: commit or "", A_USER: current_user(), A_TIME: _now(),
+                    A_OBJECTS: str(len(objects)), A_DIGEST: hashlib.sha256(blob).hexdigest(),
+                    A_DESCRIPTION: description,
+                })
+            body = {
+                "apiVersion": "v1", "kind": "Secret", "type": SECRET_TYPE,
+                "metadata": {"name": secret_name(self.cluster, revision, i),
+                             "namespace": self.namespace, "labels": labels,
+                             "annotations": annotations},
+                "data": {DATA_KEY: base64.b64encode(chunks[i]).decode()},
+            }
+            self.kube.apply(body, force=True)
+        info = self.latest_info(revision)
+        assert info is not None
+        return info
+
+    def latest_info(self, revision: int) -> RevisionInfo | None:
+        secret = self._get(secret_name(self.cluster, revision))
+        return _info(secret) if secret is not None else None
+
+    def set_status(self, revision: int, status: str, *, description: str | None = None) -> None:
+        assert status in STATUSES
+        meta: dict[str, Any] = {"labels": {L_STATUS: status}}
+        if description is not None:
+            meta["annotations"] = {A_DESCRIPTION: description}
+        self.kube.request(
+            "PATCH", f"{self._secrets}/{secret_name(self.cluster, revision)}",
+            body={"metadata": meta}, content_type="application/merge-patch+json",
+        )
+
+    def write_parent(self, members: Iterable[ResourceId]) -> None:
+        """Create or update the ApplySet parent with the group-kinds and namespaces of the
+        members, as kubectl does before and after an apply."""
+        ids = list(members)
+        group_kinds = sorted({r.group_kind for r in ids})
+        namespaces = sorted({r.namespace for r in ids if r.namespace} - {self.namespace})
+        self.kube.apply({
+            "apiVersion": "v1", "kind": "Secret", "type": SECRET_TYPE,
+            "metadata": {
+                "name": parent_name(self.cluster), "namespace": self.namespace,
+                "labels": {APPLYSET_ID: self.applyset_id, L_OWNER: "stackctl",
+                           L_CLUSTER: self.cluster},
+                "annotations": {
+                    TOOLING: f"stackctl/v{__version__}",
+                    GROUP_KINDS: ",".join(group_kinds),
+                    ADDITIONAL_NS: ",".join(namespaces),
+                },
+            },
+        }, force=True)
