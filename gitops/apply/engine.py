@@ -282,18 +282,20 @@ def _delete_created(ctx: _Ctx, created: Sequence[Obj], keep: set[ResourceId]
 
 
 def _rollback(ctx: _Ctx, *, failed_revision: int, prev: RevisionInfo | None,
-              prev_objects: Sequence[Obj], created: Sequence[Obj], wait: bool
-              ) -> RollbackResult:
+              prev_objects: Sequence[Obj], created: Sequence[Obj],
+              touched: set[ResourceId], wait: bool) -> RollbackResult:
     try:
         reapplied = 0
         outcome = _Outcome()
         if prev is not None:
+            # Only what the failed attempt sent can differ from the previous revision.
+            restore = [o for o in prev_objects if ResourceId.of(o) in touched]
             ctx.progress(ProgressEvent(
-                "rollback", f"re-applying revision {prev.revision} ({len(prev_objects)} "
-                            "objects)"))
+                "rollback", f"re-applying {len(restore)} object(s) of revision "
+                            f"{prev.revision}"))
             ctx.deadline = time.monotonic() + ctx.policy.timeout
             # Our own previous state: take back fields the failed attempt moved.
-            outcome = _run_phases(ctx, prev_objects, set(), wait_for=None, force=True)
+            outcome = _run_phases(ctx, restore, set(), wait_for=None, force=True)
             reapplied = len(outcome.actions)
         keep = {ResourceId.of(o) for o in prev_objects}
         deleted, kept = _delete_created(ctx, created, keep)
@@ -457,7 +459,9 @@ def _apply_locked(
         rb: RollbackResult | None = None
         if rollback:
             rb = _rollback(ctx, failed_revision=revision, prev=prev, prev_objects=prev_objects,
-                           created=outcome.created, wait=wait)
+                           created=outcome.created, wait=wait,
+                           touched={r for r, a in outcome.actions.items()
+                                    if a.action != "unchanged"})
         return ApplyResult(cluster, revision, False, True, ordered, health=outcome.health,
                            failure=outcome.failure, rollback=rb, abandoned=abandoned)
 
