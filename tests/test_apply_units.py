@@ -1,0 +1,269 @@
+"""Unit tests of the apply engine's pure parts: order, health rules, prune safety,
+the no-change test, revision chunking and the ApplySet id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gitops.apply.compare import comparable, covers, field_changes
+from gitops.apply.order import Phase, group_by_phase, phase_of
+from gitops.apply.prune import MassPruneError, plan_prune
+from gitops.health import Health, status_of
+from gitops.inventory import (
+    applyset_id,
+    cluster_applyset_id,
+    decode_manifests,
+    encode_manifests,
+    split_chunks,
+)
+from gitops.resource import ResourceId
+
+
+def obj(api_version: str, kind: str, name: str, namespace: str = "", **extra: Any
+        ) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, **extra}
+
+
+# -- order ------------------------------------------------------------------------------
+def test_phases_put_crds_first_and_webhooks_last() -> None:
+    objects = [
+        obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "hook"),
+        obj("apps/v1", "Deployment", "web", "app"),
+        obj("rbac.authorization.k8s.io/v1", "RoleBinding", "rb", "app"),
+        obj("v1", "ConfigMap", "cfg", "app"),
+        obj("rbac.authorization.k8s.io/v1", "ClusterRole", "cr"),
+        obj("v1", "Namespace", "app"),
+        obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.example.com"),
+        obj("example.com/v1", "Widget", "w", "app"),
+        obj("storage.k8s.io/v1", "StorageClass", "fast"),
+    ]
+    phases = group_by_phase(objects)
+    assert [p for p, _ in phases] == [Phase.CRDS, Phase.NAMESPACES, Phase.CLUSTER,
+                                      Phase.CONFIG, Phase.RBAC, Phase.WORKLOADS,
+                                      Phase.WEBHOOKS]
+    assert [ResourceId.of(o).kind for o in dict(phases)[Phase.CLUSTER]] == [
+        "ClusterRole", "StorageClass"]
+    assert {ResourceId.of(o).kind for o in dict(phases)[Phase.WORKLOADS]} == {
+        "Deployment", "Widget"}
+
+
+def test_cluster_role_binding_goes_with_rbac_not_with_cluster_scoped_objects() -> None:
+    rid = ResourceId("rbac.authorization.k8s.io", "ClusterRoleBinding", "", "x")
+    assert phase_of(rid) is Phase.RBAC
+
+
+# -- health -----------------------------------------------------------------------------
+def deployment(replicas: int = 2, *, generation: int = 2, observed: int = 2, updated: int = 2,
+               available: int = 2, total: int = 2, conditions: list[Any] | None = None
+               ) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "a", "generation": generation},
+        "spec": {"replicas": replicas},
+        "status": {"observedGeneration": observed, "updatedReplicas": updated,
+                   "availableReplicas": available, "replicas": total,
+                   "conditions": conditions or []},
+    }
+
+
+def test_deployment_is_ready_when_every_replica_is_updated_and_available() -> None:
+    assert status_of(deployment()).health is Health.READY
+
+
+@pytest.mark.parametrize("kwargs,reason", [
+    ({"observed": 1}, "observe"),
+    ({"updated": 1}, "1 of 2 replicas updated"),
+    ({"available": 1}, "1 of 2 updated replicas available"),
+    ({"total": 3}, "old replicas"),
+])
+def test_deployment_is_in_progress_until_rolled_out(kwargs: dict[str, int], reason: str) -> None:
+    st = status_of(deployment(**kwargs))
+    assert st.health is Health.IN_PROGRESS
+    assert reason in st.reason
+
+
+def test_deployment_past_its_progress_deadline_has_failed() -> None:
+    cond = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "message": "ReplicaSet web-1 has timed out progressing."}
+    st = status_of(deployment(available=0, conditions=[cond]))
+    assert st.health is Health.FAILED
+    assert "timed out progressing" in st.reason
+
+
+def test_statefulset_waits_for_the_update_revision_to_become_current() -> None:
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+           "metadata": {"name": "db", "namespace": "a", "generation": 1},
+           "spec": {"replicas": 1},
+           "status": {"observedGeneration": 1, "updatedReplicas": 1, "readyReplicas": 1,
+                      "currentRevision": "db-1", "updateRevision": "db-2"}}
+    assert status_of(sts).health is Health.IN_PROGRESS
+    sts["status"]["currentRevision"] = "db-2"
+    assert status_of(sts).health is Health.READY
+
+
+def test_daemonset_waits_for_every_scheduled_pod() -> None:
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+          "metadata": {"name": "agent", "namespace": "a", "generation": 1},
+          "status": {"observedGeneration": 1, "desiredNumberScheduled": 3,
+                     "updatedNumberScheduled": 3, "numberAvailable": 2}}
+    assert status_of(ds).health is Health.IN_PROGRESS
+    ds["status"]["numberAvailable"] = 3
+    assert status_of(ds).ready
+
+
+def test_job_is_ready_when_complete_and_failed_when_failed() -> None:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "a"},
+           "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    assert status_of(job).ready
+    job["status"]["conditions"] = [{"type": "Failed", "status": "True",
+                                    "reason": "BackoffLimitExceeded"}]
+    st = status_of(job)
+    assert st.health is Health.FAILED and "BackoffLimitExceeded" in st.reason
+
+
+def test_pvc_is_ready_only_when_bound() -> None:
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+           "metadata": {"name": "data", "namespace": "a"}, "status": {"phase": "Pending"}}
+    assert status_of(pvc).health is Health.IN_PROGRESS
+    pvc["status"]["phase"] = "Bound"
+    assert status_of(pvc).ready
+
+
+def test_crd_is_ready_when_established_and_failed_when_names_are_refused() -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "w.example.com"}, "status": {"conditions": []}}
+    assert status_of(crd).health is Health.IN_PROGRESS
+    crd["status"]["conditions"] = [{"type": "Established", "status": "True"}]
+    assert status_of(crd).ready
+    crd["status"]["conditions"] = [{"type": "NamesAccepted", "status": "False",
+                                    "message": "kind Widget is already in use"}]
+    assert status_of(crd).health is Health.FAILED
+
+
+def test_custom_resource_follows_its_ready_condition_and_is_ready_without_conditions() -> None:
+    cr = {"apiVersion": "example.com/v1", "kind": "Widget",
+          "metadata": {"name": "w", "namespace": "a"}}
+    assert status_of(cr).ready
+    cr["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "Waiting"}]}
+    st = status_of(cr)
+    assert st.health is Health.IN_PROGRESS and "Waiting" in st.reason
+
+
+def test_apiservice_is_ready_when_available() -> None:
+    svc = {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+           "metadata": {"name": "v1beta1.metrics.k8s.io"},
+           "status": {"conditions": [{"type": "Available", "status": "False",
+                                      "message": "endpoints not found"}]}}
+    assert "endpoints not found" in status_of(svc).reason
+    svc["status"]["conditions"][0]["status"] = "True"
+    assert status_of(svc).ready
+
+
+# -- prune safety ---------------------------------------------------------------------------
+def inventory(n: int) -> list[dict[str, Any]]:
+    return [obj("v1", "ConfigMap", f"cm{i}", "a") for i in range(n)]
+
+
+def test_prune_deletes_objects_that_left_the_render() -> None:
+    prev = inventory(4)
+    desired = [ResourceId.of(o) for o in prev[:3]]
+    actions = plan_prune(prev, desired, protected_kinds=["Namespace"])
+    assert [(a.id.name, a.action) for a in actions] == [("cm3", "delete")]
+
+
+def test_prune_keeps_protected_kinds_unless_annotated() -> None:
+    prev = [*inventory(4), obj("v1", "Namespace", "data"),
+            obj("v1", "PersistentVolumeClaim", "db", "a",
+                ) | {"metadata": {"name": "db", "namespace": "a",
+                                  "annotations": {"stackctl.dev/prune": "allow"}}}]
+    desired = [ResourceId.of(o) for o in prev[:4]]
+    actions = {a.id.name: a.action for a in plan_prune(
+        prev, desired, protected_kinds=["Namespace", "PersistentVolumeClaim"])}
+    assert actions == {"data": "keep", "db": "delete"}
+
+
+def test_prune_refuses_an_empty_desired_set_without_the_flag() -> None:
+    with pytest.raises(MassPruneError, match="empty set"):
+        plan_prune(inventory(3), [], protected_kinds=[])
+    assert len(plan_prune(inventory(3), [], protected_kinds=[], allow_mass_prune=True)) == 3
+
+
+def test_prune_refuses_deleting_more_than_half_the_inventory_without_the_flag() -> None:
+    prev = inventory(4)
+    keep_one = [ResourceId.of(prev[0])]
+    with pytest.raises(MassPruneError, match="3 of the 4"):
+        plan_prune(prev, keep_one, protected_kinds=[])
+    assert len(plan_prune(prev, keep_one, protected_kinds=[], allow_mass_prune=True)) == 3
+    # exactly half is allowed
+    assert len(plan_prune(prev, [ResourceId.of(o) for o in prev[:2]], protected_kinds=[])) == 2
+
+
+# -- the no-change test and plans -----------------------------------------------------------
+def test_desired_covered_by_live_with_server_defaults_and_stringified_numbers() -> None:
+    desired = {"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "w", "namespace": "a", "labels": {"x": "1"}},
+               "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                   {"name": "c", "image": "i", "resources": {"limits": {"cpu": 1}}}]}}},
+               "status": {}}
+    live = {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "w", "namespace": "a", "labels": {"x": "1"}, "uid": "u"},
+            "spec": {"replicas": 2, "strategy": {"type": "RollingUpdate"},
+                     "template": {"spec": {"containers": [
+                         {"name": "c", "image": "i", "imagePullPolicy": "IfNotPresent",
+                          "resources": {"limits": {"cpu": "1"}}}]}}},
+            "status": {"replicas": 2}}
+    assert covers(live, comparable(desired))
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "j"
+    assert not covers(live, comparable(desired))
+
+
+def test_secret_string_data_is_compared_as_data() -> None:
+    desired = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+               "stringData": {"password": "hunter2"}}
+    live = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"}
+    assert covers(live, comparable(desired))
+
+
+def test_plan_hides_secret_values_and_shows_other_fields() -> None:
+    before = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+              "data": {"password": "b2xk"}}
+    after = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+             "data": {"password": "bmV3", "token": "dG9r"}}
+    changes = field_changes(before, after)
+    assert changes == ["data.password: changed (value hidden)", "data.token: added"]
+    assert not any("bmV3" in c or "dG9r" in c for c in changes)
+    cm_before = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                 "data": {"k": "1"}}
+    cm_after = {**cm_before, "data": {"k": "2"}}
+    assert field_changes(cm_before, cm_after) == ["data.k: '1' -> '2'"]
+
+
+# -- records ----------------------------------------------------------------------------------
+def test_manifests_round_trip_through_chunks_below_the_object_limit() -> None:
+    import random
+
+    rng = random.Random(7)
+    objects = [{"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": f"cm{i}", "namespace": "a"},
+                "data": {"blob": "".join(rng.choice("abcdefghij0123456789") for _ in range(4000))}}
+               for i in range(600)]
+    blob = encode_manifests(objects)
+    chunks = split_chunks(blob)
+    assert len(chunks) > 1
+    assert all(len(c) * 4 / 3 < 1024 * 1024 - 16 * 1024 for c in chunks)
+    assert decode_manifests(b"".join(chunks)) == objects
+
+
+def test_applyset_id_matches_kubectl_for_its_documented_example() -> None:
+    # kubectl's apply tests and the Kubernetes label reference use a Secret "my-set" in
+    # namespace "test" as parent, with this id.
+    assert applyset_id("my-set", "test", "Secret", "") == (
+        "applyset-0eFHV8ySqp7XoShsGvyWFQD3s96yqwHmzc4e0HR1dsY-v1")
+    assert cluster_applyset_id("dev", "stackctl-system") == applyset_id(
+        "stackctl.dev.applyset", "stackctl-system", "Secret", "")
