@@ -103,7 +103,8 @@ def rejection_from(rid: ResourceId, e: ClusterError) -> Rejection:
         return Rejection(rid, "Error", str(e))
     causes = e.causes
     fields = tuple(dict.fromkeys(str(c.get("field")) for c in causes if c.get("field")))
-    if e.code == 409 and any(c.get("type") == "FieldManagerConflict" for c in causes):
+    if e.code == 409 and any("FieldManagerConflict" in (c.get("reason"), c.get("type"))
+                             for c in causes):
         managers = tuple(dict.fromkeys(
             m.group(1) for c in causes
             if (m := _CONFLICT_MANAGER.search(str(c.get("message") or "")))

@@ -1,0 +1,65 @@
+"""Fixtures and object builders for the apply integration tests.
+
+They run on the sandbox's real API server: the team fixtures `kube_client` and `namespace`
+(tests/fixtures/sandbox.py), or, for a developer's own control plane, the kubeconfig named by
+$STACKCTL_TEST_KUBECONFIG.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# The sandbox's failure stage keeps pods carrying this label NotReady (docs/sandbox.md).
+FAIL_LABEL = "sandbox.stackctl.dev/fail"
+
+
+def _to_api_client(value: Any) -> Any:
+    return getattr(value, "api_client", value)
+
+
+@pytest.fixture
+def api(request: pytest.FixtureRequest) -> Any:
+    kubeconfig = os.environ.get("STACKCTL_TEST_KUBECONFIG")
+    if kubeconfig:
+        from kubernetes import config
+
+        return config.new_client_from_config(kubeconfig)
+    return _to_api_client(request.getfixturevalue("kube_client"))
+
+
+@pytest.fixture
+def ns(request: pytest.FixtureRequest, api: Any) -> Iterator[str]:
+    if not os.environ.get("STACKCTL_TEST_KUBECONFIG"):
+        yield str(request.getfixturevalue("namespace"))
+        return
+    from gitops.apply.ssa import Kube
+
+    kube = Kube(api)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kube.request("POST", "/api/v1/namespaces",
+                 body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    kube.delete("v1", "Namespace", "", name)
+
+
+def configmap(name: str, ns: str, **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns}, "data": dict(data) or {"k": "v"}}
+
+
+def deployment(name: str, ns: str, image: str = "registry.local/web:1", *,
+               replicas: int = 2, fail: bool = False) -> dict[str, Any]:
+    labels = {"app": name}
+    pod_labels = {**labels, **({FAIL_LABEL: "true"} if fail else {})}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": pod_labels},
+                              "spec": {"containers": [{"name": "main", "image": image}]}}},
+    }

@@ -1,0 +1,345 @@
+"""stackctl apply, rollback and history against the sandbox's real API server."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from gitops.apply import apply_objects, history, rollback_to
+from gitops.apply.lease import ClusterLease, LeaseHeldError
+from gitops.apply.prune import MassPruneError
+from gitops.apply.ssa import Kube, UnreachableError
+from gitops.cluster import ApplyPolicy
+from gitops.errors import ClusterError
+from gitops.inventory import (
+    ADDITIONAL_NS,
+    APPLYSET_ID,
+    GROUP_KINDS,
+    PART_OF,
+    TOOLING,
+    cluster_applyset_id,
+    parent_name,
+)
+from tests.integration.apply_helpers import api, configmap, deployment, ns
+
+pytestmark = pytest.mark.integration
+__all__ = ["api", "ns"]  # fixtures
+
+OK = ApplyPolicy(timeout=60)
+SHORT = ApplyPolicy(timeout=8)
+
+
+def run(api: Any, ns: str, objects: list[dict[str, Any]], *, policy: ApplyPolicy = OK,
+        **kw: Any) -> Any:
+    return apply_objects(api, objects, cluster=ns, records_namespace=ns, policy=policy, **kw)
+
+
+def image_of(kube: Kube, ns: str, name: str) -> str:
+    live = kube.get("apps/v1", "Deployment", ns, name)
+    assert live is not None
+    return str(live["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def test_apply_records_a_revision_and_an_applyset_kubectl_recognises(api: Any, ns: str) -> None:
+    kube = Kube(api)
+    result = run(api, ns, [configmap("a", ns), deployment("web", ns)], commit="abc123")
+    assert result.ok, result.failure
+    assert result.revision == 1
+    assert {a.action for a in result.actions} == {"created"}
+
+    set_id = cluster_applyset_id(ns, ns)
+    parent = kube.get("v1", "Secret", ns, parent_name(ns))
+    assert parent is not None
+    assert parent["metadata"]["labels"][APPLYSET_ID] == set_id
+    ann = parent["metadata"]["annotations"]
+    assert ann[TOOLING].startswith("stackctl/v")
+    assert ann[GROUP_KINDS] == "ConfigMap,Deployment.apps"
+    assert ann[ADDITIONAL_NS] == ""
+    live = kube.get("v1", "ConfigMap", ns, "a")
+    assert live is not None and live["metadata"]["labels"][PART_OF] == set_id
+
+    [rev] = history(api, cluster=ns, records_namespace=ns)
+    assert (rev.revision, rev.status, rev.commit, rev.object_count) == (1, "deployed",
+                                                                        "abc123", 2)
+
+
+def test_a_no_change_reapply_sends_nothing_and_records_no_revision(api: Any, ns: str) -> None:
+    objects = [configmap("a", ns), deployment("web", ns)]
+    assert run(api, ns, objects).ok
+    again = run(api, ns, objects)
+    assert again.ok and not again.changed
+    assert again.revision == 1
+    assert {a.action for a in again.actions} == {"unchanged"}
+    assert len(history(api, cluster=ns, records_namespace=ns)) == 1
+
+
+def test_an_object_deleted_by_hand_is_recreated_by_the_next_apply(api: Any, ns: str) -> None:
+    kube = Kube(api)
+    objects = [configmap("a", ns), configmap("b", ns)]
+    assert run(api, ns, objects).ok
+    kube.delete("v1", "ConfigMap", ns, "b")
+    result = run(api, ns, objects)
+    assert result.ok
+    assert {a.id.name: a.action for a in result.actions} == {"a": "unchanged", "b": "created"}
+    assert kube.get("v1", "ConfigMap", ns, "b") is not None
+
+
+def test_a_rollout_that_never_becomes_ready_is_rolled_back_to_the_previous_images(
+    api: Any, ns: str,
+) -> None:
+    kube = Kube(api)
+    assert run(api, ns, [configmap("cfg", ns), deployment("web", ns, "registry.local/web:1")],
+               commit="good").ok
+    broken = [configmap("cfg", ns, k="changed"), configmap("new", ns),
+              deployment("web", ns, "registry.local/web:2", fail=True)]
+    result = run(api, ns, broken, policy=SHORT, commit="bad")
+
+    assert not result.ok
+    assert result.failure is not None and result.failure.stage == "health"
+    [bad] = result.failure.objects
+    assert (bad.id.kind, bad.id.name) == ("Deployment", "web")
+    assert any("not ready" in d.lower() or "CrashLoopBackOff" in d for d in bad.details), \
+        bad.details
+    rb = result.rollback
+    assert rb is not None and rb.healthy and rb.to_revision == 1, rb
+    assert [r.name for r in rb.deleted] == ["new"]
+    assert image_of(kube, ns, "web") == "registry.local/web:1"
+    live_cfg = kube.get("v1", "ConfigMap", ns, "cfg")
+    assert live_cfg is not None and live_cfg["data"] == {"k": "v"}
+    assert kube.get("v1", "ConfigMap", ns, "new") is None
+    revs = history(api, cluster=ns, records_namespace=ns)
+    assert [(r.revision, r.status) for r in revs] == [
+        (1, "superseded"), (2, "failed"), (3, "deployed")]
+    assert "rollback to revision 1" in revs[2].description
+
+
+def test_a_first_apply_with_nothing_to_roll_back_to_deletes_what_it_created(
+    api: Any, ns: str,
+) -> None:
+    kube = Kube(api)
+    result = run(api, ns, [configmap("cfg", ns), deployment("web", ns, fail=True)],
+                 policy=SHORT)
+    assert not result.ok
+    rb = result.rollback
+    assert rb is not None and rb.to_revision is None
+    assert sorted(r.name for r in rb.deleted) == ["cfg", "web"]
+    assert kube.get("v1", "ConfigMap", ns, "cfg") is None
+    assert kube.get("apps/v1", "Deployment", ns, "web") is None
+    assert [r.status for r in history(api, cluster=ns, records_namespace=ns)] == ["failed"]
+
+
+def test_no_rollback_leaves_the_failed_attempt_in_place(api: Any, ns: str) -> None:
+    kube = Kube(api)
+    result = run(api, ns, [deployment("web", ns, fail=True)], policy=SHORT, rollback=False)
+    assert not result.ok and result.rollback is None
+    assert kube.get("apps/v1", "Deployment", ns, "web") is not None
+
+
+def test_an_object_the_server_rejects_stops_the_apply_before_anything_changes(
+    api: Any, ns: str,
+) -> None:
+    kube = Kube(api)
+    bad = deployment("web", ns)
+    bad["spec"]["replicas"] = -3
+    bad2 = configmap("Bad_Name", ns)
+    result = run(api, ns, [configmap("fine", ns), bad, bad2])
+    assert not result.ok
+    assert sorted(r.id.name for r in result.rejections) == ["Bad_Name", "web"]
+    web = next(r for r in result.rejections if r.id.name == "web")
+    assert "spec.replicas" in web.fields
+    assert "greater than or equal to 0" in web.message
+    assert kube.get("v1", "ConfigMap", ns, "fine") is None
+    assert history(api, cluster=ns, records_namespace=ns) == []
+
+
+def test_an_immutable_field_change_is_reported_with_what_to_do(api: Any, ns: str) -> None:
+    assert run(api, ns, [deployment("web", ns)]).ok
+    changed = deployment("web", ns)
+    changed["spec"]["selector"]["matchLabels"] = {"app": "web", "tier": "front"}
+    changed["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
+    result = run(api, ns, [changed])
+    [rej] = result.rejections
+    assert rej.reason == "Immutable"
+    assert "spec.selector" in rej.fields
+    assert "delete" in rej.hint and "recreates" in rej.hint
+
+
+def test_a_field_changed_by_another_manager_is_reported_as_a_conflict(
+    api: Any, ns: str,
+) -> None:
+    kube = Kube(api)
+    assert run(api, ns, [configmap("shared", ns, k="ours")]).ok
+    # Another tool takes the field over with its own server-side apply.
+    kube.request("PATCH", f"/api/v1/namespaces/{ns}/configmaps/shared",
+                 query={"fieldManager": "helm", "force": "true"},
+                 body={"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "shared", "namespace": ns}, "data": {"k": "theirs"}},
+                 content_type="application/apply-patch+yaml")
+    result = run(api, ns, [configmap("shared", ns, k="ours-again")])
+    [rej] = result.rejections
+    assert (rej.reason, rej.managers, rej.fields) == ("Conflict", ("helm",), (".data.k",))
+    live = kube.get("v1", "ConfigMap", ns, "shared")
+    assert live is not None and live["data"]["k"] == "theirs"
+
+    forced = run(api, ns, [configmap("shared", ns, k="ours-again")], force_conflicts=True)
+    assert forced.ok
+    live = kube.get("v1", "ConfigMap", ns, "shared")
+    assert live is not None and live["data"]["k"] == "ours-again"
+
+
+def test_a_second_concurrent_apply_is_refused_with_the_holder(api: Any, ns: str) -> None:
+    kube = Kube(api)
+    with ClusterLease(kube, cluster=ns, namespace=ns) as other, \
+            pytest.raises(LeaseHeldError, match="held by") as info:
+        run(api, ns, [configmap("a", ns)])
+    assert other.holder in str(info.value)
+    assert kube.get("v1", "ConfigMap", ns, "a") is None
+    assert run(api, ns, [configmap("a", ns)]).ok  # released
+
+
+def test_a_stale_lease_is_reported_and_taken_over_only_with_break_lease(
+    api: Any, ns: str,
+) -> None:
+    kube = Kube(api)
+    kube.request("POST", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases", body={
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": f"stackctl-{ns}", "namespace": ns},
+        "spec": {"holderIdentity": "ci@runner-7 pid=1 run=dead", "leaseDurationSeconds": 60,
+                 "acquireTime": "2020-01-01T00:00:00.000000Z",
+                 "renewTime": "2020-01-01T00:00:00.000000Z"},
+    })
+    with pytest.raises(LeaseHeldError, match="stale") as info:
+        run(api, ns, [configmap("a", ns)])
+    assert "ci@runner-7" in str(info.value) and "--break-lease" in str(info.value)
+    result = run(api, ns, [configmap("a", ns)], break_lease=True)
+    assert result.ok and result.lease_taken_over == "ci@runner-7 pid=1 run=dead"
+
+
+def test_the_api_server_lost_mid_apply_gives_a_clear_error_and_a_rerun_converges(
+    api: Any, ns: str,
+) -> None:
+    kube = Kube(api)
+    host, hook = api.configuration.host, api.configuration.refresh_api_key_hook
+    objects = [configmap("cfg", ns), deployment("web", ns),
+               {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "namespace": ns},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}]
+
+    def cut_after_config(event: Any) -> None:
+        if event.stage == "phase" and "workloads" in event.message:
+            # kubeconfig token loaders reset the host on refresh: keep them out of it
+            api.configuration.refresh_api_key_hook = None
+            api.configuration.host = "https://127.0.0.1:9"  # nothing listens there
+
+    try:
+        with pytest.raises(UnreachableError) as info:
+            run(api, ns, objects, progress=cut_after_config)
+    finally:
+        api.configuration.host, api.configuration.refresh_api_key_hook = host, hook
+    message = str(info.value)
+    assert "cannot reach the Kubernetes API server" in message and "rerun" in message
+    assert isinstance(info.value, ClusterError)
+    assert kube.get("v1", "ConfigMap", ns, "cfg") is not None
+    assert kube.get("apps/v1", "Deployment", ns, "web") is None
+
+    rerun = run(api, ns, objects)
+    assert rerun.ok, rerun.failure
+    assert rerun.abandoned == (1,)
+    assert kube.get("apps/v1", "Deployment", ns, "web") is not None
+    assert [(r.revision, r.status) for r in history(api, cluster=ns, records_namespace=ns)] == [
+        (1, "failed"), (2, "deployed")]
+
+
+def test_prune_deletes_what_left_the_render_but_keeps_protected_kinds(api: Any, ns: str) -> None:
+    kube = Kube(api)
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+           "metadata": {"name": "data", "namespace": ns},
+           "spec": {"accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}}}}
+    first = [configmap(f"c{i}", ns) for i in range(4)] + [pvc]
+    assert run(api, ns, first, wait=False).ok
+    result = run(api, ns, first[:3], wait=False)
+    assert result.ok, result.failure
+    assert {(p.id.name, p.action) for p in result.prune} == {("c3", "deleted"),
+                                                            ("data", "keep")}
+    assert kube.get("v1", "ConfigMap", ns, "c3") is None
+    assert kube.get("v1", "PersistentVolumeClaim", ns, "data") is not None
+
+
+def test_prune_of_most_of_the_inventory_is_refused_without_the_flag(api: Any, ns: str) -> None:
+    kube = Kube(api)
+    objects = [configmap(f"c{i}", ns) for i in range(4)]
+    assert run(api, ns, objects).ok
+    with pytest.raises(MassPruneError, match="3 of the 4"):
+        run(api, ns, objects[:1])
+    assert kube.get("v1", "ConfigMap", ns, "c3") is not None
+    with pytest.raises(MassPruneError, match="empty set"):
+        run(api, ns, [])
+    result = run(api, ns, objects[:1], allow_mass_prune=True)
+    assert result.ok and sum(p.action == "deleted" for p in result.prune) == 3
+
+
+def test_dry_run_plans_creates_field_updates_and_deletes_without_changing_anything(
+    api: Any, ns: str,
+) -> None:
+    kube = Kube(api)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": ns},
+              "data": {"password": base64.b64encode(b"old-value").decode()}}
+    assert run(api, ns, [configmap("a", ns), configmap("gone", ns), secret,
+                         deployment("web", ns)]).ok
+    new_secret = {**secret, "data": {"password": base64.b64encode(b"new-value").decode()}}
+    plan = run(api, ns, [configmap("a", ns), configmap("b", ns), new_secret,
+                         deployment("web", ns, "registry.local/web:9")], dry_run=True)
+    assert plan.dry_run and plan.ok
+    acts = {a.id.name: a for a in plan.actions}
+    assert acts["b"].action == "create"
+    assert acts["a"].action == "unchanged"
+    assert acts["web"].changes == (
+        "spec.template.spec.containers[0].image: 'registry.local/web:1' -> "
+        "'registry.local/web:9'",)
+    assert acts["s"].changes == ("data.password: changed (value hidden)",)
+    assert [(p.id.name, p.action) for p in plan.prune] == [("gone", "delete")]
+    assert kube.get("v1", "ConfigMap", ns, "b") is None
+    assert image_of(kube, ns, "web") == "registry.local/web:1"
+    assert len(history(api, cluster=ns, records_namespace=ns)) == 1
+
+
+def test_crds_and_their_custom_resources_apply_in_one_run(api: Any, ns: str) -> None:
+    group = f"{ns}.example.com"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"widgets.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                        "openAPIV3Schema": {"type": "object", "properties": {"spec": {
+                            "type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}}
+    cr = {"apiVersion": f"{group}/v1", "kind": "Widget",
+          "metadata": {"name": "w1", "namespace": ns}, "spec": {"size": 3}}
+    try:
+        result = run(api, ns, [cr, crd])
+        assert result.ok, (result.rejections, result.failure)
+        assert Kube(api).get(f"{group}/v1", "Widget", ns, "w1") is not None
+    finally:
+        Kube(api).delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
+                         f"widgets.{group}")
+
+
+def test_rollback_command_restores_an_earlier_revision_and_history_shows_it(
+    api: Any, ns: str,
+) -> None:
+    kube = Kube(api)
+    assert run(api, ns, [configmap("a", ns), deployment("web", ns, "registry.local/web:1")],
+               commit="c1").ok
+    assert run(api, ns, [configmap("a", ns), configmap("b", ns),
+                         deployment("web", ns, "registry.local/web:2")], commit="c2").ok
+    result = rollback_to(api, cluster=ns, records_namespace=ns, policy=OK)
+    assert result.ok, result.failure
+    assert image_of(kube, ns, "web") == "registry.local/web:1"
+    assert kube.get("v1", "ConfigMap", ns, "b") is None
+    revs = history(api, cluster=ns, records_namespace=ns)
+    assert [(r.revision, r.status, r.commit) for r in revs] == [
+        (1, "superseded", "c1"), (2, "rolled-back", "c2"), (3, "deployed", "c1")]
+    back = rollback_to(api, cluster=ns, records_namespace=ns, revision=2, policy=OK)
+    assert back.ok and image_of(kube, ns, "web") == "registry.local/web:2"
