@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-import copy
+import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +42,7 @@ from gitops.resource import ResourceId
 Progress = Callable[[ProgressEvent], None]
 Obj = dict[str, Any]
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+AGGREGATED = ("rbac.authorization.k8s.io", "ClusterRole")
 
 
 def _kube(client: Any) -> Kube:
@@ -88,7 +89,7 @@ def prepare(kube: Kube, objects: Sequence[Obj], applyset_id: str
     rejections: list[Rejection] = []
     seen: dict[ResourceId, int] = {}
     for i, obj in enumerate(objects):
-        o = copy.deepcopy(obj)
+        o = json.loads(json.dumps(obj))  # a deep copy, several times faster than deepcopy
         meta = o.setdefault("metadata", {})
         if not o.get("apiVersion") or not o.get("kind") or not meta.get("name"):
             raise ApplyError(
@@ -98,6 +99,10 @@ def prepare(kube: Kube, objects: Sequence[Obj], applyset_id: str
             )
         meta["labels"] = {**(meta.get("labels") or {}), PART_OF: applyset_id}
         rid = ResourceId.of(o)
+        if (rid.group, rid.kind) == AGGREGATED and o.get("aggregationRule"):
+            # The clusterrole-aggregation-controller owns .rules of an aggregated role:
+            # applying them (often `rules: []`) would conflict with it on every re-apply.
+            o.pop("rules", None)
         try:
             namespaced: bool | None = kube.resource(str(o["apiVersion"]), rid.kind).namespaced
         except UnknownKindError as e:
@@ -425,7 +430,8 @@ def _apply_locked(
     live = _read_live(ctx, desired)
     todo = [o for o in desired
             if not _unchanged(o, live.get(ResourceId.of(o)), ctx.prior.get(ResourceId.of(o)))]
-    unchanged = [ObjectAction(ResourceId.of(o), "unchanged") for o in desired if o not in todo]
+    todo_ids = {ResourceId.of(o) for o in todo}
+    unchanged = [ObjectAction(r, "unchanged") for r in desired_ids if r not in todo_ids]
     deletes = [a for a in prune_plan if a.action == "delete"]
     if not todo and not deletes and prev is not None:
         progress(ProgressEvent("done", f"no changes; revision {prev.revision} is current"))

@@ -217,7 +217,10 @@ class Kube:
         if dry_run:
             query["dryRun"] = "All"
         path = self.object_path(info, str(meta.get("namespace") or ""), str(meta["name"]))
-        return self.request_full("PATCH", path, query=query, body=obj,
+        # Serialized here: the client would otherwise walk the whole body in
+        # sanitize_for_serialization and then json.dumps it; a string is sent as it is.
+        return self.request_full("PATCH", path, query=query,
+                                 body=json.dumps(obj, separators=(",", ":")),
                                  content_type="application/apply-patch+yaml")
 
     def get(self, api_version: str, kind: str, namespace: str, name: str
