@@ -186,7 +186,7 @@ class Records:
         if first is None:
             raise ClusterError(
                 f"revision {revision} of cluster {self.cluster!r} is not recorded in namespace "
-                f"{self.namespace}",
+                f"{self.namespace}.",
                 hint=f"Run 'stackctl history --cluster {self.cluster}' for the revisions.",
             )
         info = _info(first)
@@ -196,7 +196,7 @@ class Records:
             if part is None:
                 raise ClusterError(
                     f"revision {revision} of cluster {self.cluster!r} is incomplete: chunk {i} "
-                    f"of {info.chunks} ({secret_name(self.cluster, revision, i)}) is missing",
+                    f"of {info.chunks} ({secret_name(self.cluster, revision, i)}) is missing.",
                     hint="Roll back to another revision, or apply again from git.",
                 )
             parts.append(part)
@@ -204,7 +204,7 @@ class Records:
         digest = ((first.get("metadata") or {}).get("annotations") or {}).get(A_DIGEST)
         if digest and hashlib.sha256(blob).hexdigest() != digest:
             raise ClusterError(
-                f"revision {revision} of cluster {self.cluster!r} is corrupt (digest mismatch)",
+                f"revision {revision} of cluster {self.cluster!r} is corrupt (digest mismatch).",
                 hint="Roll back to another revision, or apply again from git.",
             )
         return decode_manifests(blob)

@@ -94,7 +94,7 @@ def prepare(kube: Kube, objects: Sequence[Obj], applyset_id: str
         if not o.get("apiVersion") or not o.get("kind") or not meta.get("name"):
             raise ApplyError(
                 f"object #{i + 1} of the render has no apiVersion, kind or metadata.name "
-                f"({o.get('kind') or '?'} {meta.get('name') or meta.get('generateName') or '?'})",
+                f"({o.get('kind') or '?'} {meta.get('name') or meta.get('generateName') or '?'}).",
                 hint="Every object stackctl applies needs a fixed name; fix the manifest.",
             )
         meta["labels"] = {**(meta.get("labels") or {}), PART_OF: applyset_id}
@@ -116,7 +116,7 @@ def prepare(kube: Kube, objects: Sequence[Obj], applyset_id: str
         rid = ResourceId.of(o)
         if rid in seen:
             raise ApplyError(
-                f"{rid} appears twice in the render (objects #{seen[rid] + 1} and #{i + 1})",
+                f"{rid} appears twice in the render (objects #{seen[rid] + 1} and #{i + 1}).",
                 hint="Each object must appear once; fix the kustomization.",
             )
         seen[rid] = i
@@ -578,7 +578,7 @@ def rollback_to(
     revisions = records.revisions()
     if not revisions:
         raise ApplyError(f"cluster {cluster!r} has no recorded revisions in namespace "
-                         f"{records_namespace}", hint=f"Run 'stackctl apply --cluster {cluster}'"
+                         f"{records_namespace}.", hint=f"Run 'stackctl apply --cluster {cluster}'"
                                                       " first.")
     current = [r for r in revisions if r.status == "deployed"]
     if revision is None:
@@ -586,13 +586,13 @@ def rollback_to(
                    and (not current or r.revision < current[-1].revision)]
         if not earlier:
             raise ApplyError(f"cluster {cluster!r} has no earlier deployed revision to roll "
-                             "back to", hint="Run 'stackctl history' and pass --to REVISION.")
+                             "back to.", hint="Run 'stackctl history' and pass --to REVISION.")
         target = earlier[-1]
     else:
         found = [r for r in revisions if r.revision == revision]
         if not found:
             known = ", ".join(str(r.revision) for r in revisions)
-            raise ApplyError(f"cluster {cluster!r} has no revision {revision}",
+            raise ApplyError(f"cluster {cluster!r} has no revision {revision}.",
                              hint=f"Recorded revisions: {known}.")
         target = found[0]
     objects = records.manifests(target.revision)

@@ -175,7 +175,7 @@ class Kube:
         info = cached.get(kind)
         if info is None:
             raise UnknownKindError(
-                f"the cluster does not serve {kind} in {api_version}",
+                f"the cluster does not serve {kind} in {api_version}.",
                 hint="Install its CustomResourceDefinition (in the same apply, or first), "
                      "or fix the apiVersion.",
             )

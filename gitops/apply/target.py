@@ -38,7 +38,7 @@ def _kustomize_binary() -> str:
     if found:
         return found
     raise KustomizeError(
-        "no kustomize binary found (STACKCTL_KUSTOMIZE, the sandbox build, PATH)",
+        "no kustomize binary found (STACKCTL_KUSTOMIZE, the sandbox build, PATH).",
         hint="Run 'make kustomize', or set STACKCTL_KUSTOMIZE to a kustomize v5 binary.",
     )
 
@@ -54,7 +54,7 @@ def _kustomize_build(path: Path) -> list[dict[str, Any]]:
     if proc.returncode != 0:
         first = next((ln for ln in proc.stderr.splitlines() if ln.strip()), "")
         raise KustomizeError(
-            f"'{' '.join(cmd)}' failed with exit code {proc.returncode}: {first}",
+            f"'{' '.join(cmd)}' failed with exit code {proc.returncode}: {first}.",
             hint="Fix the kustomization and run the command again.",
         )
     return [d for d in load_all_safe(proc.stdout, path=path) if isinstance(d, dict)]
@@ -74,7 +74,7 @@ def api_client_for(cluster: Cluster) -> Any:
 
     if not path.is_file():
         raise ClusterError(
-            f"the kubeconfig {path} of cluster {cluster.name!r} does not exist",
+            f"the kubeconfig {path} of cluster {cluster.name!r} does not exist.",
             hint="Set 'kubeconfig' in clusters/<name>/cluster.yaml or $KUBECONFIG.",
         )
     try:
@@ -82,6 +82,6 @@ def api_client_for(cluster: Cluster) -> Any:
             str(path), context=cluster.context)
     except ConfigException as e:
         raise ClusterError(
-            f"cannot use the kubeconfig {path} for cluster {cluster.name!r}: {e}",
+            f"cannot use the kubeconfig {path} for cluster {cluster.name!r}: {e}.",
             hint="Check the file and the 'context' in cluster.yaml.",
         ) from e
