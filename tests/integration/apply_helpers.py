@@ -22,6 +22,15 @@ def _to_api_client(value: Any) -> Any:
     return getattr(value, "api_client", value)
 
 
+def team_fixture(request: pytest.FixtureRequest, name: str) -> Any:
+    """A fixture of tests/fixtures/sandbox.py; skip when the sandbox tier is not installed."""
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        pytest.skip(f"the sandbox fixture {name!r} is not available "
+                    "(tests/fixtures/sandbox.py; or set STACKCTL_TEST_KUBECONFIG)")
+
+
 @pytest.fixture
 def api(request: pytest.FixtureRequest) -> Any:
     kubeconfig = os.environ.get("STACKCTL_TEST_KUBECONFIG")
@@ -29,13 +38,13 @@ def api(request: pytest.FixtureRequest) -> Any:
         from kubernetes import config
 
         return config.new_client_from_config(kubeconfig)
-    return _to_api_client(request.getfixturevalue("kube_client"))
+    return _to_api_client(team_fixture(request, "kube_client"))
 
 
 @pytest.fixture
 def ns(request: pytest.FixtureRequest, api: Any) -> Iterator[str]:
     if not os.environ.get("STACKCTL_TEST_KUBECONFIG"):
-        yield str(request.getfixturevalue("namespace"))
+        yield str(team_fixture(request, "namespace"))
         return
     from gitops.apply.ssa import Kube
 

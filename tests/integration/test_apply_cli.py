@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gitops.cli import main
-from tests.integration.apply_helpers import api, ns
+from tests.integration.apply_helpers import api, ns, team_fixture
 
 pytestmark = pytest.mark.integration
 __all__ = ["api", "ns"]
@@ -20,7 +20,7 @@ def kubeconfig(request: pytest.FixtureRequest) -> Path:
     explicit = os.environ.get("STACKCTL_TEST_KUBECONFIG")
     if explicit:
         return Path(explicit)
-    sandbox = request.getfixturevalue("sandbox")
+    sandbox = team_fixture(request, "sandbox")
     return Path(sandbox.kubeconfig)
 
 
