@@ -482,3 +482,25 @@ def test_clusters_render_the_correct_upgrade_result_with_every_customization(
     model_registry = by_kind(objs, "Service")["model-registry"]
     assert model_registry["spec"]["ports"][0]["targetPort"] == "http-api"  # v1.4.1's fix
 
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_sandbox_storage_component_prebinds_the_metadata_db_claim(
+    build: Callable[[Path], list[Obj]], tmp_path: Path, cluster: str
+) -> None:
+    # The sandbox has no volume provisioner: without this volume the StatefulSet's pod
+    # would never be scheduled onto a kwok node.
+    for top in ("vendor", "overlays", "clusters"):
+        shutil.copytree(ROOT / top, tmp_path / top)
+    kustomization = tmp_path / "clusters" / cluster / "kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text() + f"components:\n- ../../overlays/sandbox/{cluster}\n")
+    objs = build(tmp_path / "clusters" / cluster)
+    (volume,) = by_kind(objs, "PersistentVolume").values()
+    db = workloads(objs)["metadata-db"]
+    template = db["spec"]["volumeClaimTemplates"][0]
+    claim = f"{template['metadata']['name']}-{db['metadata']['name']}-0"
+    assert volume["spec"]["claimRef"] == {"namespace": NAMESPACE[cluster], "name": claim}
+    assert volume["spec"]["storageClassName"] == template["spec"]["storageClassName"]
+    assert volume["spec"]["capacity"] == template["spec"]["resources"]["requests"]
+    assert volume["spec"]["accessModes"] == template["spec"]["accessModes"]
