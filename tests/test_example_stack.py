@@ -95,6 +95,14 @@ UPGRADED_EDITS: dict[str, list[Edit]] = {
     ],
 }
 
+# References into the vendored tree that the upgrade must rewrite: v1.4.0 moved the folder.
+OVERLAY_REWRITES: dict[str, list[Edit]] = {
+    "overlays/internal-gateway/kustomization.yaml": [
+        ("- ../../vendor/mlstack/common/gateway-1-9/ingress-gateway/base\n",
+         "- ../../vendor/mlstack/common/gateway-1-11/ingress-gateway/base\n"),
+    ],
+}
+
 # The one conflict of the v1.3.0 to v1.4.1 upgrade: file, resource, field, base/ours/theirs.
 PLANNED_CONFLICT = (
     "apps/dashboard/upstream/base/deployment.yaml",
@@ -205,9 +213,9 @@ def apply_edits(text: str, edits: list[Edit], *, where: str) -> str:
     return text
 
 
-def make_upgraded_repo(dest: Path) -> Path:
+def make_upgraded_repo(dest: Path, *, rewrite: bool = True) -> Path:
     """The repo as a correct upgrade to v1.4.1 leaves it: v1.4.1 with every local edit,
-    the local files, and the repo's overlays and clusters unchanged."""
+    the local files, the repo's overlays and clusters with the moved path rewritten."""
     vendor = dest / "vendor" / "mlstack"
     shutil.copytree(UPSTREAM / "v1.4.1", vendor)
     for rel, edits in UPGRADED_EDITS.items():
@@ -219,6 +227,9 @@ def make_upgraded_repo(dest: Path) -> Path:
     for top in ("overlays", "clusters"):
         shutil.copytree(ROOT / top, dest / top)
     shutil.copyfile(ROOT / "stack.yaml", dest / "stack.yaml")
+    for rel, edits in OVERLAY_REWRITES.items() if rewrite else ():
+        p = dest / rel
+        p.write_text(apply_edits(p.read_text(), edits, where=rel))
     return dest
 
 
@@ -353,6 +364,16 @@ def check_customizations(objs: list[Obj], cluster: str, *, release: str) -> None
         assert containers(workloads(objs)[workload])[container]["resources"]["limits"] == \
             limits, f"{workload}/{container}"
     assert set(by_kind(objs, "NetworkPolicy")) == NETWORK_POLICIES
+    # eks-prod's second gateway, built from upstream's gateway base by path.
+    internal = by_kind(objs, "Service").get("ingress-gateway-internal")
+    if cluster == "eks-prod":
+        assert internal is not None and internal["spec"]["type"] == "LoadBalancer"
+        assert internal["metadata"]["annotations"][
+            "service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+        assert internal["spec"]["selector"] == {"app": "internal-gateway"}
+        assert workloads(objs)["ingress-gateway-internal"]["spec"]["replicas"] == 1
+    else:
+        assert internal is None
     assert set(by_kind(objs, "LimitRange")) == {"mlstack-defaults"}
     dashboard_config = next(o for o in objs if o["kind"] == "ConfigMap"
                             and o["metadata"]["name"].startswith("dashboard-config-"))
@@ -481,6 +502,15 @@ def test_clusters_render_the_correct_upgrade_result_with_every_customization(
     assert "ttlSecondsAfterFinished" in run_policy
     model_registry = by_kind(objs, "Service")["model-registry"]
     assert model_registry["spec"]["ports"][0]["targetPort"] == "http-api"  # v1.4.1's fix
+
+
+def test_the_upgraded_eks_prod_fails_to_render_unless_the_moved_path_is_rewritten(
+    kustomize: Path, tmp_path: Path
+) -> None:
+    repo = make_upgraded_repo(tmp_path, rewrite=False)
+    proc = subprocess.run([str(kustomize), "build", str(repo / "clusters" / "eks-prod")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "gateway-1-9" in proc.stderr
 
 
 
