@@ -22,10 +22,16 @@ bin="$cache_root/sandbox/$key/bin"
 mkdir -p "$bin"
 export GOFLAGS="-mod=mod -trimpath" GOTOOLCHAIN=local CGO_ENABLED=0
 
+binname() { # the file go build writes for a package: its last element, skipping a /vN suffix
+  local b; b="$(basename "$1")"
+  if [[ "$b" =~ ^v[0-9]+$ ]]; then b="$(basename "$(dirname "$1")")"; fi
+  echo "$b"
+}
+
 build() { # build NAME DIR LDFLAGS PKG...
   local name="$1" dir="$2" ldflags="$3"; shift 3
   local missing=0
-  for p in "$@"; do [ -x "$bin/$(basename "$p")" ] || missing=1; done
+  for p in "$@"; do [ -x "$bin/$(binname "$p")" ] || missing=1; done
   [ "$missing" = 0 ] && { echo "cached: $name" >&2; return; }
   echo "building: $name ($*)" >&2
   local start=$SECONDS tmp
