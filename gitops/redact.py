@@ -1,0 +1,333 @@
+"""Secret values never reach an output of stackctl: plans, drift reports, apply progress,
+error messages and logs all go through a `Redactor`.
+
+What is redacted (see docs/secrets.md):
+- every value of a Secret's `data` and `stringData` (also in `kind: List` items);
+- annotations that hold a whole manifest, such as `kubectl.kubernetes.io/last-applied-
+  configuration` (a Secret's last-applied copy holds its data: kubectl shows it in clear);
+- ConfigMap `data`/`binaryData` values and container `env[].value`s whose key or name matches
+  a sensitive pattern (password, token, secret, ...; configurable);
+- in free text (API server messages, errors), every secret value the run has seen, in clear
+  and in base64: an API server rejecting a Secret may quote its value (Argo CD leaked those,
+  argo-cd#16193).
+
+A redacted value reads `<redacted sha256:1a2b3c4d>`: the first 8 hex digits of an HMAC-SHA256
+of the value keyed by a salt. Equal values show the same hash within one run, so reviewers
+can tell that a value changed and whether two values are equal. The salt is random per run
+unless STACKCTL_REDACT_SALT is set: a hash that is the same in every public pull-request
+comment would let anyone test guesses of a weak password offline, so stable hashes across
+runs are an explicit choice (set the variable from a CI secret).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ENV_KEYS = "STACKCTL_REDACT_KEYS"
+ENV_SALT = "STACKCTL_REDACT_SALT"
+
+DEFAULT_SENSITIVE_PATTERNS: tuple[str, ...] = (
+    "passw(or)?d", "passwd", "secret", "token", "api[-_.]?key", "credential",
+    "private[-_.]?key", "auth",
+)
+
+# Annotations whose value is a whole manifest (so it may carry a Secret's data).
+MANIFEST_ANNOTATIONS: tuple[str, ...] = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "kapp.k14s.io/original",
+    "objectset.rio.cattle.io/applied",
+)
+
+# Known secret values shorter than this are not scrubbed from free text: "1" or "true"
+# would otherwise be erased from every message. Structured redaction has no such limit.
+MIN_SCRUB_LENGTH = 4
+
+_MARK = re.compile(r"<redacted sha256:[0-9a-f]{8}>")
+
+
+def _is_manifest_annotation(key: str) -> bool:
+    return key in MANIFEST_ANNOTATIONS or key.endswith("/last-applied-configuration")
+
+
+def _is_secret(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") == "Secret" and str(obj.get("apiVersion") or "v1") == "v1"
+
+
+class Redactor:
+    """Redacts objects and text for one run (one salt, one set of known secret values).
+
+    `redact(obj)` returns a redacted deep copy and learns the secret values it hid;
+    `learn(objs)` only learns; `text(s)` scrubs every learned value from a string.
+    """
+
+    def __init__(
+        self,
+        *,
+        sensitive_patterns: Sequence[str] = DEFAULT_SENSITIVE_PATTERNS,
+        salt: bytes | None = None,
+    ) -> None:
+        self.patterns = tuple(sensitive_patterns)
+        self._sensitive = (
+            re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)
+            if self.patterns else None
+        )
+        self._salt = salt if salt is not None else secrets.token_bytes(16)
+        self._known: set[str] = set()
+        self._scrub_re: re.Pattern[str] | None = None
+
+    @classmethod
+    def from_config(cls, root: Path | None = None,
+                    environ: Mapping[str, str] | None = None) -> Redactor:
+        """The run's redactor: default patterns, plus stack.yaml's `redact.sensitiveKeys`
+        (which replace the defaults when `redact.replaceDefaults` is true), plus the
+        comma-separated regular expressions of $STACKCTL_REDACT_KEYS; salt from
+        $STACKCTL_REDACT_SALT or random."""
+        env = os.environ if environ is None else environ
+        patterns = list(DEFAULT_SENSITIVE_PATTERNS)
+        if root is not None:
+            cfg = _stack_redact_config(root)
+            keys = [str(k) for k in cfg.get("sensitiveKeys") or []]
+            patterns = keys if cfg.get("replaceDefaults") else patterns + keys
+        extra = [p.strip() for p in env.get(ENV_KEYS, "").split(",") if p.strip()]
+        patterns += extra
+        for p in patterns:
+            _check_pattern(p)
+        salt_text = env.get(ENV_SALT)
+        return cls(sensitive_patterns=patterns,
+                   salt=salt_text.encode() if salt_text else None)
+
+    # --- values ---------------------------------------------------------------------------
+
+    def is_sensitive(self, key: str) -> bool:
+        return bool(self._sensitive is not None and self._sensitive.search(key))
+
+    def mark(self, value: Any) -> str:
+        """`<redacted sha256:xxxxxxxx>` for a value (bytes, text or data)."""
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        digest = hmac.new(self._salt, raw, hashlib.sha256).hexdigest()[:8]
+        return f"<redacted sha256:{digest}>"
+
+    def _mark_data(self, value: Any) -> str:
+        """A Secret `data` value is base64: hash the decoded bytes, so that it shows the
+        same hash as an equal `stringData` value."""
+        text = str(value)
+        try:
+            decoded = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            return self.mark(text)
+        return self.mark(decoded)
+
+    # --- learning -------------------------------------------------------------------------
+
+    @property
+    def known_values(self) -> frozenset[str]:
+        return frozenset(self._known)
+
+    def add_known(self, value: Any) -> None:
+        """Remember a secret value (and its base64 and decoded forms) for `text()`."""
+        if value is None or isinstance(value, bool | dict | list):
+            return
+        text = str(value)
+        forms = {text}
+        if len(text) >= MIN_SCRUB_LENGTH:
+            forms.add(base64.b64encode(text.encode()).decode())
+            try:
+                decoded = base64.b64decode(text, validate=True).decode()
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                decoded = ""
+            if decoded and decoded.isprintable():
+                forms.add(decoded)
+        escaped = json.dumps(text)[1:-1]
+        if escaped != text:
+            forms.add(escaped)  # as quoted in JSON error bodies
+        for f in forms:
+            if len(f) >= MIN_SCRUB_LENGTH:
+                self._known.add(f)
+                # A value quoted in JSON or YAML error text appears escaped.
+                for line in f.splitlines():
+                    if len(line.strip()) >= MIN_SCRUB_LENGTH:
+                        self._known.add(line.strip())
+        self._scrub_re = None
+
+    def learn(self, objs: Iterable[Mapping[str, Any]]) -> None:
+        """Remember the secret values of objects without copying them."""
+        for obj in objs:
+            self.redact(obj)
+
+    # --- objects --------------------------------------------------------------------------
+
+    def redact(self, obj: Any) -> Any:
+        """A redacted deep copy of an object (or of any data holding objects)."""
+        return self._walk(copy.deepcopy(obj))
+
+    def _walk(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self._walk(x) for x in node]
+        if not isinstance(node, dict):
+            return node
+        if "kind" in node and "apiVersion" in node:
+            self._object(node)
+        for k, v in node.items():
+            if isinstance(v, dict | list):
+                node[k] = self._walk(v)
+        return node
+
+    def _object(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            ann = meta.get("annotations")
+            if isinstance(ann, dict):
+                for k in list(ann):
+                    if _is_manifest_annotation(str(k)) and ann[k] is not None:
+                        self._learn_manifest(ann[k])
+                        ann[k] = self.mark(ann[k])
+        kind = obj.get("kind")
+        if _is_secret(obj):
+            for field in ("data", "stringData"):
+                values = obj.get(field)
+                if isinstance(values, dict):
+                    for k, v in values.items():
+                        self.add_known(v)
+                        values[k] = (self._mark_data(v) if field == "data"
+                                     else self.mark(v))
+        elif kind == "ConfigMap" and str(obj.get("apiVersion")) == "v1":
+            for field in ("data", "binaryData"):
+                values = obj.get(field)
+                if isinstance(values, dict):
+                    for k, v in values.items():
+                        if self.is_sensitive(str(k)):
+                            self.add_known(v)
+                            values[k] = (self._mark_data(v) if field == "binaryData"
+                                         else self.mark(v))
+                        elif field == "data" and isinstance(v, str):
+                            # A config file held in a ConfigMap: its `password: x` lines.
+                            values[k] = self.text(v)
+        self._env(obj)
+
+    def _env(self, node: Any) -> None:
+        """Every `env` list of containers anywhere in the object (pod templates, CRs)."""
+        if isinstance(node, list):
+            for x in node:
+                self._env(x)
+            return
+        if not isinstance(node, dict):
+            return
+        env = node.get("env")
+        if isinstance(env, list) and ("image" in node or "name" in node):
+            for var in env:
+                if (isinstance(var, dict) and "value" in var
+                        and self.is_sensitive(str(var.get("name") or ""))):
+                    self.add_known(var["value"])
+                    var["value"] = self.mark(var["value"])
+        for k, v in node.items():
+            if k != "env" and isinstance(v, dict | list):
+                self._env(v)
+
+    def _learn_manifest(self, text: Any) -> None:
+        """Learn the secret values held by a last-applied copy of a manifest."""
+        try:
+            inner = json.loads(str(text))
+        except ValueError:
+            return
+        if isinstance(inner, dict):
+            self.redact(inner)
+
+    # --- text -----------------------------------------------------------------------------
+
+    def text(self, text: str, *, pairs: bool = True) -> str:
+        """`text` with every known secret value replaced by its redaction mark, and (with
+        `pairs`) `name=value`/`name: value` pairs of sensitive names redacted."""
+        if not text:
+            return text
+        if self._known:
+            if self._scrub_re is None:
+                values = sorted(self._known, key=len, reverse=True)
+                self._scrub_re = re.compile("|".join(re.escape(v) for v in values))
+            text = self._scrub_re.sub(lambda m: self.mark(m.group(0)), text)
+        if pairs and self._sensitive is not None:
+            text = _PAIR.sub(self._pair, text)
+        return text
+
+    def _pair(self, m: re.Match[str]) -> str:
+        key, sep, value = m.group("key"), m.group("sep"), m.group("value")
+        if not self.is_sensitive(key) or _MARK.fullmatch(value) or value.startswith("<redacted"):
+            return m.group(0)
+        return f"{key}{sep}{self.mark(value)}"
+
+
+# `password=hunter2`, `--db-password hunter2` is not caught (no separator), `token: abc`,
+# `"apiKey":"abc"`: the value runs to whitespace, a quote, a comma or a closing bracket.
+_PAIR = re.compile(
+    r"""(?P<key>[A-Za-z_][\w.-]*["']?)(?P<sep>\s*[=:]\s*["']?)(?P<value>[^\s"',;}\])<]+)"""
+)
+
+
+def _check_pattern(pattern: str) -> None:
+    from gitops.errors import ConfigError
+
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ConfigError(
+            f"invalid sensitive-key pattern {pattern!r}: {e}",
+            hint=f"Fix the pattern in stack.yaml's redact.sensitiveKeys or ${ENV_KEYS} "
+            "(comma-separated regular expressions, matched case-insensitively).",
+        ) from e
+
+
+def _stack_redact_config(root: Path) -> dict[str, Any]:
+    from gitops.schema import load_config
+    from gitops.stack import STACK_FILE, STACK_SPEC
+
+    path = root / STACK_FILE
+    if not path.is_file():
+        return {}
+    data = load_config(path, STACK_SPEC)
+    cfg = data.get("redact") or {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+_RUN: Redactor | None = None
+
+
+def run_redactor() -> Redactor:
+    """The process-wide redactor of this run, shared by every output path (plan, apply
+    progress, error messages): one salt, and every secret value any step has seen."""
+    global _RUN
+    if _RUN is None:
+        _RUN = Redactor.from_config()
+    return _RUN
+
+
+def set_run_redactor(redactor: Redactor) -> Redactor:
+    """Install the run's redactor (the CLI does, once it knows the repo's configuration)."""
+    global _RUN
+    if _RUN is not None:
+        for v in _RUN.known_values:
+            redactor.add_known(v)
+    _RUN = redactor
+    return redactor
+
+
+def redact_object(obj: Any) -> Any:
+    """A redacted deep copy of `obj`, with the run's redactor."""
+    return run_redactor().redact(obj)
+
+
+def redact_text(text: str, known: Iterable[str] = ()) -> str:
+    """`text` with the run's known secret values (plus `known`) scrubbed."""
+    r = run_redactor()
+    for v in known:
+        r.add_known(v)
+    return r.text(text)
