@@ -32,6 +32,12 @@ STACK_SPEC = {
                     doc="A git URL, a local git repository, or a local .tar.gz/.zip archive."),
     "ref": Field((str,), doc="The release to track, e.g. `ref: v1.9` (highest v1.9.x)."),
     "description": Field((str,)),
+    "redact": Field((dict,), fields={
+        "sensitiveKeys": Field((list,), items=(str,),
+                               doc="Regular expressions of sensitive ConfigMap keys and env "
+                                   "names, e.g. `sensitiveKeys: [dsn, 'conn(ection)?string']`."),
+        "replaceDefaults": Field((bool,)),
+    }, doc="Secret redaction settings; see docs/secrets.md."),
 }
 
 
