@@ -1,0 +1,156 @@
+"""The Conflict value: one place where base, ours and theirs disagree and a person decides.
+
+A conflict is a result, not an error: the merge keeps ours (the local value) in the file,
+records the conflict and carries on with everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from gitops.resource import ResourceId
+
+ENV_SALT = "STACKCTL_REDACT_SALT"  # the same variable as gitops.redact: one salt per run
+
+
+class ConflictKind(StrEnum):
+    """Why a conflict was recorded (the `kind` in report.json)."""
+
+    BOTH_CHANGED = "both-changed"
+    """Both sides changed the same scalar, atomic list or text lines to different values."""
+    DELETED_UPSTREAM = "deleted-upstream"
+    """Upstream deleted a file, resource or list entry that ours edited: ours is kept."""
+    DELETED_LOCALLY = "deleted-locally"
+    """Ours deleted a file, resource or list entry that upstream changed: it stays deleted."""
+    BOTH_ADDED = "both-added"
+    """Both sides added the same file, resource, key or entry with different content."""
+    BINARY = "binary"
+    """A file that is not UTF-8 text changed on both sides: ours is kept."""
+    UNPARSABLE = "unparsable"
+    """A YAML file changed on both sides does not parse on one side; merged as text."""
+
+
+class MergeKind(StrEnum):
+    """How a file changed on both sides was merged (counted per kind in the report)."""
+
+    YAML = "yaml"
+    KUSTOMIZATION = "kustomization"
+    TEXT = "text"
+    BINARY = "binary"
+
+
+# Deletion conflicts have no field value to show; these stand in for the whole thing.
+PRESENT = "<present>"
+CHANGED = "<changed>"
+DELETED = "<deleted>"
+ABSENT = "<absent>"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One conflict: where (file, resource, field path) and what (base, ours, theirs).
+
+    `field` is a path such as `spec.template.spec.containers[name=app].image`; empty for a
+    whole file or resource. Values are plain data (str, int, float, bool, None, lists, dicts);
+    Secret data is already redacted to a salted hash. `lines` is the 1-based inclusive
+    range of ours' lines for a text conflict.
+    """
+
+    path: str
+    kind: ConflictKind
+    resource: ResourceId | None = None
+    field: str = ""
+    base: Any = None
+    ours: Any = None
+    theirs: Any = None
+    lines: tuple[int, int] | None = None
+    message: str = ""
+
+    @property
+    def resource_key(self) -> str:
+        """`group/kind/namespace/name` (core group and cluster scope empty), or ''."""
+        r = self.resource
+        return f"{r.group}/{r.kind}/{r.namespace}/{r.name}" if r is not None else ""
+
+    @property
+    def address(self) -> str:
+        """`PATH[:RESOURCE[:FIELD]]`, the form `stackctl upgrade --resolve` takes."""
+        parts = [self.path]
+        if self.resource is not None or self.field:
+            parts.append(self.resource_key)
+        if self.field:
+            parts.append(self.field)
+        return ":".join(parts)
+
+    def moved_to(self, path: str) -> Conflict:
+        return replace(self, path=path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": str(self.kind),
+            "resource": self.resource_key or None,
+            "field": self.field,
+            "lines": list(self.lines) if self.lines is not None else None,
+            "base": self.base,
+            "ours": self.ours,
+            "theirs": self.theirs,
+            "message": self.message,
+            "address": self.address,
+        }
+
+
+# --------------------------------------------------------------------------- secrets
+
+_SENSITIVE_FILE = re.compile(r"secret|passw|token|credential|private[-_.]?key", re.IGNORECASE)
+
+
+def default_salt() -> bytes:
+    """The run's salt: $STACKCTL_REDACT_SALT when set, else random per process."""
+    env = os.environ.get(ENV_SALT)
+    return env.encode() if env else _PROCESS_SALT
+
+
+_PROCESS_SALT = secrets.token_bytes(16)
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """Hides secret values behind `<redacted sha256:xxxxxxxx>`, the format of gitops.redact:
+    equal values show equal hashes within one run, the value itself never appears."""
+
+    salt: bytes = field(default_factory=default_salt)
+
+    def mark(self, value: Any) -> str:
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        return f"<redacted sha256:{hmac.new(self.salt, raw, hashlib.sha256).hexdigest()[:8]}>"
+
+    def value(self, value: Any) -> Any:
+        """Every leaf of `value` hashed; the stand-ins for deleted or absent stay readable."""
+        if value is None or value in (PRESENT, CHANGED, DELETED, ABSENT):
+            return value
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        return self.mark(value)
+
+
+def is_secret_field(resource: ResourceId | None, field_path: str) -> bool:
+    """A Secret's data (any field under data/stringData, or the whole object)."""
+    if resource is None or resource.kind != "Secret" or resource.group != "":
+        return False
+    head = field_path.split(".", 1)[0].split("[", 1)[0]
+    return head in ("", "data", "stringData")
+
+
+def is_sensitive_file(path: str) -> bool:
+    """Text files whose name says they hold secrets (a secretGenerator's `secret.env`)."""
+    return bool(_SENSITIVE_FILE.search(path.rsplit("/", 1)[-1]))

@@ -1,0 +1,348 @@
+"""Recursive three-way merge of parsed YAML data, editing ours (ruamel round-trip) in place.
+
+Rules, applied at every mapping key and list entry:
+- unchanged upstream (theirs == base): ours stays, whatever it is;
+- unchanged locally (ours == base): theirs is taken (set, added or deleted);
+- both changed to the same value: nothing to do;
+- both changed differently: mappings merge key by key, lists merge by their merge key (or
+  atomically), anything else is a conflict that keeps ours.
+Lists of objects merge by key: the Kubernetes strategic-merge keys (`patchMergeKey` of the
+k8s.io/api types) where the field name says which list it is, else `name` when every entry
+has one (CRD content, unknown kinds), else the list is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import ScalarString
+
+from gitops.merge.conflict import (
+    DELETED,
+    Conflict,
+    ConflictKind,
+    Redaction,
+    is_secret_field,
+)
+from gitops.resource import ResourceId
+
+
+class _Missing:
+    """A key or entry absent on one side (distinct from an explicit null)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+KeyFn = Callable[[Any], Hashable | None]
+# (field path so far, field name of the list, every entry of the three sides) -> key or None
+KeyResolver = Callable[[tuple[str, ...], str, list[Any]], KeyFn | None]
+
+
+# --------------------------------------------------------------------------- equality
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as data: mapping key order does not count, `true` is not `1`."""
+    if isinstance(a, Mapping):
+        if not isinstance(b, Mapping) or len(a) != len(b):
+            return False
+        return all(k in b and same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        if not isinstance(b, list) or len(a) != len(b):
+            return False
+        return all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    if a is MISSING or b is MISSING:
+        return a is b
+    return bool(a == b)
+
+
+def plain(value: Any) -> Any:
+    """ruamel data as plain JSON-able Python (for reports)."""
+    if value is MISSING:
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return bool(value) if value is not None else None
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
+
+
+def canonical(value: Any) -> str:
+    """A hashable, order-independent text form of a value (whole-item list keys)."""
+    return json.dumps(plain(value), sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------- list keys
+
+# patchMergeKey of the k8s.io/api types (core/v1 PodSpec, Container, ObjectMeta, ServiceSpec;
+# admissionregistration/v1 webhooks), plus CRD `versions` by name.
+STRATEGIC_KEYS: dict[str, str] = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "imagePullSecrets": "name",
+    "hostAliases": "ip",
+    "topologySpreadConstraints": "topologyKey",
+    "resourceClaims": "name",
+    "schedulingGates": "name",
+    "ownerReferences": "uid",
+    "conditions": "type",
+    "webhooks": "name",
+    "versions": "name",
+    "additionalPrinterColumns": "name",
+    "volumeClaimTemplates": "metadata.name",
+}
+# Lists Kubernetes replaces whole (no patch strategy): RBAC rules, command lines, selectors.
+ATOMIC_LISTS = frozenset({
+    "rules", "args", "command", "clusterRoleSelectors", "subjects", "matchExpressions",
+    "nodeSelectorTerms", "required", "enum", "accessModes",
+})
+# Lists merged as sets of whole entries: tolerations have no key (k8s replaces the list;
+# merging entries as values keeps a locally added toleration), finalizers are a set.
+WHOLE_ITEM_LISTS = frozenset({"tolerations", "finalizers"})
+
+
+def _field_key(dotted: str) -> KeyFn:
+    parts = dotted.split(".")
+
+    def key(item: Any) -> Hashable | None:
+        node = item
+        for p in parts:
+            if not isinstance(node, Mapping) or p not in node:
+                return None
+            node = node[p]
+        return None if isinstance(node, Mapping | list) else canonical(node)
+
+    return key
+
+
+def _port_key(port_field: str) -> KeyFn:
+    def key(item: Any) -> Hashable | None:
+        if not isinstance(item, Mapping) or port_field not in item:
+            return None
+        return (canonical(item[port_field]), str(item.get("protocol") or "TCP"))
+
+    return key
+
+
+def _whole_item(item: Any) -> Hashable:
+    return canonical(item)
+
+
+def kubernetes_list_key(path: tuple[str, ...], name: str, items: list[Any]) -> KeyFn | None:
+    """The merge key of a list in a Kubernetes object, or None for an atomic list."""
+    if name in WHOLE_ITEM_LISTS:
+        return _whole_item
+    if name in ATOMIC_LISTS:
+        return None
+    if name == "ports":
+        in_container = any(seg.split("[", 1)[0] in ("containers", "initContainers",
+                                                     "ephemeralContainers") for seg in path)
+        return _port_key("containerPort" if in_container else "port")
+    if name in STRATEGIC_KEYS:
+        return _field_key(STRATEGIC_KEYS[name])
+    if items and all(isinstance(i, Mapping) and "name" in i for i in items):
+        return _field_key("name")
+    return None
+
+
+# --------------------------------------------------------------------------- merger
+
+
+@dataclass
+class FieldMerge:
+    """Merges one document (or one part of it) into ours, collecting conflicts."""
+
+    path: str
+    resource: ResourceId | None = None
+    redaction: Redaction = field(default_factory=Redaction)
+    list_key: KeyResolver = kubernetes_list_key
+    secret_field: Callable[[str], bool] | None = None  # more fields to hash (secretGenerator)
+    conflicts: list[Conflict] = field(default_factory=list)
+    changed: bool = False
+
+    # --- conflicts -----------------------------------------------------------------------
+
+    def _value(self, fpath: str, v: Any) -> Any:
+        if v is MISSING:
+            return None
+        if is_secret_field(self.resource, fpath) or (
+                self.secret_field is not None and self.secret_field(fpath)):
+            return self.redaction.value(plain(v))
+        return plain(v)
+
+    def conflict(self, fpath: tuple[str, ...], kind: ConflictKind, b: Any, o: Any, t: Any,
+                 message: str = "") -> None:
+        f = ".".join(fpath)
+        self.conflicts.append(Conflict(
+            path=self.path, kind=kind, resource=self.resource, field=f,
+            base=self._value(f, b),
+            ours=DELETED if o is MISSING and kind is ConflictKind.DELETED_LOCALLY
+            else self._value(f, o),
+            theirs=DELETED if t is MISSING and kind is ConflictKind.DELETED_UPSTREAM
+            else self._value(f, t),
+            message=message,
+        ))
+
+    # --- values --------------------------------------------------------------------------
+
+    def merge_value(self, b: Any, o: Any, t: Any, fpath: tuple[str, ...]) -> Any:
+        """The merged value of one node (may be MISSING); edits ours' containers in place."""
+        if same(o, t) or same(b, t):
+            return o
+        if same(b, o):
+            self.changed = True
+            return _keep_style(o, t)
+        if isinstance(o, Mapping) and isinstance(t, Mapping):
+            self.merge_map(b if isinstance(b, Mapping) else {}, o, t, fpath)
+            return o
+        if isinstance(o, list) and isinstance(t, list):
+            return self.merge_list(b if isinstance(b, list) else MISSING, o, t, fpath)
+        if t is MISSING:
+            self.conflict(fpath, ConflictKind.DELETED_UPSTREAM, b, o, t)
+        elif o is MISSING:
+            self.conflict(fpath, ConflictKind.DELETED_LOCALLY, b, o, t)
+        elif b is MISSING:
+            self.conflict(fpath, ConflictKind.BOTH_ADDED, b, o, t)
+        else:
+            self.conflict(fpath, ConflictKind.BOTH_CHANGED, b, o, t)
+        return o
+
+    def merge_map(self, b: Mapping[Any, Any], o: Any, t: Mapping[Any, Any],
+                  fpath: tuple[str, ...]) -> None:
+        """Merge mapping t (against b) into mapping o, in place."""
+        for k in list(o.keys()):
+            bv, ov, tv = b.get(k, MISSING), o[k], t.get(k, MISSING)
+            new = self.merge_value(bv, ov, tv, (*fpath, str(k)))
+            if new is MISSING:
+                del o[k]
+            elif new is not ov:
+                o[k] = new
+        keys = list(t.keys())
+        for i, k in enumerate(keys):
+            if k in o:
+                continue
+            bv, tv = b.get(k, MISSING), t[k]
+            new = self.merge_value(bv, MISSING, tv, (*fpath, str(k)))
+            if new is MISSING:
+                continue
+            pos = 0
+            for prev in reversed(keys[:i]):
+                if prev in o:
+                    pos = list(o.keys()).index(prev) + 1
+                    break
+            _insert(o, pos, k, new)
+
+    def merge_list(self, b: Any, o: list[Any], t: list[Any], fpath: tuple[str, ...]) -> Any:
+        """The merged list: o edited in place when merged by key, else o or t whole."""
+        name = fpath[-1].split("[", 1)[0] if fpath else ""
+        parent = fpath[:-1]
+        base_items = b if isinstance(b, list) else []
+        keyfn = self.list_key(parent, name, [*base_items, *o, *t])
+        keyed = _index(keyfn, base_items), _index(keyfn, o), _index(keyfn, t)
+        if keyfn is None or any(k is None for k in keyed):
+            return self._merge_atomic(b, o, t, fpath)
+        bmap, omap, tmap = keyed
+        assert bmap is not None and omap is not None and tmap is not None
+        seg = fpath[-1]
+
+        def at(key: Hashable, item: Any) -> tuple[str, ...]:
+            return (*fpath[:-1], f"{seg}[{_label(item)}]")
+
+        remove: list[int] = []
+        for idx, item in enumerate(o):
+            k = keyfn(item)
+            bv, tv = bmap.get(k, MISSING), tmap.get(k, MISSING)
+            new = self.merge_value(bv, item, tv, at(k, item))
+            if new is MISSING:
+                remove.append(idx)
+            elif new is not item:
+                o[idx] = new
+        for idx in reversed(remove):
+            del o[idx]
+        t_keys = [keyfn(x) for x in t]
+        for i, k in enumerate(t_keys):
+            if k in omap:
+                continue
+            new = self.merge_value(bmap.get(k, MISSING), MISSING, t[i], at(k, t[i]))
+            if new is MISSING:
+                continue
+            current = [keyfn(x) for x in o]
+            pos = 0
+            for prev in reversed(t_keys[:i]):
+                if prev in current:
+                    pos = current.index(prev) + 1
+                    break
+            o.insert(pos, new)
+        return o
+
+    def _merge_atomic(self, b: Any, o: Any, t: Any, fpath: tuple[str, ...]) -> Any:
+        if same(b, o):
+            self.changed = True
+            return t
+        kind = ConflictKind.BOTH_ADDED if b is MISSING else ConflictKind.BOTH_CHANGED
+        self.conflict(fpath, kind, b, o, t, message="list replaced whole on both sides")
+        return o
+
+
+def _index(keyfn: KeyFn | None, items: list[Any]) -> dict[Hashable, Any] | None:
+    if keyfn is None:
+        return None
+    out: dict[Hashable, Any] = {}
+    for item in items:
+        k = keyfn(item)
+        if k is None or k in out:
+            return None  # no key or a duplicate key: the list is atomic
+        out[k] = item
+    return out
+
+
+def _label(item: Any) -> str:
+    """`name=app` for a keyed entry; the whole value for a set entry."""
+    if isinstance(item, Mapping):
+        for f in ("name", "mountPath", "containerPort", "port", "ip", "devicePath", "type",
+                  "topologyKey", "uid", "path"):
+            if f in item and not isinstance(item[f], Mapping | list):
+                return f"{f}={plain(item[f])}"
+        return canonical(item)
+    return str(plain(item))
+
+
+def _insert(o: Any, pos: int, k: Any, v: Any) -> None:
+    if isinstance(o, CommentedMap):
+        o.insert(pos, k, v)
+    else:
+        o[k] = v
+
+
+def _keep_style(o: Any, t: Any) -> Any:
+    """Theirs' new value, quoted the way ours quoted the old one."""
+    if (isinstance(o, ScalarString) and isinstance(t, str)
+            and not isinstance(t, ScalarString)):
+        return type(o)(t)
+    return t
+
+
+def empty_like(o: Any) -> Any:
+    return CommentedMap() if isinstance(o, Mapping) else CommentedSeq()
