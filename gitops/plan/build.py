@@ -1,0 +1,99 @@
+"""Building a plan between two commits: which clusters exist at each, render, diff."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import PurePosixPath
+
+from gitops.errors import ConfigError, GitError
+from gitops.plan.model import Objects, Plan, RefInfo, RenderFn, plan_from_renders
+from gitops.redact import Redactor, run_redactor
+from gitops.stack import CLUSTERS_DIR, Stack
+
+Progress = Callable[[str], None]
+
+_KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def _prefix(stack: Stack, repo_root: str) -> str:
+    """The deployment repo's folder inside the git repository ('' at its root)."""
+    from pathlib import Path
+
+    rel = stack.root.resolve().relative_to(Path(repo_root).resolve())
+    return "" if str(rel) == "." else PurePosixPath(*rel.parts).as_posix()
+
+
+def clusters_at(stack: Stack, commit: str) -> list[str]:
+    """The clusters (clusters/<name>/ with a kustomization) in the tree of a commit."""
+    from gitops.git import open_repo
+
+    repo = open_repo(stack.root)
+    prefix = _prefix(stack, str(repo.root))
+    base = f"{prefix}/{CLUSTERS_DIR}" if prefix else CLUSTERS_DIR
+    files = repo.read_tree(commit, base, with_content=False)
+    names = {p.split("/", 1)[0] for p in files
+             if p.count("/") == 1 and p.split("/", 1)[1] in _KUSTOMIZATIONS}
+    return sorted(names)
+
+
+def resolve_ref(stack: Stack, ref: str) -> RefInfo:
+    from gitops.git import open_repo
+
+    repo = open_repo(stack.root)
+    try:
+        return RefInfo(ref=ref, commit=repo.resolve(ref))
+    except GitError as e:
+        raise GitError(
+            f"{e.message}: the plan cannot resolve {ref!r}.",
+            hint="Give a branch, tag or commit of this repository. In CI, fetch the base "
+            "branch first (a shallow clone lacks it): 'git fetch origin main' or "
+            "actions/checkout with fetch-depth: 0.",
+        ) from e
+
+
+def default_render(stack: Stack) -> RenderFn:
+    """Renders clusters at a commit through gitops.render (`render --ref`: no checkout)."""
+
+    def render(names: Sequence[str], commit: str) -> Mapping[str, Objects]:
+        from gitops.render import render_clusters
+
+        if not names:
+            return {}
+        rendered = render_clusters(stack, list(names), ref=commit)
+        return {name: [o.body for o in r.objects] for name, r in rendered.items()}
+
+    return render
+
+
+def make_plan(
+    stack: Stack,
+    *,
+    base: str,
+    head: str = "HEAD",
+    clusters: Sequence[str] = (),
+    redactor: Redactor | None = None,
+    render: RenderFn | None = None,
+    progress: Progress | None = None,
+) -> Plan:
+    """The plan of what `head` changes against `base`, per cluster, rendered at both commits
+    without touching the working tree. `clusters` restricts it to those names."""
+    say = progress or (lambda _msg: None)
+    b, h = resolve_ref(stack, base), resolve_ref(stack, head)
+    at_base, at_head = clusters_at(stack, b.commit), clusters_at(stack, h.commit)
+    if clusters:
+        unknown = [n for n in clusters if n not in at_base and n not in at_head]
+        if unknown:
+            known = ", ".join(sorted(set(at_base) | set(at_head))) or "none"
+            raise ConfigError(
+                f"no cluster named {', '.join(map(repr, unknown))} at {base} or {head}.",
+                hint=f"Clusters at these commits: {known}.",
+            )
+        at_base = [n for n in at_base if n in clusters]
+        at_head = [n for n in at_head if n in clusters]
+    do_render = render or default_render(stack)
+    say(f"rendering {len(at_base)} cluster(s) at {base} ({b.short})")
+    before = do_render(at_base, b.commit)
+    say(f"rendering {len(at_head)} cluster(s) at {head} ({h.short})")
+    after = do_render(at_head, h.commit) if h.commit != b.commit else before
+    say("comparing")
+    return plan_from_renders(before, after, base=b, head=h, redactor=redactor or run_redactor())

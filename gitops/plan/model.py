@@ -1,0 +1,89 @@
+"""The plan of a change: per cluster, what the head render changes against the base render."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gitops.diff import ObjectSetDiff, diff_object_sets
+from gitops.redact import Redactor, run_redactor
+
+ClusterStatus = Literal["changed", "unchanged", "added", "removed"]
+
+Objects = Sequence[Mapping[str, Any]]
+# (cluster names, commit id) -> {cluster: rendered objects}
+RenderFn = Callable[[Sequence[str], str], Mapping[str, Objects]]
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    """A side of the plan: the ref as the user wrote it and the commit it resolved to."""
+
+    ref: str
+    commit: str
+
+    @property
+    def short(self) -> str:
+        return self.commit[:12]
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """One cluster: `added`/`removed` when clusters/<name> exists only at head/base."""
+
+    name: str
+    status: ClusterStatus
+    diff: ObjectSetDiff
+
+    @property
+    def counts(self) -> dict[str, int]:
+        d = self.diff
+        return {"added": len(d.added), "removed": len(d.removed), "changed": len(d.changed),
+                "unchanged": d.unchanged, "images": len(d.images),
+                "fields": sum(len(c.fields) for c in d.changed)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    base: RefInfo
+    head: RefInfo
+    clusters: tuple[ClusterPlan, ...]
+    redactor: Redactor
+
+    @property
+    def changed(self) -> bool:
+        return any(c.status != "unchanged" for c in self.clusters)
+
+    def by_status(self, status: ClusterStatus) -> tuple[ClusterPlan, ...]:
+        return tuple(c for c in self.clusters if c.status == status)
+
+
+def plan_from_renders(
+    before: Mapping[str, Objects],
+    after: Mapping[str, Objects],
+    *,
+    base: RefInfo,
+    head: RefInfo,
+    redactor: Redactor | None = None,
+) -> Plan:
+    """The plan between two renders, given as {cluster: objects}; a cluster missing from
+    one side exists only at the other ref (an added or removed cluster)."""
+    r = redactor or run_redactor()
+    # Learn every secret value of both sides first, so that value scrubbing in the output
+    # also covers values that appear in objects diffed before the Secret holding them.
+    for objs in (*before.values(), *after.values()):
+        r.learn(objs)
+    clusters = []
+    for name in sorted(set(before) | set(after)):
+        a, b = before.get(name), after.get(name)
+        diff = diff_object_sets(a or (), b or (), redactor=r)
+        status: ClusterStatus
+        if a is None:
+            status = "added"
+        elif b is None:
+            status = "removed"
+        else:
+            status = "unchanged" if diff.is_empty else "changed"
+        clusters.append(ClusterPlan(name=name, status=status, diff=diff))
+    return Plan(base=base, head=head, clusters=tuple(clusters), redactor=r)
