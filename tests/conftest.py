@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.kubeflow",
     "tests.fixtures.gitrepos",
+    "tests.fixtures.sandbox",
 ]

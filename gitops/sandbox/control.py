@@ -113,6 +113,8 @@ def _refuse_if_running(layout: Layout, progress: Progress) -> None:
             f"a sandbox is already running from {layout.root} (pids: {pids}).",
             hint=f"Use it (export KUBECONFIG={old.kubeconfig}), or stop it first with "
                  f"'stackctl sandbox down --state-dir {layout.root}'.")
+    for p in old.procs:
+        processes.stop(p)  # reaps our own dead children (zombies) when `up` ran in-process
     progress(f"found a stale state dir from a run that was killed ({len(old.procs)} "
              "processes, none running); cleaning it up")
 
