@@ -245,9 +245,10 @@ class Redactor:
 
     # --- text -----------------------------------------------------------------------------
 
-    def text(self, text: str, *, pairs: bool = True) -> str:
+    def text(self, text: str, *, pairs: bool | str = True) -> str:
         """`text` with every known secret value replaced by its redaction mark, and (with
-        `pairs`) `name=value`/`name: value` pairs of sensitive names redacted."""
+        `pairs`) `name=value`/`name: value` pairs of sensitive names redacted
+        (`pairs="="`: only `name=value`, for messages that quote names before a colon)."""
         if not text:
             return text
         if self._known:
@@ -256,7 +257,7 @@ class Redactor:
                 self._scrub_re = re.compile("|".join(re.escape(v) for v in values))
             text = self._scrub_re.sub(lambda m: self.mark(m.group(0)), text)
         if pairs and self._sensitive is not None:
-            text = _PAIR.sub(self._pair, text)
+            text = (_PAIR_EQ if pairs == "=" else _PAIR).sub(self._pair, text)
         return text
 
     def _pair(self, m: re.Match[str]) -> str:
@@ -271,6 +272,7 @@ class Redactor:
 _PAIR = re.compile(
     r"""(?P<key>[A-Za-z_][\w.-]*["']?)(?P<sep>\s*[=:]\s*["']?)(?P<value>[^\s"',;}\])<]+)"""
 )
+_PAIR_EQ = re.compile(r"""(?P<key>[A-Za-z_][\w.-]*)(?P<sep>=["']?)(?P<value>[^\s"',;}\])<]+)""")
 
 
 def _check_pattern(pattern: str) -> None:
@@ -331,3 +333,13 @@ def redact_text(text: str, known: Iterable[str] = ()) -> str:
     for v in known:
         r.add_known(v)
     return r.text(text)
+
+
+def scrub_message(text: str) -> str:
+    """An error or log message with the run's known secret values and sensitive
+    `name=value` pairs redacted. Never raises: it runs inside the error handler."""
+    try:
+        r = _RUN if _RUN is not None else Redactor()
+        return r.text(text, pairs="=")
+    except Exception:  # the message must still be shown; redaction is best effort here
+        return text

@@ -27,12 +27,20 @@ def _paragraph(text: str) -> str:
     )
 
 
+def _scrub(message: str) -> str:
+    """Secret values the run has seen never reach the terminal (an API server may quote a
+    rejected Secret's value: argo-cd#16193)."""
+    from gitops.redact import scrub_message
+
+    return scrub_message(message)
+
+
 def write_crash_log(exc: BaseException) -> Path:
     log_dir = _log_dir()
     log_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     path = log_dir / f"crash-{stamp}-{os.getpid()}.log"
-    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    path.write_text(_scrub("".join(traceback.format_exception(exc))), encoding="utf-8")
     return path
 
 
@@ -56,10 +64,10 @@ def run_guarded(group: click.Group, args: list[str]) -> int:
         click.echo(f"error: {e.format_message()}", err=True)
         return int(ExitCode.ERROR)
     except UserError as e:
-        click.echo(_paragraph(f"error: {e}"), err=True)
+        click.echo(_paragraph(f"error: {_scrub(str(e))}"), err=True)
         return int(e.exit_code)
     except StackctlError as e:
-        click.echo(_paragraph(f"error: {e}"), err=True)
+        click.echo(_paragraph(f"error: {_scrub(str(e))}"), err=True)
         return int(e.exit_code)
     except BrokenPipeError:
         return int(ExitCode.OK)
@@ -69,7 +77,8 @@ def run_guarded(group: click.Group, args: list[str]) -> int:
         except OSError:
             where = "(the log could not be written)"
         click.echo(
-            f"error: stackctl failed unexpectedly ({type(e).__name__}: {e}). This is a bug; "
+            f"error: stackctl failed unexpectedly ({type(e).__name__}: {_scrub(str(e))}). "
+            "This is a bug; "
             f"the traceback is in {where}. Please report it with that file.",
             err=True,
         )
