@@ -12,12 +12,23 @@ from __future__ import annotations
 
 from gitops.merge.conflict import Conflict, ConflictKind, MergeKind, Redaction
 from gitops.merge.filemerge import FileMerge, merge_file
+from gitops.merge.moves import Moves, detect_moves
+from gitops.merge.references import RewrittenReference, UnresolvedReference
+from gitops.merge.report import MergeReport
+from gitops.merge.tree import TreeMerge, merge_trees
 
 __all__ = [
     "Conflict",
     "ConflictKind",
     "FileMerge",
     "MergeKind",
+    "MergeReport",
+    "Moves",
     "Redaction",
+    "RewrittenReference",
+    "TreeMerge",
+    "UnresolvedReference",
+    "detect_moves",
     "merge_file",
+    "merge_trees",
 ]

@@ -72,6 +72,8 @@ class Conflict:
     theirs: Any = None
     lines: tuple[int, int] | None = None
     message: str = ""
+    segments: tuple[str, ...] = ()
+    """The field path as segments (`containers[name=web]` for a keyed list entry)."""
 
     @property
     def resource_key(self) -> str:

@@ -194,9 +194,9 @@ class FieldMerge:
 
     def conflict(self, fpath: tuple[str, ...], kind: ConflictKind, b: Any, o: Any, t: Any,
                  message: str = "") -> None:
-        f = ".".join(fpath)
+        f = field_string(fpath)
         self.conflicts.append(Conflict(
-            path=self.path, kind=kind, resource=self.resource, field=f,
+            path=self.path, kind=kind, resource=self.resource, field=f, segments=fpath,
             base=self._value(f, b),
             ours=DELETED if o is MISSING and kind is ConflictKind.DELETED_LOCALLY
             else self._value(f, o),
@@ -304,6 +304,21 @@ class FieldMerge:
         kind = ConflictKind.BOTH_ADDED if b is MISSING else ConflictKind.BOTH_CHANGED
         self.conflict(fpath, kind, b, o, t, message="list replaced whole on both sides")
         return o
+
+
+def field_string(fpath: tuple[str, ...]) -> str:
+    """`spec.template.metadata.labels["app.kubernetes.io/name"]`: keys holding a dot are
+    quoted, list entries read `containers[name=web]`."""
+    out = ""
+    for seg in fpath:
+        name, bracket, rest = seg.partition("[")
+        if "." in name or not name:
+            out += f'["{name}"]'
+        else:
+            out += ("." if out else "") + name
+        if bracket:
+            out += "[" + rest
+    return out
 
 
 def _index(keyfn: KeyFn | None, items: list[Any]) -> dict[Hashable, Any] | None:

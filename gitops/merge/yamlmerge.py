@@ -11,6 +11,7 @@ file differs from ours only in documents upstream changed.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ def split_documents(text: str) -> list[str]:
     if not cuts or cuts[0] != 0:
         cuts.insert(0, 0)
     cuts.append(len(text))
-    return [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    return [text[a:b] for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def _load(y: YAML, segment: str) -> Any:
