@@ -4,7 +4,6 @@ with fake component binaries (small scripts) standing in for the real ones."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
