@@ -256,7 +256,7 @@ class Redactor:
                 values = sorted(self._known, key=len, reverse=True)
                 self._scrub_re = re.compile("|".join(re.escape(v) for v in values))
             text = self._scrub_re.sub(lambda m: self.mark(m.group(0)), text)
-        if pairs and self._sensitive is not None:
+        if pairs and self._sensitive is not None and self._sensitive.search(text):
             text = (_PAIR_EQ if pairs == "=" else _PAIR).sub(self._pair, text)
         return text
 

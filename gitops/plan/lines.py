@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any
 
 from gitops.diff import FieldChange, ImageChange, ObjectChange
@@ -26,6 +27,10 @@ VALUE_LIMIT = 300  # characters of one value shown inline; longer ones are short
 TEXT_LINES_LIMIT = 40  # lines of a multi-line value's diff
 
 _SIGN = {"added": "+", "removed": "-", "changed": "~"}
+# Strings that would read as another type unquoted: "1" and 1 differ to Kubernetes.
+_NON_STRING = re.compile(
+    r"^(?:true|false|yes|no|on|off|null|~|[-+]?(?:\d[\d_]*)?\.?\d+(?:[eE][-+]?\d+)?)$",
+    re.IGNORECASE)
 
 
 def scrub(value: Any, redactor: Redactor) -> Any:
@@ -45,7 +50,8 @@ def fmt_value(value: Any, redactor: Redactor, *, limit: int = VALUE_LIMIT) -> st
     a visible marker beyond `limit` characters."""
     value = scrub(value, redactor)
     if isinstance(value, str) and value and value == value.strip() and "\n" not in value \
-            and " -> " not in value and not value.startswith(("{", "[", '"')):
+            and " -> " not in value and not value.startswith(("{", "[", '"')) \
+            and not _NON_STRING.match(value):
         text = value
     else:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
