@@ -1,0 +1,256 @@
+"""merge_file on Kubernetes YAML: resource by resource, fields recursively, lists by key."""
+
+from __future__ import annotations
+
+from textwrap import dedent
+
+from gitops.merge import ConflictKind, MergeKind, Redaction, merge_file
+from gitops.resource import ResourceId
+
+DEPLOYMENT = dedent("""\
+    # The web app.
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata:
+      name: web
+      labels: {app: web}
+    spec:
+      replicas: 1
+      template:
+        spec:
+          containers:
+          - name: web
+            image: "ghcr.io/acme/web:1.0"   # pinned
+            env:
+            - name: MODE
+              value: prod
+            volumeMounts:
+            - name: data
+              mountPath: /data
+    """)
+
+
+def edit(text: str, *pairs: tuple[str, str]) -> str:
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+def test_upstream_image_change_and_local_env_var_both_survive_with_comments_and_quotes() -> None:
+    ours = edit(DEPLOYMENT, ("          value: prod\n",
+                             "          value: prod\n        - name: LOCAL  # ours\n"
+                             "          value: x\n"))
+    theirs = edit(DEPLOYMENT, ("web:1.0", "web:1.1"))
+    m = merge_file("deploy.yaml", DEPLOYMENT, ours, theirs)
+    assert m.kind is MergeKind.YAML and m.conflicts == ()
+    assert m.text == edit(ours, ("web:1.0", "web:1.1"))
+
+
+def test_volume_mount_added_on_both_sides_keeps_both_entries() -> None:
+    ours = edit(DEPLOYMENT, ("          mountPath: /data\n",
+                             "          mountPath: /data\n        - name: cache\n"
+                             "          mountPath: /cache\n"))
+    theirs = edit(DEPLOYMENT, ("          mountPath: /data\n",
+                               "          mountPath: /data\n        - name: tmp\n"
+                               "          mountPath: /tmp\n"))
+    m = merge_file("deploy.yaml", DEPLOYMENT, ours, theirs)
+    assert m.conflicts == ()
+    assert m.text == edit(ours, ("          mountPath: /data\n",
+                                 "          mountPath: /data\n        - name: tmp\n"
+                                 "          mountPath: /tmp\n"))
+
+
+def test_scalar_changed_differently_is_a_conflict_that_keeps_ours() -> None:
+    ours = edit(DEPLOYMENT, ("replicas: 1", "replicas: 3  # local"))
+    theirs = edit(DEPLOYMENT, ("replicas: 1", "replicas: 2"), ("web:1.0", "web:1.1"))
+    m = merge_file("deploy.yaml", DEPLOYMENT, ours, theirs)
+    assert m.text == edit(ours, ("web:1.0", "web:1.1"))
+    (c,) = m.conflicts
+    assert (c.kind, c.resource, c.field, c.base, c.ours, c.theirs) == (
+        ConflictKind.BOTH_CHANGED, ResourceId("apps", "Deployment", "", "web"),
+        "spec.replicas", 1, 3, 2)
+    assert c.address == "deploy.yaml:apps/Deployment//web:spec.replicas"
+
+
+def test_same_change_on_both_sides_is_no_conflict() -> None:
+    both = edit(DEPLOYMENT, ("replicas: 1", "replicas: 2"))
+    m = merge_file("deploy.yaml", DEPLOYMENT, both, both)
+    assert (m.text, m.conflicts) == (both, ())
+
+
+def test_untouched_documents_are_written_back_byte_for_byte() -> None:
+    svc = dedent("""\
+        ---
+        # odd   spacing   kept
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web}
+        spec:
+          ports: [ {port: 80} ]
+        """)
+    base = DEPLOYMENT + svc
+    ours = edit(base, ("value: prod", "value: staging"))
+    theirs = edit(base, ("replicas: 1", "replicas: 2"))
+    m = merge_file("all.yaml", base, ours, theirs)
+    assert m.text == edit(ours, ("replicas: 1", "replicas: 2"))
+    assert m.text.endswith(svc)
+
+
+def test_resources_match_by_identity_when_upstream_reorders_them() -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: '1'\n"
+    base = DEPLOYMENT + "---\n" + cm
+    ours = edit(base, ("a: '1'", "a: '9'"))
+    theirs = edit(cm, ("a: '1'", "a: '1'\n  b: '2'")) + "---\n" + edit(
+        DEPLOYMENT, ("web:1.0", "web:1.1"))
+    m = merge_file("all.yaml", base, ours, theirs)
+    assert m.conflicts == ()
+    assert m.text == edit(ours, ("web:1.0", "web:1.1"), ("a: '9'", "a: '9'\n  b: '2'"))
+
+
+def test_resource_added_upstream_is_inserted_after_its_upstream_neighbour() -> None:
+    sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n"
+    ours = edit(DEPLOYMENT, ("value: prod", "value: staging"))
+    theirs = DEPLOYMENT + "---\n" + sa
+    m = merge_file("deploy.yaml", DEPLOYMENT, ours, theirs)
+    assert m.text == ours + "---\n" + sa
+
+
+def test_resource_deleted_upstream_and_untouched_locally_is_deleted() -> None:
+    sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n"
+    base = DEPLOYMENT + "---\n" + sa
+    ours = edit(base, ("value: prod", "value: staging"))
+    m = merge_file("deploy.yaml", base, ours, DEPLOYMENT)
+    assert (m.text, m.conflicts) == (edit(DEPLOYMENT, ("value: prod", "value: staging")), ())
+
+
+def test_resource_deleted_upstream_but_edited_locally_is_kept_as_a_conflict() -> None:
+    sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n"
+    base = DEPLOYMENT + "---\n" + sa
+    ours = edit(base, ("kind: ServiceAccount\nmetadata:\n  name: web\n",
+                       "kind: ServiceAccount\nmetadata:\n  name: web\n  labels: {team: ml}\n"))
+    theirs = edit(DEPLOYMENT, ("replicas: 1", "replicas: 2"))
+    m = merge_file("deploy.yaml", base, ours, theirs)
+    assert m.text == edit(ours, ("replicas: 1", "replicas: 2"))
+    (c,) = m.conflicts
+    assert (c.kind, c.resource, c.base, c.ours, c.theirs) == (
+        ConflictKind.DELETED_UPSTREAM, ResourceId("", "ServiceAccount", "", "web"),
+        "<present>", "<changed>", "<deleted>")
+
+
+def test_resource_deleted_locally_but_changed_upstream_stays_deleted_as_a_conflict() -> None:
+    sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n"
+    base = DEPLOYMENT + "---\n" + sa
+    ours = edit(DEPLOYMENT, ("value: prod", "value: staging"))
+    theirs = DEPLOYMENT + "---\n" + edit(sa, ("name: web", "name: web\n  labels: {a: b}"))
+    m = merge_file("deploy.yaml", base, ours, theirs)
+    assert m.text == ours
+    assert [(c.kind, c.resource) for c in m.conflicts] == [
+        (ConflictKind.DELETED_LOCALLY, ResourceId("", "ServiceAccount", "", "web"))]
+
+
+def test_container_removed_upstream_and_untouched_locally_is_removed() -> None:
+    two = edit(DEPLOYMENT, ("      volumeMounts:", "      volumeMounts:"),
+               ("          mountPath: /data\n",
+                "          mountPath: /data\n      - name: proxy\n        image: proxy:1\n"))
+    ours = edit(two, ("value: prod", "value: staging"))
+    m = merge_file("deploy.yaml", two, ours, DEPLOYMENT)
+    assert (m.text, m.conflicts) == (edit(DEPLOYMENT, ("value: prod", "value: staging")), ())
+
+
+def test_atomic_list_changed_on_both_sides_is_a_conflict() -> None:
+    base = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n" \
+           "  name: r\nrules:\n- verbs: [get]\n  resources: [pods]\n"
+    ours = edit(base, ("[get]", "[get, list]"))
+    theirs = edit(base, ("[get]", "[get, watch]"))
+    m = merge_file("role.yaml", base, ours, theirs)
+    assert m.text == ours
+    (c,) = m.conflicts
+    assert (c.field, c.ours, c.theirs) == (
+        "rules", [{"verbs": ["get", "list"], "resources": ["pods"]}],
+        [{"verbs": ["get", "watch"], "resources": ["pods"]}])
+
+
+def test_tolerations_merge_as_sets_of_whole_entries() -> None:
+    base = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  tolerations:\n" \
+           "  - {key: a, operator: Exists}\n"
+    ours = base + "  - {key: local, operator: Exists}\n"
+    theirs = base + "  - {key: b, operator: Exists}\n"
+    m = merge_file("pod.yaml", base, ours, theirs)
+    assert m.conflicts == ()
+    assert m.text == base + "  - {key: b, operator: Exists}\n  - {key: local, operator: Exists}\n"
+
+
+def test_crd_versions_merge_by_name_and_schemas_recursively() -> None:
+    base = dedent("""\
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata:
+          name: nbs.example.org
+        spec:
+          versions:
+          - name: v1beta1
+            served: true
+            storage: true
+            schema:
+              openAPIV3Schema:
+                type: object
+                properties:
+                  spec: {type: object}
+        """)
+    ours = edit(base, ("spec: {type: object}\n",
+                       "spec: {type: object}\n          x-local: {type: string}\n"))
+    v1 = "  - name: v1\n    served: true\n    storage: true\n"
+    theirs = edit(base, ("    storage: true\n", "    storage: false\n")) + v1
+    m = merge_file("crd.yaml", base, ours, theirs)
+    assert m.conflicts == ()
+    assert m.text == edit(ours, ("    storage: true\n", "    storage: false\n")) + v1
+
+
+def test_service_ports_merge_by_port() -> None:
+    base = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n" \
+           "  - name: http\n    port: 80\n    targetPort: 8080\n"
+    ours = base + "  - name: metrics\n    port: 9090\n"
+    theirs = edit(base, ("targetPort: 8080", "targetPort: http"))
+    m = merge_file("svc.yaml", base, ours, theirs)
+    assert (m.text, m.conflicts) == (edit(ours, ("targetPort: 8080", "targetPort: http")), ())
+
+
+def test_documents_without_kind_merge_as_plain_nested_data() -> None:
+    base = "server:\n  port: 80\n  hosts: [a]\nlog: info\n"
+    ours = "server:\n  port: 8080  # local\n  hosts: [a]\nlog: info\n"
+    theirs = "server:\n  port: 80\n  hosts: [a, b]\nlog: debug\n"
+    m = merge_file("config.yaml", base, ours, theirs)
+    assert (m.text, m.conflicts) == (
+        "server:\n  port: 8080  # local\n  hosts: [a, b]\nlog: debug\n", ())
+
+
+def test_local_indentation_style_is_kept_in_changed_documents() -> None:
+    base = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n    name: c\ndata:\n    a: x\n" \
+           "    list:\n        - 1\n"
+    ours = base.replace("a: x", "a: y")
+    theirs = base.replace("    list:", "    b: z\n    list:")
+    m = merge_file("cm.yaml", base, ours, theirs)
+    assert m.text == ours.replace("    list:", "    b: z\n    list:")
+
+
+def test_secret_data_conflicts_show_a_salted_hash_never_the_value() -> None:
+    base = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  pw: base-pw\n"
+    ours, theirs = base.replace("base-pw", "ours-pw"), base.replace("base-pw", "theirs-pw")
+    red = Redaction(salt=b"s")
+    m = merge_file("secret.yaml", base, ours, theirs, redaction=red)
+    (c,) = m.conflicts
+    assert c.field == "stringData.pw"
+    assert (c.base, c.ours, c.theirs) == (red.mark("base-pw"), red.mark("ours-pw"),
+                                          red.mark("theirs-pw"))
+    assert "pw" not in repr((c.base, c.ours, c.theirs)).replace("sha256", "")
+    assert m.text == ours
+
+
+def test_yaml_that_does_not_parse_is_merged_line_by_line() -> None:
+    base = "a: b: {{ .Values.a }}\nb: 1\nc: 1\nd: 1\n"
+    ours = base.replace("b: 1", "b: 2")
+    theirs = base.replace("d: 1", "d: 2")
+    m = merge_file("tpl.yaml", base, ours, theirs)
+    assert (m.text, m.kind, m.conflicts) == ("a: b: {{ .Values.a }}\nb: 2\nc: 1\nd: 2\n",
+                                             MergeKind.TEXT, ())
