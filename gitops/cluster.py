@@ -96,13 +96,23 @@ class Cluster:
         return self.path / KUSTOMIZATION_FILES[0]
 
     def kubeconfig_path(self) -> Path:
-        """The kubeconfig to use: cluster.yaml's, else $KUBECONFIG's first, else the default."""
+        """The kubeconfig to use: $STACKCTL_KUBECONFIG_<NAME> (CI: one secret per cluster;
+        NAME upper-cased, other characters as '_'), else cluster.yaml's, else $KUBECONFIG's
+        first, else the default."""
+        per_cluster = os.environ.get(kubeconfig_env_var(self.name))
+        if per_cluster:
+            return Path(per_cluster).expanduser()
         if self.kubeconfig is not None:
             return self.kubeconfig
         env = os.environ.get("KUBECONFIG")
         if env:
             return Path(env.split(os.pathsep)[0]).expanduser()
         return Path("~/.kube/config").expanduser()
+
+
+def kubeconfig_env_var(cluster: str) -> str:
+    """STACKCTL_KUBECONFIG_EKS_PROD for cluster eks-prod."""
+    return "STACKCTL_KUBECONFIG_" + re.sub(r"[^A-Z0-9]", "_", cluster.upper())
 
 
 def _has_kustomization(d: Path) -> bool:
