@@ -13,6 +13,7 @@ has one (CRD content, unknown kinds), else the list is atomic.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -236,7 +237,7 @@ class FieldMerge:
             bv, ov, tv = b.get(k, MISSING), o[k], t.get(k, MISSING)
             new = self.merge_value(bv, ov, tv, (*fpath, str(k)))
             if new is MISSING:
-                del o[k]
+                _delete_key(o, k)
             elif new is not ov:
                 o[k] = new
         keys = list(t.keys())
@@ -268,7 +269,7 @@ class FieldMerge:
         seg = fpath[-1]
 
         def at(key: Hashable, item: Any) -> tuple[str, ...]:
-            return (*fpath[:-1], f"{seg}[{_label(item)}]")
+            return (*fpath[:-1], f"{seg}[{_label(key, item)}]")
 
         remove: list[int] = []
         for idx, item in enumerate(o):
@@ -280,7 +281,7 @@ class FieldMerge:
             elif new is not item:
                 o[idx] = new
         for idx in reversed(remove):
-            del o[idx]
+            _delete_item(o, idx)
         t_keys = [keyfn(x) for x in t]
         for i, k in enumerate(t_keys):
             if k in omap:
@@ -295,6 +296,8 @@ class FieldMerge:
                     pos = current.index(prev) + 1
                     break
             o.insert(pos, new)
+            if isinstance(o, CommentedSeq) and pos > 0:
+                _pass_on(o.ca.items, pos - 1, pos, 0)
         return o
 
     def _merge_atomic(self, b: Any, o: Any, t: Any, fpath: tuple[str, ...]) -> Any:
@@ -333,7 +336,7 @@ def _index(keyfn: KeyFn | None, items: list[Any]) -> dict[Hashable, Any] | None:
     return out
 
 
-def _label(item: Any) -> str:
+def _label(key: Hashable, item: Any) -> str:
     """`name=app` for a keyed entry; the whole value for a set entry."""
     if isinstance(item, Mapping):
         for f in ("name", "mountPath", "containerPort", "port", "ip", "devicePath", "type",
@@ -341,12 +344,74 @@ def _label(item: Any) -> str:
             if f in item and not isinstance(item[f], Mapping | list):
                 return f"{f}={plain(item[f])}"
         return canonical(item)
+    if isinstance(key, str) and not key.startswith('"'):
+        return key  # a key computed from the entry, such as a literal's name
     return str(plain(item))
+
+
+def _split_comment(token: Any) -> str:
+    """The full-line comments carried by an entry's comment token (after its own line)."""
+    value = getattr(token, "value", "")
+    return value.split("\n", 1)[1] if isinstance(value, str) and "\n" in value else ""
+
+
+def _hand_over(ca_items: dict[Any, Any], gone: Any, prev: Any, pos: int) -> None:
+    """Comment lines after a deleted entry belong to what follows: give them to the entry
+    before it (ruamel attaches such lines to the preceding entry)."""
+    entry = ca_items.get(gone)
+    if not entry or prev is None:
+        return
+    tokens = [t for t in entry if t is not None and not isinstance(t, list)]
+    rest = "".join(_split_comment(t) for t in tokens)
+    if not rest.strip():
+        return
+    target = ca_items.get(prev)
+    if target and target[pos] is not None:
+        target[pos].value = target[pos].value + rest
+        return
+    src = next(t for t in tokens if _split_comment(t))
+    token = copy.copy(src)
+    token.value = "\n" + rest
+    new = [None, None, None, None] if pos == 2 else [None, None]
+    new[pos] = token
+    ca_items[prev] = new
+
+
+def _pass_on(ca_items: dict[Any, Any], prev: Any, new: Any, pos: int) -> None:
+    """An entry inserted after `prev` takes over the comment lines that followed `prev`, so
+    they stay just above the entry they were written for."""
+    entry = ca_items.get(prev)
+    token = entry[pos] if entry else None
+    rest = _split_comment(token)
+    if token is None or not rest.strip():
+        return
+    token.value = token.value[: len(token.value) - len(rest)]
+    moved = copy.copy(token)
+    moved.value = "\n" + rest
+    slot = [None, None, None, None] if pos == 2 else [None, None]
+    slot[pos] = moved
+    ca_items[new] = slot
+
+
+def _delete_item(o: list[Any], idx: int) -> None:
+    if isinstance(o, CommentedSeq) and idx > 0:
+        _hand_over(o.ca.items, idx, idx - 1, 0)
+    del o[idx]
+
+
+def _delete_key(o: Any, k: Any) -> None:
+    if isinstance(o, CommentedMap):
+        keys = list(o.keys())
+        i = keys.index(k)
+        _hand_over(o.ca.items, k, keys[i - 1] if i > 0 else None, 2)
+    del o[k]
 
 
 def _insert(o: Any, pos: int, k: Any, v: Any) -> None:
     if isinstance(o, CommentedMap):
         o.insert(pos, k, v)
+        if pos > 0 and not isinstance(v, Mapping | list):
+            _pass_on(o.ca.items, list(o.keys())[pos - 1], k, 2)
     else:
         o[k] = v
 
