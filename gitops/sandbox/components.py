@@ -57,6 +57,14 @@ def apiserver(binary: Path, *, pki: Pki, ports: Ports) -> list[str]:
         f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
         # Client certificates signed by our CA authenticate; O=system:masters is admin.
         f"--client-ca-file={pki.ca_cert}",
+        # The front-proxy settings kubeadm sets: the controller manager and scheduler read
+        # them from the extension-apiserver-authentication ConfigMap and log an error
+        # several times a second while requestheader-client-ca-file is missing.
+        f"--requestheader-client-ca-file={pki.ca_cert}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
         "--authorization-mode=RBAC",
         f"--service-account-issuer={SA_ISSUER}",
         f"--service-account-key-file={pki.sa_pub}",
