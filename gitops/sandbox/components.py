@@ -90,7 +90,7 @@ def controller_manager(binary: Path, *, kubeconfig: Path, pki: Pki,
         f"--authorization-kubeconfig={kubeconfig}",
         "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
         "--bind-address=127.0.0.1", f"--secure-port={ports.controller_manager}",
-        # One instance: no lease to wait for (leader election costs ~15 s at start).
+        # One instance: no lease to acquire before the controllers start.
         "--leader-elect=false",
         # ServiceAccount token Secrets/projected tokens carry this CA; tokens are signed
         # with the key the API server verifies.
