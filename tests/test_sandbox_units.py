@@ -4,6 +4,7 @@ with fake component binaries (small scripts) standing in for the real ones."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -311,3 +312,29 @@ def test_build_script_without_go_says_how_to_get_it(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env_, check=False)
     assert proc.returncode == 2
     assert "Go toolchain" in proc.stderr and "make sandbox" in proc.stderr
+
+
+def test_a_process_started_to_die_with_its_parent_is_gone_when_the_parent_is_killed(
+        tmp_path: Path) -> None:
+    # A parent process starts a child tied to it, reports the child, then is SIGKILLed.
+    script = textwrap.dedent(f"""\
+        import json, sys, time
+        from pathlib import Path
+        from gitops.sandbox import processes
+        p = processes.start("child", ["sleep", "60"], Path({str(tmp_path / 'c.log')!r}),
+                            die_with_parent=True)
+        print(json.dumps([p.pid, p.start_time]), flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              text=True)
+    assert parent.stdout is not None
+    pid, start_time = json.loads(parent.stdout.readline())
+    assert processes.alive(pid, start_time)
+    parent.kill()
+    parent.wait()
+    for _ in range(200):
+        if not processes.alive(pid, start_time):
+            break
+        time.sleep(0.02)
+    assert not processes.alive(pid, start_time)

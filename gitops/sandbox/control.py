@@ -122,10 +122,13 @@ def _refuse_if_running(layout: Layout, progress: Progress) -> None:
 def up(state_dir: Path | None = None, *, name: str = "default",
        storage_classes: tuple[str, ...] = (), api_port: int | None = None,
        timeout: float = DEFAULT_TIMEOUT, bin_dir: Path | None = None,
-       progress: Progress | None = None) -> SandboxInfo:
+       progress: Progress | None = None, die_with_caller: bool = False) -> SandboxInfo:
     """Start etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on
     loopback, create fake nodes, storage classes and a volume pool, and wait until a smoke
-    Deployment is Available. On any failure everything started is stopped again."""
+    Deployment is Available. On any failure everything started is stopped again.
+
+    With `die_with_caller` the processes get SIGTERM when the calling process dies (Linux),
+    so a test session killed by a timeout leaves nothing running."""
     say = progress or _noop
     began = time.monotonic()
     bins = find_binaries(bin_dir)
@@ -167,7 +170,8 @@ def up(state_dir: Path | None = None, *, name: str = "default",
             if what.startswith(component):
                 processes.check_port_free(port, what)
         say(f"starting {component}")
-        state.procs.append(processes.start(component, argv, layout.log(component)))
+        state.procs.append(processes.start(component, argv, layout.log(component),
+                                           die_with_parent=die_with_caller))
         state.save(layout)
 
     deadline = bootstrap.Deadline(timeout, check)

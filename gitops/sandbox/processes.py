@@ -69,15 +69,28 @@ def alive(pid: int, start_time: int) -> bool:
     return pid > 0 and _proc_start_time(pid) == start_time
 
 
-def start(name: str, argv: list[str], log: Path, *, env: dict[str, str] | None = None) -> Proc:
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when its parent dies
+    (prctl PR_SET_PDEATHSIG), so that a test run killed hard leaves no control plane."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def start(name: str, argv: list[str], log: Path, *, env: dict[str, str] | None = None,
+          die_with_parent: bool = False) -> Proc:
     """Start a component detached from our session (it outlives `stackctl sandbox up` and is
-    not hit by the terminal's Ctrl-C), with stdout and stderr appended to `log`."""
+    not hit by the terminal's Ctrl-C), with stdout and stderr appended to `log`.
+    `die_with_parent` ties its life to this process instead (the test fixture uses it)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         try:
             popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                     env=env, close_fds=True)
+                                     env=env, close_fds=True,
+                                     preexec_fn=_die_with_parent if die_with_parent else None)
         except OSError as e:
             raise SandboxError(f"cannot start {name} ({argv[0]}): {e}.",
                                hint="Run 'make sandbox' to rebuild the binaries.") from e
