@@ -14,6 +14,7 @@ has one (CRD content, unknown kinds), else the list is atomic.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -271,20 +272,29 @@ class FieldMerge:
         def at(key: Hashable, item: Any) -> tuple[str, ...]:
             return (*fpath[:-1], f"{seg}[{_label(key, item)}]")
 
+        t_keys = [keyfn(x) for x in t]
+        subst = _substitutions([keyfn(x) for x in base_items], t_keys, bmap, tmap)
+        placed: set[Hashable] = set(omap)
         remove: list[int] = []
         for idx, item in enumerate(o):
             k = keyfn(item)
             bv, tv = bmap.get(k, MISSING), tmap.get(k, MISSING)
             new = self.merge_value(bv, item, tv, at(k, item))
             if new is MISSING:
-                remove.append(idx)
+                sub = subst.get(k)
+                if sub is not None and sub not in placed:
+                    # Upstream replaced this entry at the same place (a renamed path): put
+                    # the new one where the old one was, under the same comments.
+                    o[idx] = tmap[sub]
+                    placed.add(sub)
+                else:
+                    remove.append(idx)
             elif new is not item:
                 o[idx] = new
         for idx in reversed(remove):
             _delete_item(o, idx)
-        t_keys = [keyfn(x) for x in t]
         for i, k in enumerate(t_keys):
-            if k in omap:
+            if k in placed:
                 continue
             new = self.merge_value(bmap.get(k, MISSING), MISSING, t[i], at(k, t[i]))
             if new is MISSING:
@@ -296,8 +306,6 @@ class FieldMerge:
                     pos = current.index(prev) + 1
                     break
             o.insert(pos, new)
-            if isinstance(o, CommentedSeq) and pos > 0:
-                _pass_on(o.ca.items, pos - 1, pos, 0)
         return o
 
     def _merge_atomic(self, b: Any, o: Any, t: Any, fpath: tuple[str, ...]) -> Any:
@@ -321,6 +329,21 @@ def field_string(fpath: tuple[str, ...]) -> str:
             out += ("." if out else "") + name
         if bracket:
             out += "[" + rest
+    return out
+
+
+def _substitutions(bkeys: list[Hashable | None], tkeys: list[Hashable | None],
+                   bmap: dict[Hashable, Any], tmap: dict[Hashable, Any]) -> dict[Hashable, Any]:
+    """Entries upstream replaced in place: base key -> theirs key, paired in order within
+    each replaced run of the list (`../apps/x` -> `../applications/x`)."""
+    out: dict[Hashable, Any] = {}
+    sm = difflib.SequenceMatcher(None, bkeys, tkeys, autojunk=False)
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag != "replace":
+            continue
+        for bk, tk in zip(bkeys[i1:i2], tkeys[j1:j2], strict=False):
+            if bk is not None and tk is not None and tk not in bmap and bk not in tmap:
+                out[bk] = tk
     return out
 
 
