@@ -190,3 +190,24 @@ def test_a_huge_kubeflow_plan_stays_under_the_comment_limit_and_says_what_it_eli
             for v in {**(obj.get("data") or {}), **(obj.get("stringData") or {})}.values():
                 if len(str(v)) >= 8:
                     assert str(v) not in md and str(v) not in full
+
+
+def test_the_plan_command_exits_1_on_changes_0_without_and_2_on_errors(
+        two_commits: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import gitops.plan.build as build_mod
+    from gitops.cli import main
+
+    root, base, head = two_commits
+    # The command's own behaviour is under test: commits are rendered by the helper above
+    # (the commit's tree through the real kustomize, as `render --ref` does).
+    monkeypatch.setattr(build_mod, "default_render", lambda stack: git_render(root))
+    monkeypatch.chdir(root)
+    assert main(["plan", "--base", base, "--format", "markdown"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("### stackctl plan") and "| `prod` | changed | 0 | 0 | 3 | 1 |" in out
+    assert "first-password-1" not in out and "second-password-2" not in out
+    assert main(["plan", "--base", head, "--head", "main", "--format", "json"]) == 0
+    assert '"changed": false' in capsys.readouterr().out
+    assert main(["plan", "--base", "no-such-branch"]) == 2
+    assert "no commit 'no-such-branch'" in capsys.readouterr().err
