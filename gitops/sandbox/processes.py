@@ -105,24 +105,34 @@ def start(name: str, argv: list[str], log: Path, *, env: dict[str, str] | None =
     return Proc(name, popen.pid, started if started is not None else -1, tuple(argv), log)
 
 
-def _reap(pid: int) -> None:
-    # Our own children become zombies until waited for; others' are reaped by their parent.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+def _reap(pid: int, wait: float = 0.0) -> None:
+    """Collect our own child's exit status so that it leaves no zombie (others' children
+    are reaped by their parent). A Go program's main thread shows as a zombie while its
+    other threads still exit, and cannot be collected before they have: hence `wait`."""
+    end = time.monotonic() + wait
+    while True:
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except (ChildProcessError, OSError):
+            return  # not our child, or already collected
+        if done == pid or time.monotonic() >= end:
+            return
+        time.sleep(0.02)
 
 
 def stop(proc: Proc, *, grace: float = 10.0) -> bool:
     """SIGTERM, then SIGKILL after `grace` seconds. Returns whether it was still running."""
     if not alive(proc.pid, proc.start_time):
-        _reap(proc.pid)
+        _reap(proc.pid, wait=2.0)
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        _reap(proc.pid)
         if not alive(proc.pid, proc.start_time):
+            _reap(proc.pid, wait=2.0)
             return True
+        _reap(proc.pid)
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, signal.SIGKILL)
@@ -131,6 +141,7 @@ def stop(proc: Proc, *, grace: float = 10.0) -> bool:
         if not alive(proc.pid, proc.start_time):
             break
         time.sleep(0.05)
+    _reap(proc.pid, wait=2.0)
     return True
 
 

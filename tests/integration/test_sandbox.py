@@ -15,7 +15,7 @@ from kubernetes import client as k
 from kubernetes.client.exceptions import ApiException
 
 from gitops.cli import main
-from gitops.sandbox import FAIL_LABEL
+from gitops.sandbox import FAIL_LABEL, processes
 from gitops.sandbox.state import Layout, State
 
 pytestmark = pytest.mark.integration
@@ -234,8 +234,9 @@ def test_cli_lifecycle_status_reports_versions_and_down_leaves_no_process(
 
     assert main(["sandbox", "down", *args]) == 0
     assert "stopped kube-apiserver" in capsys.readouterr().out
-    for pid, _start in pids:
-        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
+    for pid, start_time in pids:  # gone, and reaped (not even a zombie is left)
+        assert not processes.alive(pid, start_time)
+        assert not _is_zombie(pid)
     assert main(["sandbox", "status", *args]) == 1
 
 
@@ -243,7 +244,7 @@ def _is_zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
+        return False
     return stat[stat.rindex(")") + 2] == "Z"
 
 
