@@ -49,7 +49,10 @@ def _echo(message: str) -> None:
               metavar="SECONDS", help="How long start-up may take in all.")
 def up_cmd(state_dir: Path | None, name: str, storage_classes: tuple[str, ...],
            api_port: int | None, timeout: float) -> int:
-    """Start the sandbox and wait until a Deployment really rolls out on it.
+    """Start the sandbox and wait until it is ready.
+
+    Ready means: etcd and the API server healthy, two kwok nodes Ready, and a smoke
+    Deployment with 3 replicas Available. Prints the kubeconfig to use.
 
     \b
     Example:
@@ -75,7 +78,9 @@ def up_cmd(state_dir: Path | None, name: str, storage_classes: tuple[str, ...],
 @_state_dir
 @_name
 def down_cmd(state_dir: Path | None, name: str) -> int:
-    """Stop every process the sandbox started, by its pid (SIGTERM, then SIGKILL).
+    """Stop every process the sandbox started.
+
+    Each is stopped by its own pid (SIGTERM, then SIGKILL after 10 s); the logs stay.
 
     \b
     Example:
@@ -99,8 +104,10 @@ def down_cmd(state_dir: Path | None, name: str) -> int:
 @_state_dir
 @_name
 def status_cmd(state_dir: Path | None, name: str) -> int:
-    """Show each component's version, pid and whether it runs; for a component that died,
-    the end of its log. Exit code 0 when all run, 1 when some or all do not.
+    """Show the components' versions, pids and liveness.
+
+    For a component that died it shows the end of its log. Exit code 0 when all five run,
+    1 when some or all do not.
 
     \b
     Example:
@@ -139,7 +146,7 @@ def status_cmd(state_dir: Path | None, name: str) -> int:
 @click.option("--shell", type=click.Choice(["sh", "fish"]), default="sh", show_default=True,
               help="Syntax of the exports.")
 def env_cmd(state_dir: Path | None, name: str, shell: str) -> int:
-    """Print shell exports that point kubectl and stackctl at the sandbox.
+    """Print shell exports for the sandbox's kubeconfig.
 
     \b
     Example:
