@@ -338,3 +338,30 @@ def test_a_process_started_to_die_with_its_parent_is_gone_when_the_parent_is_kil
             break
         time.sleep(0.02)
     assert not processes.alive(pid, start_time)
+
+
+def test_up_with_some_recorded_processes_dead_says_to_stop_the_rest_first(
+        tmp_path: Path, fake_bin: Path) -> None:
+    layout = Layout(tmp_path / "sb")
+    layout.root.mkdir()
+    live = processes.start("etcd", ["sleep", "60"], tmp_path / "etcd.log")
+    dead = processes.Proc("kwok", live.pid, live.start_time + 1, ("kwok",), tmp_path / "k.log")
+    try:
+        State(name="default", server="", kubeconfig="/k", bin_dir="", ports={},
+              storage_classes=[], procs=[live, dead]).save(layout)
+        with pytest.raises(SandboxError, match=r"partly running .*kwok died.*sandbox down"):
+            up(layout.root, bin_dir=fake_bin)
+        assert processes.alive(live.pid, live.start_time)
+    finally:
+        processes.stop(live)
+
+
+def test_api_client_with_an_unknown_context_names_it(tmp_path: Path) -> None:
+    from gitops.errors import ClusterError
+    from gitops.kube import api_client
+
+    pki = certs.generate(tmp_path / "pki")
+    path = kubeconfig.write(tmp_path / "kubeconfig", server="https://127.0.0.1:6443",
+                            pki=pki, name="demo")
+    with pytest.raises(ClusterError, match=r"context 'prod' of the kubeconfig"):
+        api_client(path, "prod")

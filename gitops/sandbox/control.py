@@ -109,6 +109,13 @@ def _refuse_if_running(layout: Layout, progress: Progress) -> None:
     live = [p for p in old.procs if processes.alive(p.pid, p.start_time)]
     if live:
         pids = ", ".join(f"{p.name} {p.pid}" for p in live)
+        dead = [p.name for p in old.procs if p not in live]
+        if dead:
+            raise SandboxError(
+                f"a sandbox from {layout.root} is partly running (pids: {pids}); "
+                f"{', '.join(dead)} died ('stackctl sandbox status' shows their logs).",
+                hint=f"Stop the rest with 'stackctl sandbox down --state-dir {layout.root}' "
+                     "and run 'stackctl sandbox up' again.")
         raise SandboxError(
             f"a sandbox is already running from {layout.root} (pids: {pids}).",
             hint=f"Use it (export KUBECONFIG={old.kubeconfig}), or stop it first with "
