@@ -7,15 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pygit2
 import pytest
 
-from gitops.git import open_repo, write_files
 from gitops.paths import sandbox_bin_dir
 from gitops.plan import make_plan, plan_from_renders, render_markdown, render_text
 from gitops.plan.model import RefInfo
@@ -50,15 +48,12 @@ def build(path: Path) -> list[dict[str, Any]]:
     return [d for d in load_all_safe(out) if isinstance(d, dict)]
 
 
-def git_render(root: Path) -> Callable[[Sequence[str], str], Mapping[str, list[dict[str, Any]]]]:
-    """Renders clusters at a commit from the commit's tree (what `render --ref` does)."""
-
-    def render(names: Sequence[str], commit: str) -> Mapping[str, list[dict[str, Any]]]:
-        with tempfile.TemporaryDirectory() as tmp:
-            write_files(Path(tmp), open_repo(root).read_tree(commit))
-            return {n: build(Path(tmp) / "clusters" / n) for n in names}
-
-    return render
+@pytest.fixture
+def real_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans render through gitops.render (`render --ref`: the commit's tree, no checkout)
+    with the real kustomize binary."""
+    pytest.importorskip("gitops.render")
+    monkeypatch.setenv("STACKCTL_KUSTOMIZE", kustomize())
 
 
 DEPLOY = """\
@@ -122,11 +117,10 @@ def two_commits(git_env: Path, tmp_path: Path) -> tuple[Path, str, str]:
 
 
 def test_a_plan_between_two_commits_lists_exactly_the_changed_objects(
-        two_commits: tuple[Path, str, str]) -> None:
+        two_commits: tuple[Path, str, str], real_render: None) -> None:
     root, base, head = two_commits
     stack = load_stack(root)
-    plan = make_plan(stack, base=base, head="main", render=git_render(root),
-                     redactor=Redactor(salt=b"t"))
+    plan = make_plan(stack, base=base, head="main", redactor=Redactor(salt=b"t"))
     assert plan.base.commit == base and plan.head.commit == head
     status = {c.name: c.status for c in plan.clusters}
     assert status == {"dev": "removed", "prod": "changed", "stage": "added"}
@@ -149,21 +143,21 @@ def test_a_plan_between_two_commits_lists_exactly_the_changed_objects(
 
 
 def test_a_plan_of_a_commit_against_itself_is_unchanged(
-        two_commits: tuple[Path, str, str]) -> None:
+        two_commits: tuple[Path, str, str], real_render: None) -> None:
     root, _, head = two_commits
-    plan = make_plan(load_stack(root), base=head, render=git_render(root),
-                     clusters=["prod"])
+    plan = make_plan(load_stack(root), base=head, clusters=["prod"])
     assert not plan.changed and [c.status for c in plan.clusters] == ["unchanged"]
 
 
-def test_an_unknown_ref_or_cluster_is_a_clear_error(two_commits: tuple[Path, str, str]) -> None:
+def test_an_unknown_ref_or_cluster_is_a_clear_error(two_commits: tuple[Path, str, str],
+                                                    real_render: None) -> None:
     from gitops.errors import ConfigError, GitError
 
     root, base, _ = two_commits
     with pytest.raises(GitError, match="fetch the base branch"):
-        make_plan(load_stack(root), base="origin/nope", render=git_render(root))
+        make_plan(load_stack(root), base="origin/nope")
     with pytest.raises(ConfigError, match=r"no cluster named 'qa'.*dev, prod, stage"):
-        make_plan(load_stack(root), base=base, clusters=["qa"], render=git_render(root))
+        make_plan(load_stack(root), base=base, clusters=["qa"])
 
 
 @pytest.mark.kubeflow
@@ -193,15 +187,11 @@ def test_a_huge_kubeflow_plan_stays_under_the_comment_limit_and_says_what_it_eli
 
 
 def test_the_plan_command_exits_1_on_changes_0_without_and_2_on_errors(
-        two_commits: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch,
+        two_commits: tuple[Path, str, str], real_render: None, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    import gitops.plan.build as build_mod
     from gitops.cli import main
 
     root, base, head = two_commits
-    # The command's own behaviour is under test: commits are rendered by the helper above
-    # (the commit's tree through the real kustomize, as `render --ref` does).
-    monkeypatch.setattr(build_mod, "default_render", lambda stack: git_render(root))
     monkeypatch.chdir(root)
     assert main(["plan", "--base", base, "--format", "markdown"]) == 1
     out = capsys.readouterr().out
