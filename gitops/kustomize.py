@@ -1,0 +1,366 @@
+"""The kustomize binary: finding it, checking its version, running it without network access,
+and walking the kustomization graph it will read (for remote references and cache keys).
+
+Lookup order of the binary: `--kustomize PATH`, $STACKCTL_KUSTOMIZE, the sandbox build
+(`make kustomize`), `kustomize` on PATH. The minimum version is MIN_VERSION (5.0.0: the v5
+line changed the output of some deprecated fields and dropped `kustomize cfg`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitops.errors import KustomizeError, YamlError
+from gitops.paths import sandbox_bin_dir
+from gitops.yamlio import load_safe
+
+MIN_VERSION = (5, 0, 0)
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+HOW_TO_GET = (
+    "Run 'make kustomize' (it builds kustomize v5 from Go modules into the sandbox cache), "
+    "or point stackctl at a kustomize v5 binary with --kustomize PATH or $STACKCTL_KUSTOMIZE."
+)
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+
+
+class KustomizeBuildError(KustomizeError):
+    """`kustomize build` failed: the command, its exit code, the first useful line of its
+    stderr and the file that line names."""
+
+    def __init__(self, *, what: str, command: Sequence[str], exit_code: int,
+                 detail: str, file: str | None) -> None:
+        self.command = tuple(command)
+        self.exit_code_of_command = exit_code
+        self.detail = detail
+        self.file = file
+        where = f" (file: {file})" if file else ""
+        super().__init__(
+            f"kustomize failed for {what}: {detail}{where}. Command: '{' '.join(command)}' "
+            f"exited with code {exit_code}.",
+            hint="Fix the kustomization or the file it names, then render again.",
+        )
+
+
+@dataclass(frozen=True)
+class Kustomize:
+    """A checked kustomize binary."""
+
+    path: Path
+    version: str  # as the binary prints it, e.g. v5.8.2
+
+    def build(self, directory: Path, *, what: str, files: Iterable[str] = ()) -> BuildOutput:
+        """Run `kustomize build DIRECTORY` with a network-less environment. `files` (the
+        render's input files, relative to DIRECTORY) help name the file of an error."""
+        cmd = [str(self.path), *BUILD_FLAGS, str(directory)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, check=False, env=hermetic_env(),
+                                  stdin=subprocess.DEVNULL)
+        except OSError as e:
+            raise KustomizeError(f"cannot run {self.path}: {e.strerror or e}.",
+                                 hint=HOW_TO_GET) from e
+        stderr = proc.stderr.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            detail = first_useful_line(stderr) or f"no message (exit code {proc.returncode})"
+            raise KustomizeBuildError(
+                what=what, command=cmd, exit_code=proc.returncode, detail=detail,
+                file=named_file(detail, directory, files),
+            )
+        return BuildOutput(stdout=proc.stdout.decode("utf-8"), warnings=warnings_of(stderr))
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    stdout: str
+    warnings: tuple[str, ...]
+
+
+# Plain `build`: no exec or alpha plugins, no helm (they would run programs or fetch charts).
+BUILD_FLAGS = ("build",)
+
+_found: dict[tuple[str, int, int], Kustomize] = {}
+
+
+def find_kustomize(explicit: str | Path | None = None) -> Kustomize:
+    """The kustomize binary in lookup order, with its version checked (memoised per file)."""
+    candidates: list[tuple[str, Path]] = []
+    if explicit:
+        candidates.append(("--kustomize", Path(explicit).expanduser()))
+    elif os.environ.get("STACKCTL_KUSTOMIZE"):
+        candidates.append(("$STACKCTL_KUSTOMIZE",
+                           Path(os.environ["STACKCTL_KUSTOMIZE"]).expanduser()))
+    else:
+        built = sandbox_bin_dir() / "kustomize"
+        if built.is_file():
+            candidates.append(("the sandbox build", built))
+        on_path = shutil.which("kustomize")
+        if on_path:
+            candidates.append(("PATH", Path(on_path)))
+    if not candidates:
+        raise KustomizeError(
+            "no kustomize binary found (looked at --kustomize, $STACKCTL_KUSTOMIZE, "
+            f"{sandbox_bin_dir() / 'kustomize'} and PATH).", hint=HOW_TO_GET)
+    origin, path = candidates[0]
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise KustomizeError(f"the kustomize binary {path} given by {origin} does not exist "
+                             "or is not executable.", hint=HOW_TO_GET)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _found:
+        _found[key] = Kustomize(path=path, version=_check_version(path))
+    return _found[key]
+
+
+def _check_version(path: Path) -> str:
+    try:
+        proc = subprocess.run([str(path), "version"], capture_output=True, text=True,
+                              check=False, env=hermetic_env(), timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise KustomizeError(f"cannot run '{path} version': {e}.", hint=HOW_TO_GET) from e
+    out = proc.stdout.strip()
+    m = _VERSION.search(out)
+    if proc.returncode != 0 or m is None:
+        raise KustomizeError(
+            f"'{path} version' did not print a version (exit code {proc.returncode}, output "
+            f"{out[:80]!r}); stackctl needs kustomize >= {_fmt(MIN_VERSION)}.", hint=HOW_TO_GET)
+    found = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    if found < MIN_VERSION:
+        raise KustomizeError(
+            f"{path} is kustomize {_fmt(found)}; stackctl needs {_fmt(MIN_VERSION)} or newer.",
+            hint=HOW_TO_GET)
+    return f"v{_fmt(found)}"
+
+
+def _fmt(v: tuple[int, int, int]) -> str:
+    return ".".join(map(str, v))
+
+
+def hermetic_env() -> dict[str, str]:
+    """An environment in which kustomize (and a git it might start) cannot reach the
+    network: every proxy points at a closed local port, git may only use file://, has no
+    terminal to prompt on and no ssh. Remote references are rejected before this by
+    walk(); this catches what slips through."""
+    dead = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    env = {k: v for k, v in os.environ.items()
+           if k in ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "XDG_CONFIG_HOME")}
+    env.update({
+        "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "ALL_PROXY": dead,
+        "http_proxy": dead, "https_proxy": dead, "all_proxy": dead,
+        "NO_PROXY": "", "no_proxy": "",
+        "GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": "file", "GIT_SSH_COMMAND": "false",
+        "GIT_CONFIG_NOSYSTEM": "1", "GOPROXY": "off",
+    })
+    return env
+
+
+def warnings_of(stderr: str) -> tuple[str, ...]:
+    """kustomize's warnings (one per kustomization file that uses a deprecated field),
+    de-duplicated in order of first appearance."""
+    seen: dict[str, None] = {}
+    for line in stderr.splitlines():
+        s = line.strip()
+        if s.startswith("# Warning:"):
+            seen.setdefault(s[len("# Warning:"):].strip(), None)
+        elif s.lower().startswith("warning:"):
+            seen.setdefault(s[len("warning:"):].strip(), None)
+    return tuple(seen)
+
+
+def first_useful_line(stderr: str) -> str:
+    """The first error line of kustomize's stderr, without warnings, the `Error:` prefix and
+    the repeated fallback kustomize appends after trying a file as a directory."""
+    for line in stderr.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#") or s.lower().startswith("warning"):
+            continue
+        s = s.removeprefix("Error:").strip()
+        # kustomize tries a missing resource as a file, then as a directory, and prints
+        # both: "accumulation err='<file error>': must build at directory: <dir error>".
+        return re.sub(r"accumulation err='(.*?)': must build at directory: .*$", r"\1", s)
+    return ""
+
+
+_ABS = re.compile(r"(/[^\s':,]+)")
+_QUOTED = re.compile(r"'([^'\s]+)'|in File: (\S+)")
+
+
+def named_file(message: str, directory: Path, files: Iterable[str]) -> str | None:
+    """The file a kustomize error names, relative to the rendered directory when possible.
+    kustomize names files by absolute path or by their path relative to the kustomization
+    that lists them; the latter is matched against the render's input files."""
+    base = directory.resolve()
+    for m in _ABS.finditer(message):
+        p = Path(m.group(1))
+        if p.suffix or p.exists():
+            try:
+                return os.path.relpath(p, base)
+            except ValueError:
+                return str(p)
+    known = sorted(files)
+    for m in _QUOTED.finditer(message):
+        name = (m.group(1) or m.group(2)).strip(".,")
+        hits = [f for f in known if f == name or f.endswith("/" + name)]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            return " or ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
+        if Path(name).suffix:
+            return name
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# The kustomization graph
+
+
+@dataclass(frozen=True)
+class RemoteRef:
+    kustomization: Path
+    field: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a render reads: kustomization directories and every input file (absolute)."""
+
+    root: Path
+    directories: tuple[Path, ...]
+    files: tuple[Path, ...]
+    remote: tuple[RemoteRef, ...]
+
+    def relative(self) -> list[tuple[str, Path]]:
+        """(path relative to the root, absolute path), sorted by relative path."""
+        return sorted((os.path.relpath(f, self.root), f) for f in self.files)
+
+
+# Fields whose entries are local paths (files or kustomization directories) or remote URLs.
+_LIST_FIELDS = ("resources", "bases", "components", "crds", "configurations",
+                "patchesStrategicMerge", "generators", "transformers", "validators")
+_PATH_ENTRY_FIELDS = ("patches", "patchesJson6902", "replacements")
+_GENERATOR_FIELDS = ("configMapGenerator", "secretGenerator")
+_HOST = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$")
+
+
+def is_remote(ref: str, base: Path) -> bool:
+    """Whether kustomize would fetch this reference over the network: URLs, go-getter and
+    git specs, `?ref=`, and host-named paths (github.com/org/repo/...) that are not local."""
+    r = ref.strip()
+    if "://" in r or r.startswith(("git::", "git@", "ssh:", "http:", "https:")):
+        return True
+    if "?ref=" in r or "?version=" in r or "?timeout=" in r or "?submodules=" in r:
+        return True
+    first = r.split("/", 1)[0]
+    if "/" in r and _HOST.match(first):
+        return not (base / r).exists()
+    return False
+
+
+def find_kustomization(directory: Path) -> Path | None:
+    for name in KUSTOMIZATION_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _refs(doc: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(field, reference) for every path-like reference of a kustomization."""
+    for fld in _LIST_FIELDS:
+        for entry in doc.get(fld) or ():
+            # Inline patches and inline generator configs are YAML text, not paths.
+            if isinstance(entry, str) and "\n" not in entry and not entry.lstrip().startswith(
+                    ("{", "apiVersion:")):
+                yield fld, entry
+    for fld in _PATH_ENTRY_FIELDS:
+        for entry in doc.get(fld) or ():
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                yield fld, entry["path"]
+    openapi = doc.get("openapi")
+    if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
+        yield "openapi", openapi["path"]
+    for fld in _GENERATOR_FIELDS:
+        for gen in doc.get(fld) or ():
+            if not isinstance(gen, dict):
+                continue
+            for f in gen.get("files") or ():
+                if isinstance(f, str):
+                    yield fld, f.split("=", 1)[1] if "=" in f else f
+            for f in [*(gen.get("envs") or ()), gen.get("env")]:
+                if isinstance(f, str):
+                    yield fld, f
+    for chart in doc.get("helmCharts") or ():
+        if isinstance(chart, dict) and isinstance(chart.get("repo"), str):
+            yield "helmCharts", chart["repo"]
+    globs = doc.get("helmGlobals")
+    if isinstance(globs, dict) and isinstance(globs.get("chartHome"), str):
+        yield "helmGlobals", globs["chartHome"]
+
+
+def walk(root: Path) -> Inputs:
+    """Walk the kustomization graph from `root`: every kustomization directory reached by a
+    path reference, and every file kustomize may read. Under kustomize's default load
+    restrictor (LoadRestrictionsRootOnly) a kustomization reads files only below its own
+    directory, so every file below every reached directory is an input (a superset: an
+    unused file there only costs a cache miss, never a stale hit). Files referenced outside
+    those directories (which kustomize would reject) are added too."""
+    root = Path(os.path.normpath(Path(root).absolute()))
+    if find_kustomization(root) is None:
+        raise KustomizeError(
+            f"{root} has no kustomization.yaml.",
+            hint="A cluster is a folder clusters/<name>/ with a kustomization.yaml.")
+    dirs: list[Path] = []
+    seen: set[Path] = set()
+    extra: set[Path] = set()
+    remote: list[RemoteRef] = []
+    todo = [root]
+    while todo:
+        d = todo.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        dirs.append(d)
+        kfile = find_kustomization(d)
+        if kfile is None:
+            continue  # kustomize reports a directory without a kustomization itself
+        try:
+            doc = load_safe(kfile.read_text(encoding="utf-8"), path=kfile)
+        except YamlError:
+            raise
+        except (OSError, UnicodeDecodeError) as e:
+            raise KustomizeError(f"cannot read {kfile}: {e}.") from e
+        if not isinstance(doc, dict):
+            continue
+        for fld, ref in _refs(doc):
+            if is_remote(ref, d):
+                remote.append(RemoteRef(kfile, fld, ref))
+                continue
+            p = Path(os.path.normpath(d / ref))
+            if p.is_dir():
+                todo.append(p)
+            elif p.is_file():
+                extra.add(p)
+    files: set[Path] = set()
+    walked: list[Path] = []
+    for d in sorted(seen):
+        if any(d.is_relative_to(w) for w in walked):
+            continue
+        walked.append(d)
+        real: set[str] = set()
+        # kustomize follows symlinks; a link loop is walked once.
+        for top, subdirs, names in os.walk(d, followlinks=True):
+            rp = os.path.realpath(top)
+            if rp in real:
+                subdirs[:] = []
+                continue
+            real.add(rp)
+            subdirs[:] = sorted(s for s in subdirs if s != ".git")
+            files.update(Path(top) / n for n in names)
+    files.update(extra)
+    return Inputs(root=root, directories=tuple(dirs), files=tuple(sorted(files)),
+                  remote=tuple(remote))

@@ -1,0 +1,461 @@
+"""Render per cluster: run kustomize on clusters/<name>, normalise its output, order it,
+cache it by content, and hand it out as objects with their identity.
+
+    render_cluster(stack, cluster, *, kustomize=None, use_cache=True) -> Rendered
+    render_clusters(stack, clusters, *, ref=None, jobs=None, use_cache=True) -> {name: Rendered}
+    render_path(path, *, name=None, kustomize=None, use_cache=True) -> Rendered
+    write_rendered(rendered, out_dir, *, split=False) -> list[Path]
+
+Normal form (docs/render.md): a header comment (cluster, source commit, kustomize version),
+then the objects as `---`-separated documents, ordered by KIND_ORDER, then kind and group,
+namespace and name. Each object keeps kustomize's own text and field order: kustomize (kyaml)
+serialises deterministically, keeping the field order of the input files, so the same
+inputs give byte-identical output without a second YAML dump. An object's body is parsed
+with libyaml once, when first asked for (`RenderedObject.body`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gitops import rendercache
+from gitops.cluster import Cluster, list_clusters
+from gitops.errors import ConfigError, KustomizeError, RenderError, UserError
+from gitops.kustomize import BUILD_FLAGS, Inputs, Kustomize, find_kustomize, walk
+from gitops.resource import ResourceId, split_api_version
+from gitops.stack import CLUSTERS_DIR, Stack
+from gitops.yamlio import load_safe
+
+# Install order (Helm's InstallOrder, which follows kubectl's dependency order), with CRDs
+# moved up beside Namespaces so custom resources after them can be applied; kinds not listed
+# (custom resources) come after the built-in ones; webhooks and API services last, so that
+# nothing is admitted through a webhook whose backend is not there yet.
+KIND_ORDER = (
+    "Namespace", "CustomResourceDefinition", "PriorityClass", "NetworkPolicy",
+    "ResourceQuota", "LimitRange", "PodSecurityPolicy", "PodDisruptionBudget",
+    "ServiceAccount", "Secret", "SecretList", "ConfigMap", "StorageClass",
+    "PersistentVolume", "PersistentVolumeClaim", "ClusterRole", "ClusterRoleList",
+    "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList", "RoleBinding",
+    "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet",
+    "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass",
+    "Ingress",
+)
+LAST_KINDS = ("APIService", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+              "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+_RANK = {k: i + 1 for i, k in enumerate(KIND_ORDER)}
+_CUSTOM_RANK = len(KIND_ORDER) + 1
+_RANK.update({k: _CUSTOM_RANK + 1 + i for i, k in enumerate(LAST_KINDS)})
+
+Progress = Callable[[str], None]
+
+
+def kind_rank(kind: str) -> int:
+    """The position of a kind in the output order (custom kinds share one rank)."""
+    return _RANK.get(kind, _CUSTOM_RANK)
+
+
+@dataclass(frozen=True)
+class RenderedObject:
+    """One rendered object: identity, apiVersion, its normalised text and (parsed lazily,
+    once) its body as plain data. Treat `body` as read-only; deepcopy it to edit."""
+
+    id: ResourceId
+    api_version: str
+    yaml: str
+    _body: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self._body is None:
+            data = load_safe(self.yaml, path=f"the render of {self.id}")
+            object.__setattr__(self, "_body", data if isinstance(data, dict) else {})
+        assert self._body is not None
+        return self._body
+
+    @property
+    def kind(self) -> str:
+        return self.id.kind
+
+
+@dataclass(frozen=True)
+class Rendered:
+    cluster: str
+    objects: tuple[RenderedObject, ...]
+    text: str  # the whole normalised file, header included
+    warnings: tuple[str, ...]
+    kustomize_version: str
+    cache_hit: bool
+    source: str | None = None  # the git commit, '<commit>+changes', or None outside git
+    key: str = ""  # the cache key: equal keys mean equal inputs
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [o.body for o in self.objects]
+
+
+class RemoteReferenceError(KustomizeError):
+    """A kustomization pulls a remote base: a render never reaches the network."""
+
+
+# ---------------------------------------------------------------------------------------
+# Normalisation
+
+_DOC_SEP = re.compile(r"^---[ \t]*$\n?", re.M)
+_TOP = {k: re.compile(rf"^{k}:[ ]*(.*)$", re.M) for k in ("apiVersion", "kind")}
+_META = re.compile(r"^metadata:[ ]*\n((?:(?:[ ].*)?\n)*)", re.M)
+_META_KEY = {k: re.compile(rf"^  {k}:[ ]*(.*)$", re.M) for k in ("name", "namespace")}
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*")
+
+
+def _plain(m: re.Match[str] | None) -> str | None:
+    """The value of a `key: value` line if it is a plain scalar that reads the same to a
+    YAML parser (no quotes, comments, flow or block syntax); None otherwise."""
+    if m is None:
+        return ""
+    v = m.group(1).strip()
+    return v if _PLAIN.fullmatch(v) and v not in ("null", "Null", "NULL", "~") else None
+
+
+def _identity(doc: str) -> tuple[str, str, str, str] | None:
+    """(apiVersion, kind, namespace, name) read from kustomize's block-style text without a
+    parse; None when the text is not in the simple form this reader vouches for."""
+    api, kind = _plain(_TOP["apiVersion"].search(doc)), _plain(_TOP["kind"].search(doc))
+    meta = _META.search(doc)
+    if not api or not kind or meta is None or "generateName:" in meta.group(1):
+        return None
+    block = meta.group(1)
+    name = _plain(_META_KEY["name"].search(block))
+    ns = _plain(_META_KEY["namespace"].search(block))
+    if not name or ns is None:
+        return None
+    return api, kind, ns, name
+
+
+def _sort_key(o: RenderedObject) -> tuple[int, str, str, str, str, str]:
+    i = o.id
+    return kind_rank(i.kind), i.kind, i.group, i.namespace, i.name, o.api_version
+
+
+def normalise(stdout: str, *, what: str,
+              contents: Sequence[tuple[str, bytes | None]] = ()) -> list[RenderedObject]:
+    """kustomize's output as ordered objects; identity errors name the input files that
+    hold the object (searched in `contents`, the render's inputs)."""
+    objects: list[RenderedObject] = []
+    for raw in _DOC_SEP.split(stdout):
+        if not raw.strip() or all(ln.lstrip().startswith("#") or not ln.strip()
+                                  for ln in raw.splitlines()):
+            continue
+        doc = raw if raw.endswith("\n") else raw + "\n"
+        ident = _identity(doc)
+        body: dict[str, Any] | None = None
+        if ident is None:
+            data = load_safe(doc, path=f"kustomize's output for {what}")
+            body = data if isinstance(data, dict) else {}
+            meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+            assert isinstance(meta, dict)
+            kind, name = str(body.get("kind") or ""), str(meta.get("name") or "")
+            if not kind or not name:
+                missing = "kind" if not kind else "metadata.name"
+                raise RenderError(
+                    f"{what} renders an object without {missing} "
+                    f"({_describe(body)}){_origin(contents, kind, name)}.",
+                    hint=f"Give the object a {missing} in the file it comes from.")
+            ident = (str(body.get("apiVersion") or ""), kind,
+                     str(meta.get("namespace") or ""), name)
+        api, kind, ns, name = ident
+        rid = ResourceId(group=split_api_version(api)[0], kind=kind, namespace=ns, name=name)
+        objects.append(RenderedObject(id=rid, api_version=api, yaml=doc, _body=body))
+    objects.sort(key=_sort_key)
+    for a, b in itertools.pairwise(objects):
+        if a.id == b.id:
+            raise RenderError(
+                f"{what} renders {a.id} twice (as {a.api_version} and {b.api_version})"
+                f"{_origin(contents, a.id.kind, a.id.name)}.",
+                hint="An object's identity (group, kind, namespace, name) must be unique in "
+                "a cluster: remove one of them or give it another name.")
+    return objects
+
+
+def _describe(body: dict[str, Any]) -> str:
+    text = " ".join(f"{k}={body[k]!r}" for k in ("apiVersion", "kind") if k in body)
+    return text or "no apiVersion or kind"
+
+
+def _origin(contents: Sequence[tuple[str, bytes | None]], kind: str, name: str) -> str:
+    """' from a.yaml, b.yaml': the input files that mention the object (best effort: name
+    prefixes, suffixes and hashes added by kustomize hide some)."""
+    if not contents:
+        return ""
+    pats = []
+    if kind:
+        pats.append(re.compile(rb"^kind:[ ]*['\"]?" + re.escape(kind.encode()) + rb"['\"]?\s*$",
+                               re.M))
+    if name:
+        pats.append(re.compile(rb"^\s+name:[ ]*['\"]?" + re.escape(name.encode())
+                               + rb"['\"]?\s*$", re.M))
+    hits = [rel for rel, data in contents
+            if data is not None and rel.endswith((".yaml", ".yml", ".json"))
+            and PurePosixPath(rel).name not in ("kustomization.yaml", "kustomization.yml")
+            and all(p.search(data) for p in pats)]
+    if not hits:
+        return ""
+    shown = ", ".join(hits[:5]) + (f" and {len(hits) - 5} more" if len(hits) > 5 else "")
+    return f"; it comes from {shown}"
+
+
+def _to_entry(objects: Sequence[RenderedObject], version: str,
+              warnings: tuple[str, ...]) -> rendercache.Entry:
+    parts: list[str] = []
+    index = []
+    pos = 0
+    for o in objects:
+        parts.append("---\n")
+        pos += 4
+        parts.append(o.yaml)
+        i = o.id
+        index.append((o.api_version, i.group, i.kind, i.namespace, i.name, pos,
+                      pos + len(o.yaml)))
+        pos += len(o.yaml)
+    return rendercache.Entry(kustomize_version=version, text="".join(parts),
+                             index=tuple(index), warnings=warnings)
+
+
+def _from_entry(entry: rendercache.Entry) -> tuple[RenderedObject, ...]:
+    t = entry.text
+    return tuple(
+        RenderedObject(id=ResourceId(group=g, kind=k, namespace=ns, name=n),
+                       api_version=a, yaml=t[s:e])
+        for a, g, k, ns, n, s, e in entry.index)
+
+
+def header(name: str, source: str | None, version: str) -> str:
+    if source is None:
+        src = "not in git"
+    elif source.endswith("+changes"):
+        src = f"git commit {source.removesuffix('+changes')} with uncommitted changes"
+    else:
+        src = f"git commit {source}"
+    return (f"# Rendered by stackctl: cluster {name}\n"
+            f"# source: {src}\n"
+            f"# kustomize: {version}\n"
+            "# Generated: do not edit; run 'stackctl render'. Order: kind (docs/render.md), "
+            "namespace, name.\n")
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering
+
+
+def _kustomize(k: Kustomize | str | Path | None) -> Kustomize:
+    return k if isinstance(k, Kustomize) else find_kustomize(k)
+
+
+def _check_remote(inputs: Inputs, what: str, base: Path) -> None:
+    if not inputs.remote:
+        return
+    lines = "; ".join(
+        f"{os.path.relpath(r.kustomization, base)} ({r.field}): {r.url}" for r in inputs.remote)
+    raise RemoteReferenceError(
+        f"{what} pulls remote bases, and a render never reaches the network: {lines}.",
+        hint="Vendor each one: import it as its own vendored source (e.g. 'stackctl vendor "
+        "import --name NAME --source https://github.com/ORG/REPO --ref TAG', which writes "
+        "vendor/NAME/), then point the kustomization at the local path under vendor/.")
+
+
+def render_path(path: Path, *, name: str | None = None,
+                kustomize: Kustomize | str | Path | None = None, use_cache: bool = True,
+                source: str | None = None, base: Path | None = None) -> Rendered:
+    """Render any kustomization directory. `name` labels it in messages and the header;
+    `source` is the commit for the header (default: found from git for the working tree);
+    `base` is the folder paths in messages are relative to (default: `path`)."""
+    path = Path(os.path.normpath(Path(path).absolute()))
+    label = name or path.name
+    what = f"cluster {label}" if name else str(path)
+    k = _kustomize(kustomize)
+    inputs = walk(path)
+    _check_remote(inputs, what, base or path)
+    rel = inputs.relative()
+    contents = rendercache.read_inputs(rel)
+    key = rendercache.cache_key(contents, version=k.version, flags=BUILD_FLAGS)
+    if source is None:
+        from gitops.snapshot import worktree_source
+
+        source = worktree_source(path, [(p, c) for (_, p), (_, c) in zip(rel, contents,
+                                                                            strict=True)])
+    entry = rendercache.load(key) if use_cache else None
+    hit = entry is not None
+    if entry is None:
+        out = k.build(path, what=what, files=[r for r, _ in rel])
+        objects: tuple[RenderedObject, ...] = tuple(
+            normalise(out.stdout, what=what, contents=contents))
+        entry = _to_entry(objects, k.version, out.warnings)
+        if use_cache:
+            rendercache.store(key, entry)
+    else:
+        objects = _from_entry(entry)
+    head = header(label, source, k.version)
+    return Rendered(cluster=label, objects=objects, text=head + entry.text,
+                    warnings=entry.warnings, kustomize_version=k.version, cache_hit=hit,
+                    source=source, key=key)
+
+
+def _cluster_dir(root: Path, name: str, stack_root: Path) -> Path:
+    d = root / CLUSTERS_DIR / name
+    if not any((d / f).is_file() for f in
+               ("kustomization.yaml", "kustomization.yml", "Kustomization")):
+        raise ConfigError(
+            f"no cluster named {name!r}: {d}/kustomization.yaml does not exist.",
+            hint="Clusters are the folders clusters/<name>/ with a kustomization.yaml; "
+            f"known here: {', '.join(_known(stack_root)) or 'none'}.")
+    return d
+
+
+def _known(root: Path) -> list[str]:
+    try:
+        return list_clusters(Stack(root=root, name="x", source="."))
+    except (OSError, UserError):
+        return []
+
+
+def render_cluster(stack: Stack, cluster: str | Cluster, *,
+                   kustomize: Kustomize | str | Path | None = None,
+                   use_cache: bool = True) -> Rendered:
+    """Render clusters/<name> of the working tree."""
+    name = cluster if isinstance(cluster, str) else cluster.name
+    path = _cluster_dir(stack.root, name, stack.root)
+    return render_path(path, name=name, kustomize=kustomize, use_cache=use_cache,
+                       base=stack.root)
+
+
+def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None,
+                jobs: int | None = None, use_cache: bool = True,
+                kustomize: Kustomize | str | Path | None = None,
+                progress: Progress | None = None) -> dict[str, Rendered | UserError]:
+    """Render clusters in parallel (threads running kustomize; at most `jobs`, default the
+    number of cores); each cluster's result or its error, in the order given."""
+    say = progress or (lambda _m: None)
+    k = _kustomize(kustomize)
+    names = list(dict.fromkeys(clusters))
+    workers = max(1, min(len(names) or 1, jobs or os.cpu_count() or 1))
+
+    def run(root: Path, source: str | None) -> dict[str, Rendered | UserError]:
+        def one(name: str) -> Rendered | UserError:
+            try:
+                r = render_path(_cluster_dir(root, name, stack.root), name=name,
+                                kustomize=k, use_cache=use_cache, source=source, base=root)
+            except UserError as e:
+                say(f"{name}: failed")
+                return e
+            say(f"{name}: {len(r.objects)} objects" + (" (cached)" if r.cache_hit else ""))
+            return r
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return dict(zip(names, pool.map(one, names), strict=True))
+
+    if ref is None:
+        return run(stack.root, None)
+    from gitops.snapshot import exported
+
+    with exported(stack.root, ref) as snap:
+        return run(snap.root, snap.commit)
+
+
+def render_clusters(stack: Stack, clusters: Sequence[str], *, ref: str | None = None,
+                    jobs: int | None = None, use_cache: bool = True,
+                    kustomize: Kustomize | str | Path | None = None,
+                    progress: Progress | None = None) -> dict[str, Rendered]:
+    """Render clusters (at `ref`, a git commit, when given: no checkout); raises the first
+    cluster's error, listing the others that failed."""
+    results = render_each(stack, clusters, ref=ref, jobs=jobs, use_cache=use_cache,
+                          kustomize=kustomize, progress=progress)
+    failed = {n: r for n, r in results.items() if isinstance(r, UserError)}
+    if len(failed) == 1:
+        raise next(iter(failed.values()))
+    if failed:
+        first = next(iter(failed.values()))
+        raise RenderError(
+            f"{len(failed)} clusters failed to render: "
+            + " ".join(f"({i}) {e.message}" for i, e in enumerate(failed.values(), 1)),
+            hint=first.hint)
+    return {n: r for n, r in results.items() if not isinstance(r, UserError)}
+
+
+# ---------------------------------------------------------------------------------------
+# Output files
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def split_names(rendered: Rendered) -> list[str]:
+    """File names of --split: <kind-order>-<kind>-<namespace>-<name>.yaml ('_' for no
+    namespace); objects whose names would collide (same kind in two groups) get the group."""
+    def base(o: RenderedObject, group: bool) -> str:
+        i = o.id
+        kind = f"{i.kind}.{i.group}" if group and i.group else i.kind
+        parts = (f"{kind_rank(i.kind):03d}", kind, i.namespace or "_", i.name)
+        return _UNSAFE.sub("_", "-".join(parts))
+
+    plain = [base(o, False) for o in rendered.objects]
+    clash = {n for n in plain if plain.count(n) > 1} if len(set(plain)) < len(plain) else set()
+    return [(base(o, True) if n in clash else n) + ".yaml"
+            for o, n in zip(rendered.objects, plain, strict=True)]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) -> list[Path]:
+    """Write <out>/<cluster>.yaml, or with `split` the folder <out>/<cluster>/ with one file
+    per object. Both are written beside their target and renamed into place, so a reader
+    (or a failed render) never sees a partial file."""
+    import shutil
+    import tempfile
+
+    out_dir = Path(out_dir)
+    if not split:
+        target = out_dir / f"{rendered.cluster}.yaml"
+        try:
+            _atomic_write(target, rendered.text)
+        except OSError as e:
+            raise RenderError(f"cannot write {target}: {e.strerror or e}.",
+                              hint="Choose another folder with --out.") from e
+        return [target]
+    target = out_dir / rendered.cluster
+    head = rendered.text[: len(rendered.text) - len("".join(
+        "---\n" + o.yaml for o in rendered.objects))]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{rendered.cluster}."))
+        names = split_names(rendered)
+        for o, n in zip(rendered.objects, names, strict=True):
+            (tmp / n).write_text(head + o.yaml, encoding="utf-8", newline="\n")
+        old = None
+        if target.exists():
+            old = out_dir / f".{rendered.cluster}.old-{os.getpid()}"
+            target.replace(old)
+        tmp.replace(target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        if "tmp" in locals():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise RenderError(f"cannot write {target}: {e.strerror or e}.",
+                          hint="Choose another folder with --out.") from e
+    return [target / n for n in names]

@@ -1,0 +1,108 @@
+"""The content-addressed render cache: $STACKCTL_CACHE/render/<k[:2]>/<key>.json.
+
+The key is a sha256 over every input file of a render (sorted relative path and content),
+the kustomize version and its flags, so an entry can never be stale: any change to what
+kustomize reads gives another key. Entries hold the normalised text and the index of its
+objects, never parsed bodies. The folder is safe to delete at any time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops.paths import cache_dir
+
+FORMAT = 1  # bump when the entry layout or the normalisation changes
+
+
+def cache_root() -> Path:
+    return cache_dir() / "render"
+
+
+def read_inputs(files: Sequence[tuple[str, Path]]) -> list[tuple[str, bytes | None]]:
+    """(relative path, content) of each input file; None for one that cannot be read (a
+    dangling symlink): its absence is part of the key too."""
+    out: list[tuple[str, bytes | None]] = []
+    for rel, path in files:
+        try:
+            out.append((rel, path.read_bytes()))
+        except OSError:
+            out.append((rel, None))
+    return out
+
+
+def cache_key(contents: Sequence[tuple[str, bytes | None]], *, version: str,
+              flags: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    h.update(f"stackctl-render/{FORMAT}\0{version}\0{' '.join(flags)}\0".encode())
+    for rel, data in sorted(contents, key=lambda c: c[0]):
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+        if data is None:
+            h.update(b"-\0")
+        else:
+            h.update(f"{len(data)}\0".encode())
+            h.update(data)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A cached render: the objects' normalised text (no header) and, per object,
+    (apiVersion, group, kind, namespace, name, start, end) offsets into it."""
+
+    kustomize_version: str
+    text: str
+    index: tuple[tuple[str, str, str, str, str, int, int], ...]
+    warnings: tuple[str, ...]
+
+
+def _path(key: str) -> Path:
+    return cache_root() / key[:2] / f"{key}.json"
+
+
+def load(key: str) -> Entry | None:
+    path = _path(key)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT or data.get("key") != key:
+            return None
+        return Entry(
+            kustomize_version=str(data["kustomize"]),
+            text=str(data["text"]),
+            index=tuple((a, g, k, ns, n, int(s), int(e))
+                        for a, g, k, ns, n, s, e in data["objects"]),
+            warnings=tuple(str(w) for w in data["warnings"]),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        # A torn or foreign file is a miss; the next store replaces it.
+        return None
+
+
+def store(key: str, entry: Entry) -> None:
+    """Write an entry atomically; a cache that cannot be written is only a lost speed-up."""
+    path = _path(key)
+    data = {"format": FORMAT, "key": key, "kustomize": entry.kustomize_version,
+            "warnings": list(entry.warnings), "objects": [list(i) for i in entry.index],
+            "text": entry.text}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, ensure_ascii=False, separators=(",", ":"))
+            Path(tmp).replace(path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink()
+            raise
+    except OSError:
+        return
