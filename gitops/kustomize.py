@@ -186,7 +186,7 @@ def first_useful_line(stderr: str) -> str:
     return ""
 
 
-_ABS = re.compile(r"(/[^\s':,]+)")
+_ABS = re.compile(r"(?<![\w:/.])(/[^\s':,\"]+)")  # not the path part of a URL
 _QUOTED = re.compile(r"'([^'\s]+)'|in File: (\S+)")
 
 

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.kubeflow",
     "tests.fixtures.gitrepos",
     "tests.fixtures.sandbox",
+    "tests.fixtures.kustomize",
 ]
