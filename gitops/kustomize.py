@@ -175,44 +175,56 @@ def warnings_of(stderr: str) -> tuple[str, ...]:
 def first_useful_line(stderr: str) -> str:
     """The first error line of kustomize's stderr, without warnings, the `Error:` prefix and
     the repeated fallback kustomize appends after trying a file as a directory."""
-    for line in stderr.splitlines():
-        s = line.strip()
+    lines = [ln.strip() for ln in stderr.splitlines()]
+    for i, s in enumerate(lines):
         if not s or s.startswith("#") or s.lower().startswith("warning"):
             continue
+        # An error that quotes a kustomization entry spans lines up to the closing "`:".
+        if s.endswith("`"):
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("`")), i)
+            s = " ".join(x for x in lines[i:end + 1] if x)
         s = s.removeprefix("Error:").strip()
         # kustomize tries a missing resource as a file, then as a directory, and prints
         # both: "accumulation err='<file error>': must build at directory: <dir error>".
-        return re.sub(r"accumulation err='(.*?)': must build at directory: .*$", r"\1", s)
+        s = re.sub(r"accumulation err='(.*?)': must build at directory: .*$", r"\1", s)
+        # A directory resource is first tried as a file: drop that attempt's message.
+        return re.sub(r"accumulation err='accumulating resources from '[^']*': '[^']*' must "
+                      r"resolve to a file': recursed accumulation of path ('[^']*'): ",
+                      r"in \1: ", s)
     return ""
 
 
 _ABS = re.compile(r"(?<![\w:/.])(/[^\s':,\"]+)")  # not the path part of a URL
-_QUOTED = re.compile(r"'([^'\s]+)'|in File: (\S+)")
+_QUOTED = re.compile(r"'([^'\s]+)'|in File: (\S+)|path: \"?([^\s\"`\]]+)")
 
 
 def named_file(message: str, directory: Path, files: Iterable[str]) -> str | None:
     """The file a kustomize error names, relative to the rendered directory when possible.
     kustomize names files by absolute path or by their path relative to the kustomization
-    that lists them; the latter is matched against the render's input files."""
+    that lists them (matched against the render's input files); nested errors name the
+    outer directories first, so the innermost (last) file wins."""
     base = directory.resolve()
+    known = sorted(files)
+    found: list[tuple[int, str, bool]] = []  # (position, name, is a file)
     for m in _ABS.finditer(message):
         p = Path(m.group(1))
-        if p.suffix or p.exists():
-            try:
-                return os.path.relpath(p, base)
-            except ValueError:
-                return str(p)
-    known = sorted(files)
+        try:
+            rel = os.path.relpath(p, base)
+        except ValueError:
+            rel = str(p)
+        found.append((m.start(), rel, p.is_file() or (bool(p.suffix) and not p.is_dir())))
     for m in _QUOTED.finditer(message):
-        name = (m.group(1) or m.group(2)).strip(".,")
+        name = (m.group(1) or m.group(2) or m.group(3)).strip(".,")
+        if name.startswith("/"):
+            continue  # already seen as an absolute path
         hits = [f for f in known if f == name or f.endswith("/" + name)]
-        if len(hits) == 1:
-            return hits[0]
         if hits:
-            return " or ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
-        if Path(name).suffix:
-            return name
-    return None
+            shown = " or ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
+            found.append((m.start(), shown, True))
+        elif Path(name).suffix and not (base / name).is_dir():
+            found.append((m.start(), name, True))
+    files_named = [name for _, name, is_file in sorted(found) if is_file]
+    return files_named[-1] if files_named else None
 
 
 # ---------------------------------------------------------------------------------------

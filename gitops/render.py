@@ -338,13 +338,15 @@ def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None
                 kustomize: Kustomize | str | Path | None = None,
                 progress: Progress | None = None) -> dict[str, Rendered | UserError]:
     """Render clusters in parallel (threads running kustomize; at most `jobs`, default the
-    number of cores); each cluster's result or its error, in the order given."""
+    number of cores); each cluster's result or its error, in the order given. No names:
+    every cluster of the tree (at `ref` when given)."""
     say = progress or (lambda _m: None)
     k = _kustomize(kustomize)
-    names = list(dict.fromkeys(clusters))
-    workers = max(1, min(len(names) or 1, jobs or os.cpu_count() or 1))
 
     def run(root: Path, source: str | None) -> dict[str, Rendered | UserError]:
+        names = list(dict.fromkeys(clusters)) or _known(root)
+        workers = max(1, min(len(names) or 1, jobs or os.cpu_count() or 1))
+
         def one(name: str) -> Rendered | UserError:
             try:
                 r = render_path(_cluster_dir(root, name, stack.root), name=name,

@@ -138,7 +138,7 @@ def test_walk_follows_every_kind_of_reference_and_collects_remote_ones(tmp_path:
 
 
 def test_walk_of_a_folder_without_kustomization_fails_clearly(tmp_path: Path) -> None:
-    with pytest.raises(KustomizeError, match="has no kustomization.yaml"):
+    with pytest.raises(KustomizeError, match=r"has no kustomization\.yaml"):
         walk(tmp_path)
 
 
