@@ -36,6 +36,7 @@ class KustomizeBuildError(KustomizeError):
 
     def __init__(self, *, what: str, command: Sequence[str], exit_code: int,
                  detail: str, file: str | None) -> None:
+        self.what = what
         self.command = tuple(command)
         self.exit_code_of_command = exit_code
         self.detail = detail
@@ -357,22 +358,22 @@ def walk(root: Path) -> Inputs:
                 todo.append(p)
             elif p.is_file():
                 extra.add(p)
-    files: set[Path] = set()
-    walked: list[Path] = []
-    for d in sorted(seen):
-        if any(d.is_relative_to(w) for w in walked):
+    # Strings, not Paths, below: this runs on every render, cached or not (~1,000 files).
+    files: set[str] = {str(p) for p in extra}
+    walked: list[str] = []
+    for ds in sorted(str(p) for p in seen):
+        if any(ds == w or ds.startswith(w + os.sep) for w in walked):
             continue
-        walked.append(d)
+        walked.append(ds)
         real: set[str] = set()
         # kustomize follows symlinks; a link loop is walked once.
-        for top, subdirs, names in os.walk(d, followlinks=True):
+        for top, subdirs, names in os.walk(ds, followlinks=True):
             rp = os.path.realpath(top)
             if rp in real:
                 subdirs[:] = []
                 continue
             real.add(rp)
             subdirs[:] = sorted(s for s in subdirs if s != ".git")
-            files.update(Path(top) / n for n in names)
-    files.update(extra)
-    return Inputs(root=root, directories=tuple(dirs), files=tuple(sorted(files)),
-                  remote=tuple(remote))
+            files.update(f"{top}{os.sep}{n}" for n in names)
+    return Inputs(root=root, directories=tuple(dirs),
+                  files=tuple(Path(f) for f in sorted(files)), remote=tuple(remote))

@@ -28,7 +28,14 @@ from typing import Any
 from gitops import rendercache
 from gitops.cluster import Cluster, list_clusters
 from gitops.errors import ConfigError, KustomizeError, RenderError, UserError
-from gitops.kustomize import BUILD_FLAGS, Inputs, Kustomize, find_kustomize, walk
+from gitops.kustomize import (
+    BUILD_FLAGS,
+    Inputs,
+    Kustomize,
+    KustomizeBuildError,
+    find_kustomize,
+    walk,
+)
 from gitops.resource import ResourceId, split_api_version
 from gitops.stack import CLUSTERS_DIR, Stack
 from gitops.yamlio import load_safe
@@ -148,9 +155,10 @@ def normalise(stdout: str, *, what: str,
     hold the object (searched in `contents`, the render's inputs)."""
     objects: list[RenderedObject] = []
     for raw in _DOC_SEP.split(stdout):
-        if not raw.strip() or all(ln.lstrip().startswith("#") or not ln.strip()
-                                  for ln in raw.splitlines()):
-            continue
+        head = raw.lstrip()
+        if not head or (head.startswith("#") and all(
+                ln.lstrip().startswith("#") or not ln.strip() for ln in raw.splitlines())):
+            continue  # an empty or comment-only document
         doc = raw if raw.endswith("\n") else raw + "\n"
         ident = _identity(doc)
         body: dict[str, Any] | None = None
@@ -291,7 +299,10 @@ def render_path(path: Path, *, name: str | None = None,
     entry = rendercache.load(key) if use_cache else None
     hit = entry is not None
     if entry is None:
-        out = k.build(path, what=what, files=[r for r, _ in rel])
+        try:
+            out = k.build(path, what=what, files=[r for r, _ in rel])
+        except KustomizeBuildError as e:
+            raise _relative_to(e, path, base) from e
         objects: tuple[RenderedObject, ...] = tuple(
             normalise(out.stdout, what=what, contents=contents))
         entry = _to_entry(objects, k.version, out.warnings)
@@ -303,6 +314,16 @@ def render_path(path: Path, *, name: str | None = None,
     return Rendered(cluster=label, objects=objects, text=head + entry.text,
                     warnings=entry.warnings, kustomize_version=k.version, cache_hit=hit,
                     source=source, key=key)
+
+
+def _relative_to(e: KustomizeBuildError, path: Path, base: Path | None) -> KustomizeBuildError:
+    """The error with its file named from `base` (the deployment repo's root)."""
+    f = e.file
+    if base is None or f is None or "://" in f or " or " in f or Path(f).is_absolute():
+        return e
+    shown = os.path.relpath(os.path.normpath(path / f), base)
+    return KustomizeBuildError(what=e.what, command=e.command,
+                               exit_code=e.exit_code_of_command, detail=e.detail, file=shown)
 
 
 def _cluster_dir(root: Path, name: str, stack_root: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The content-addressed render cache: $STACKCTL_CACHE/render/<k[:2]>/<key>.json.
+"""The content-addressed render cache: $STACKCTL_CACHE/render/<k[:2]>/<key>.render.
 
 The key is a sha256 over every input file of a render (sorted relative path and content),
 the kustomize version and its flags, so an entry can never be stale: any change to what
@@ -64,25 +64,33 @@ class Entry:
 
 
 def _path(key: str) -> Path:
-    return cache_root() / key[:2] / f"{key}.json"
+    return cache_root() / key[:2] / f"{key}.render"
+
+
+# An entry is one file: a JSON line (format, key, version, warnings, index), then the text
+# as it is, so that neither a store nor a load escapes or scans megabytes of YAML.
 
 
 def load(key: str) -> Entry | None:
     path = _path(key)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT or data.get("key") != key:
+        with path.open("r", encoding="utf-8", newline="") as f:
+            meta = json.loads(f.readline())
+            text = f.read()
+        if meta.get("format") != FORMAT or meta.get("key") != key:
             return None
+        if len(text) != meta["length"]:
+            return None  # torn
         return Entry(
-            kustomize_version=str(data["kustomize"]),
-            text=str(data["text"]),
+            kustomize_version=str(meta["kustomize"]),
+            text=text,
             index=tuple((a, g, k, ns, n, int(s), int(e))
-                        for a, g, k, ns, n, s, e in data["objects"]),
-            warnings=tuple(str(w) for w in data["warnings"]),
+                        for a, g, k, ns, n, s, e in meta["objects"]),
+            warnings=tuple(str(w) for w in meta["warnings"]),
         )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         # A torn or foreign file is a miss; the next store replaces it.
         return None
 
@@ -90,15 +98,16 @@ def load(key: str) -> Entry | None:
 def store(key: str, entry: Entry) -> None:
     """Write an entry atomically; a cache that cannot be written is only a lost speed-up."""
     path = _path(key)
-    data = {"format": FORMAT, "key": key, "kustomize": entry.kustomize_version,
+    meta = {"format": FORMAT, "key": key, "kustomize": entry.kustomize_version,
             "warnings": list(entry.warnings), "objects": [list(i) for i in entry.index],
-            "text": entry.text}
+            "length": len(entry.text)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".render")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False, separators=(",", ":"))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n")
+                f.write(entry.text)
             Path(tmp).replace(path)
         except BaseException:
             with contextlib.suppress(OSError):

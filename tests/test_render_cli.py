@@ -77,7 +77,7 @@ def test_a_failed_render_exits_2_and_leaves_the_previous_output_as_it_was(
     code, _out, err = _run(capsys, "--cluster", "dev", "--no-cache")
     assert code == 2
     assert "kustomize failed for cluster dev" in err
-    assert "(file: replicas.yaml)" in err
+    assert "(file: clusters/dev/replicas.yaml)" in err
     assert "build" in err and "exited with code 1" in err
     assert (in_repo / "rendered/dev.yaml").read_text() == before
     assert [p.name for p in (in_repo / "rendered").iterdir()] == ["dev.yaml"]
