@@ -33,6 +33,7 @@ from gitops.kustomize import (
     Inputs,
     Kustomize,
     KustomizeBuildError,
+    find_kustomization,
     find_kustomize,
     walk,
 )
@@ -350,6 +351,8 @@ def render_cluster(stack: Stack, cluster: str | Cluster, *,
     """Render clusters/<name> of the working tree."""
     name = cluster if isinstance(cluster, str) else cluster.name
     path = _cluster_dir(stack.root, name, stack.root)
+    if isinstance(cluster, Cluster) and find_kustomization(cluster.path) is not None:
+        path = cluster.path
     return render_path(path, name=name, kustomize=kustomize, use_cache=use_cache,
                        base=stack.root)
 

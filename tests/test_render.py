@@ -316,3 +316,10 @@ def test_a_torn_cache_entry_is_a_miss_and_is_replaced(repo: Path) -> None:
     again = render_cluster(_stack(repo), "dev")
     assert not again.cache_hit and again.text == first.text
     assert render_cluster(_stack(repo), "dev").cache_hit
+
+
+def test_render_cluster_accepts_the_cluster_model_apply_passes(repo: Path) -> None:
+    from gitops.cluster import load_cluster
+
+    r = render_cluster(_stack(repo), load_cluster(_stack(repo), "dev"))
+    assert r.cluster == "dev" and len(r.objects) == len(EXPECTED_ORDER)
