@@ -41,7 +41,7 @@ class ResourceId:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
     def __str__(self) -> str:
-        """kubectl's way of naming an object: Kind.group/name in namespace ns."""
+        """The usual CLI way of naming an object: Kind.group/name in namespace ns."""
         where = f" -n {self.namespace}" if self.namespace else ""
         return f"{self.group_kind}/{self.name}{where}"
 

@@ -55,7 +55,7 @@ def default_render(stack: Stack) -> RenderFn:
     """Renders clusters at a commit through gitops.render (`render --ref`: no checkout)."""
 
     def render(names: Sequence[str], commit: str) -> Mapping[str, Objects]:
-        from gitops.render import render_clusters  # type: ignore[import-not-found,unused-ignore]
+        from gitops.render import render_clusters
 
         if not names:
             return {}
