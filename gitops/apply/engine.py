@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops.apply.compare import comparable, covers, field_changes
+from gitops.apply.compare import comparable, covers, strip_server_fields
 from gitops.apply.lease import ClusterLease
 from gitops.apply.order import Phase, crd_kinds, group_by_phase, phase_of
 from gitops.apply.prune import PruneAction, execute_prune, is_protected, plan_prune
@@ -30,6 +30,7 @@ from gitops.apply.results import (
     Rejection,
     RollbackResult,
     rejection_from,
+    scrub,
 )
 from gitops.apply.ssa import ApiRequestError, Kube, UnknownKindError, UnreachableError
 from gitops.apply.wait import HealthReport, wait_healthy
@@ -37,6 +38,7 @@ from gitops.cluster import ApplyPolicy
 from gitops.errors import ApplyError, ClusterError
 from gitops.health import Status
 from gitops.inventory import PART_OF, Records, RevisionInfo
+from gitops.redact import run_redactor
 from gitops.resource import ResourceId
 
 Progress = Callable[[ProgressEvent], None]
@@ -190,7 +192,11 @@ def _deadline_wait(ctx: _Ctx, objects: Sequence[Obj], what: str) -> HealthReport
         head = ", ".join(f"{r} ({s.reason})" for r, s in waiting[:3])
         more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
         left = max(0, int(ctx.deadline - time.monotonic()))
-        ctx.progress(ProgressEvent("wait", f"waiting for {what}: {head}{more} [{left}s left]"))
+        ctx.progress(ProgressEvent(
+            "wait", f"waiting for {what}: {len(waiting)} of {len(objects)} pending: "
+                    f"{head}{more} [{left}s left]",
+            phase=what, pending=tuple((r, scrub(s.reason)) for r, s in waiting),
+            total=len(objects), seconds_left=left))
 
     return wait_healthy(ctx.kube, objects, selector=ctx.selector, deadline=ctx.deadline,
                         on_wait=on_wait)
@@ -198,9 +204,10 @@ def _deadline_wait(ctx: _Ctx, objects: Sequence[Obj], what: str) -> HealthReport
 
 def _health_failure(report: HealthReport, what: str) -> Failure:
     bad = report.unhealthy
-    explained = dict(report.explanations)
-    objs = tuple(ObjectFailure(r, s.reason, explained.get(r, ())) for r, s in bad
-                 if r in explained) or tuple(ObjectFailure(r, s.reason) for r, s in bad[:10])
+    explained = {r: tuple(scrub(line) for line in lines) for r, lines in report.explanations}
+    objs = tuple(ObjectFailure(r, scrub(s.reason), explained.get(r, ())) for r, s in bad
+                 if r in explained) or tuple(ObjectFailure(r, scrub(s.reason))
+                                             for r, s in bad[:10])
     if report.timed_out:
         summary = (f"{len(bad)} object(s) did not become healthy within the timeout while "
                    f"waiting for {what}")
@@ -239,7 +246,8 @@ def _run_phases(ctx: _Ctx, todo: Sequence[Obj], deferred: set[ResourceId], *,
                                       "API server", tuple(ObjectFailure(
                                           r.id, r.reason, (r.describe(),)) for r in rej))
                 return out
-        ctx.progress(ProgressEvent("phase", f"applying {len(objs)} {phase.label}"))
+        ctx.progress(ProgressEvent("phase", f"applying {len(objs)} {phase.label}",
+                                   phase=phase.label, total=len(objs)))
         done, rej = _apply_many(ctx, objs, dry_run=False, force=force)
         by_id = {ResourceId.of(o): o for o in objs}
         for rid, (action, _) in done.items():
@@ -369,6 +377,9 @@ def _execute(
     force: bool, allow_mass_prune: bool, break_lease: bool, wait: bool, progress: Progress,
     description: str, replaced_status: str,
 ) -> ApplyResult:
+    # Before anything can print: every message of this run (progress, rejections quoting a
+    # Secret, errors) is scrubbed of the secret values of the objects it applies.
+    run_redactor().learn(objects)
     records = Records(kube, cluster=cluster, namespace=records_namespace)
     ctx = _Ctx(kube, records, policy, progress, force,
                selector=f"{PART_OF}={records.applyset_id}")
@@ -396,6 +407,7 @@ def _load_state(ctx: _Ctx) -> tuple[list[RevisionInfo], RevisionInfo | None, lis
     deployed = [r for r in revisions if r.status == "deployed"]
     prev = deployed[-1] if deployed else None
     prev_objects = ctx.records.manifests(prev.revision) if prev else []
+    run_redactor().learn(prev_objects)
     return revisions, prev, prev_objects
 
 
@@ -512,6 +524,7 @@ def _plan(ctx: _Ctx, objects: Sequence[Obj], *, cluster: str, prune: bool,
     revisions = ctx.records.revisions() if _namespace_exists(ctx) else []
     deployed = [r for r in revisions if r.status == "deployed"]
     prev_objects = ctx.records.manifests(deployed[-1].revision) if deployed else []
+    run_redactor().learn(prev_objects)
     desired, rejections = prepare(ctx.kube, objects, ctx.records.applyset_id)
     if rejections:
         return ApplyResult(cluster, None, True, False, (), rejections=tuple(rejections))
@@ -541,12 +554,24 @@ def _plan(ctx: _Ctx, objects: Sequence[Obj], *, cluster: str, prune: bool,
                 continue
             before = live.get(rid) or ctx.kube.get(str(o["apiVersion"]), rid.kind,
                                                    rid.namespace, rid.name) or {}
-            changes = field_changes(before, after)
-            actions.append(ObjectAction(rid, "update" if changes else "unchanged",
-                                        tuple(changes)))
+            actions.append(_update(rid, before, after))
     return ApplyResult(cluster, None, True, any(a.action != "unchanged" for a in actions)
                        or any(a.action == "delete" for a in prune_plan),
                        tuple(actions), prune=tuple(prune_plan), rejections=tuple(rejected))
+
+
+def _update(rid: ResourceId, before: Obj, after: Obj) -> ObjectAction:
+    """A dry run's update: the fields the server-side dry run changes on the live object,
+    found and shown the way `stackctl plan` shows them (gitops.diff, gitops.plan.lines),
+    with Secret values redacted by the run's redactor."""
+    from gitops.diff import field_changes as diff_fields
+    from gitops.plan.lines import field_lines
+
+    redactor = run_redactor()
+    fields = diff_fields(strip_server_fields(before), strip_server_fields(after),
+                         redactor=redactor)
+    lines = tuple(ln for f in fields for ln in field_lines(f, redactor, indent=" "))
+    return ObjectAction(rid, "update" if fields else "unchanged", lines, fields=fields)
 
 
 def _namespace_exists(ctx: _Ctx) -> bool:

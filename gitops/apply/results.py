@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from gitops.apply.prune import PruneAction
 from gitops.apply.ssa import ApiRequestError, UnknownKindError
@@ -11,20 +12,38 @@ from gitops.apply.wait import HealthReport
 from gitops.errors import ClusterError
 from gitops.resource import ResourceId
 
+if TYPE_CHECKING:
+    from gitops.diff import FieldChange
+
 
 @dataclass(frozen=True)
 class ProgressEvent:
+    """One step of an apply, for a progress display (the core never prints).
+
+    `phase` names the phase being applied or waited on ("custom resource definitions",
+    "the rollout", ...); `pending` the objects it still waits on with why (a wait event
+    carries all of them, sorted), out of `total` objects in that step."""
+
     stage: str  # lease, read, validate, phase, apply, wait, prune, record, rollback, done
     message: str
     id: ResourceId | None = None
+    phase: str = ""
+    pending: tuple[tuple[ResourceId, str], ...] = ()
+    total: int = 0
+    seconds_left: int | None = None  # of the apply's timeout, on wait events
 
 
 @dataclass(frozen=True)
 class ObjectAction:
+    """What an apply did (or, in a dry run, would do) to one object. A dry run's update
+    lists its changed fields: `fields` as gitops.diff values (redacted), `changes` as the
+    readable lines gitops.plan prints for them."""
+
     id: ResourceId
     action: str  # created, configured, unchanged, failed; dry run: create, update, unchanged
     changes: tuple[str, ...] = ()
     message: str = ""
+    fields: tuple[FieldChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,7 +115,22 @@ class ApplyResult:
 _CONFLICT_MANAGER = re.compile(r'conflict with "([^"]+)"')
 
 
+def scrub(text: str) -> str:
+    """Text from the API server (messages, events, conditions) with every secret value the
+    run's redactor has learned replaced by its mark: a server may quote a rejected Secret's
+    value (argo-cd#16193)."""
+    from gitops.redact import run_redactor
+
+    return run_redactor().text(text, pairs="=")
+
+
 def rejection_from(rid: ResourceId, e: ClusterError) -> Rejection:
+    rejection = _rejection(rid, e)
+    return replace(rejection, message=scrub(rejection.message),
+                   fields=tuple(scrub(f) for f in rejection.fields))
+
+
+def _rejection(rid: ResourceId, e: ClusterError) -> Rejection:
     if isinstance(e, UnknownKindError):
         return Rejection(rid, "UnknownKind", e.message, hint=e.hint or "")
     if not isinstance(e, ApiRequestError):

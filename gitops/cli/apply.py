@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,30 +14,68 @@ from gitops.errors import ExitCode
 if TYPE_CHECKING:
     from gitops.apply.results import ApplyResult, ProgressEvent
     from gitops.cluster import Cluster
+    from gitops.resource import ResourceId
     from gitops.stack import Stack
 
 _lock = threading.Lock()
 
+# A wait line is printed when what is pending changes, else at most this often.
+WAIT_REPEAT_SECONDS = 10.0
+WAIT_LINES = 5  # pending objects listed under a wait line
+
+
+def _safe(text: str) -> str:
+    """Every line printed by the apply commands goes through the run's redactor, which the
+    engine has taught the secret values of the objects it applies."""
+    from gitops.redact import run_redactor
+
+    return run_redactor().text(text, pairs="=")
+
 
 def _echo(line: str) -> None:
     with _lock:
-        click.echo(line, err=True)
+        click.echo(_safe(line), err=True)
 
 
-def _progress(verbose: bool) -> Any:
-    counts = {"created": 0, "configured": 0}
+def _out(line: str = "") -> None:
+    click.echo(_safe(line))
 
-    def on_event(e: ProgressEvent) -> None:
+
+class _Progress:
+    """The progress display on stderr: one line per step, each phase with its object count,
+    and what the health wait is waiting on (the pending objects and why), printed again when
+    that changes or every WAIT_REPEAT_SECONDS."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self._last_wait: tuple[str, tuple[tuple[ResourceId, str], ...]] | None = None
+        self._last_time = 0.0
+
+    def __call__(self, e: ProgressEvent) -> None:
         if e.stage == "apply":
-            counts[e.message] = counts.get(e.message, 0) + 1
-            if verbose:
+            if self.verbose:
                 _echo(f"  {e.message:<10} {e.id}")
             return
+        if e.stage == "wait" and e.pending:
+            self._wait(e)
+            return
+        self._last_wait = None
         prefix = {"wait": "…", "failed": "✗", "done": "✓"}.get(e.stage, "→")
         suffix = f" {e.id}" if e.id is not None else ""
         _echo(f"{prefix} {e.message}{suffix}")
 
-    return on_event
+    def _wait(self, e: ProgressEvent) -> None:
+        key = (e.phase, e.pending)
+        now = time.monotonic()
+        if key == self._last_wait and now - self._last_time < WAIT_REPEAT_SECONDS:
+            return
+        self._last_wait, self._last_time = key, now
+        left = f" [{e.seconds_left}s left]" if e.seconds_left is not None else ""
+        _echo(f"… waiting for {e.phase}: {len(e.pending)} of {e.total} pending{left}")
+        for rid, reason in e.pending[:WAIT_LINES]:
+            _echo(f"    {rid}: {reason}")
+        if len(e.pending) > WAIT_LINES:
+            _echo(f"    and {len(e.pending) - WAIT_LINES} more")
 
 
 def _load(cluster_name: str) -> tuple[Stack, Cluster]:
@@ -57,72 +96,91 @@ def _commit(stack: Stack) -> str | None:
         return None
 
 
-def _report(result: ApplyResult) -> int:
-    out = click.echo
+def _report(result: ApplyResult, *, command: str) -> int:
+    """Print the result on stdout; a rejected or failed apply ends with one paragraph on
+    stderr (an ApplyError through the error handler) and exit code 2."""
+    from gitops.errors import ApplyError
+
     for r in result.rejections:
-        out(f"rejected: {r.describe()}")
+        _out(f"rejected: {r.describe()}")
     if result.rejections:
-        out(f"\n{len(result.rejections)} object(s) rejected by the API server; nothing was "
-            "applied. Fix them and run the command again.")
-        return int(ExitCode.ERROR)
+        conflicts = [r for r in result.rejections if r.reason == "Conflict"]
+        what = "in the server-side dry run" if not result.dry_run else "in the dry run"
+        hint = ("Fix the objects listed above in git (each line names the object, the "
+                f"field and the server's message) and run '{command}' again.")
+        if conflicts:
+            hint += (f" {len(conflicts)} of them have fields owned by another field manager: "
+                     "remove those fields from the render, or take them over with "
+                     "--force-conflicts.")
+        raise ApplyError(f"{len(result.rejections)} object(s) were rejected by the API server "
+                         f"{what}; nothing was applied.", hint=hint)
     if result.dry_run:
         return _report_plan(result)
     for n in result.abandoned:
-        out(f"note: revision {n} had been left pending by an apply that stopped; marked failed")
+        _out(f"note: revision {n} had been left pending by an apply that stopped; "
+             "marked failed")
     if result.lease_taken_over:
-        out(f"note: took over the stale lease held by {result.lease_taken_over}")
+        _out(f"note: took over the stale lease held by {result.lease_taken_over}")
     created, configured = result.count("created"), result.count("configured")
     unchanged = result.count("unchanged")
     deleted = [p for p in result.prune if p.action == "deleted"]
     kept = [p for p in result.prune if p.action == "keep"]
     for p in kept:
-        out(f"kept {p.id}: {p.reason}")
+        _out(f"kept {p.id}: {p.reason}")
     if result.failure is None:
         if not result.changed:
-            out(f"no changes: {unchanged} object(s) up to date; revision {result.revision} is "
-                "current")
+            _out(f"no changes: {unchanged} object(s) up to date; revision {result.revision} "
+                 "is current")
         else:
-            out(f"revision {result.revision} deployed: {created} created, {configured} "
-                f"configured, {unchanged} unchanged, {len(deleted)} pruned")
+            _out(f"revision {result.revision} deployed: {created} created, {configured} "
+                 f"configured, {unchanged} unchanged, {len(deleted)} pruned")
         return int(ExitCode.OK)
     f = result.failure
-    out(f"apply of revision {result.revision} failed ({f.stage}): {f.summary}")
+    _out(f"apply of revision {result.revision} failed ({f.stage}): {f.summary}")
     for o in f.objects:
-        out(f"  {o.id}: {o.reason}")
+        _out(f"  {o.id}: {o.reason}")
         for line in o.details:
-            out(f"    {line}")
+            _out(f"    {line}")
     rb = result.rollback
     if rb is None:
-        out("no rollback (--no-rollback): the cluster is left as the failed attempt left it")
+        outcome = "It was not rolled back (--no-rollback): the cluster is as the failed " \
+                  "attempt left it."
     elif rb.error:
-        out(f"rollback FAILED: {rb.error}")
+        outcome = f"The automatic rollback failed too: {rb.error}."
     elif rb.to_revision is None:
-        out(f"rolled back: nothing to roll back to; deleted {len(rb.deleted)} object(s) the "
-            "failed attempt created" + (f", kept {len(rb.kept)} protected" if rb.kept else ""))
+        outcome = (f"There was no earlier revision to roll back to: the {len(rb.deleted)} "
+                   "object(s) the attempt created were deleted"
+                   + (f" ({len(rb.kept)} protected one(s) kept)" if rb.kept else "") + ".")
     else:
         state = "healthy" if rb.healthy else "NOT healthy"
-        out(f"rolled back to revision {rb.to_revision} (recorded as revision "
-            f"{rb.recorded_revision}): {rb.reapplied} re-applied, {len(rb.deleted)} deleted; "
-            f"{state}")
-    return int(ExitCode.ERROR)
+        outcome = (f"It was rolled back to revision {rb.to_revision} (recorded as revision "
+                   f"{rb.recorded_revision}; {rb.reapplied} re-applied, {len(rb.deleted)} "
+                   f"deleted), which is {state}.")
+        _out(f"rolled back to revision {rb.to_revision}: {state}")
+    if f.stage == "health" and "timeout" in f.summary:
+        hint = ("The objects and reasons are listed above; fix them in git, or give the "
+                f"rollout more time with --timeout, and run '{command}' again.")
+    else:
+        hint = f"The objects and reasons are listed above; fix them and run '{command}' again."
+    raise ApplyError(f"the apply of revision {result.revision} failed: {f.summary}. {outcome}",
+                     hint=hint)
 
 
 def _report_plan(result: ApplyResult) -> int:
-    out = click.echo
     changes = [a for a in result.actions if a.action != "unchanged"]
     for a in changes:
         sign = "+" if a.action == "create" else "~"
         note = f" ({a.message})" if a.message else ""
-        out(f"{sign} {a.id}{note}")
+        _out(f"{sign} {a.id}{note}")
         for c in a.changes:
-            out(f"    {c}")
+            _out(f"    {c}")
     for p in result.prune:
-        out(f"- {p.id}" if p.action == "delete" else f"  keep {p.id}: {p.reason}")
+        _out(f"- {p.id}" if p.action == "delete" else f"  keep {p.id}: {p.reason}")
     creates = sum(1 for a in changes if a.action == "create")
     updates = len(changes) - creates
     deletes = sum(1 for p in result.prune if p.action == "delete")
-    out(f"plan: {creates} to create, {updates} to update, {deletes} to delete, "
-        f"{result.count('unchanged')} unchanged (dry run: nothing was changed)")
+    _out(f"plan: {creates} to create, {updates} to update, {deletes} to delete, "
+         f"{result.count('unchanged')} unchanged (dry run: nothing was changed)")
     return int(ExitCode.OK)
 
 
@@ -173,9 +231,9 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
         policy=policy, commit=_commit(stack), dry_run=dry_run, rollback=not no_rollback,
         prune=policy.prune and not no_prune, force_conflicts=force_conflicts,
         allow_mass_prune=allow_mass_prune, break_lease=break_lease,
-        progress=_progress(verbose),
+        progress=_Progress(verbose),
     )
-    return _report(result)
+    return _report(result, command=f"stackctl apply --cluster {cluster.name}")
 
 
 @click.command("rollback")
@@ -207,9 +265,9 @@ def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease
     result = rollback_to(
         api_client_for(cluster), cluster=cluster.name,
         records_namespace=cluster.records_namespace, revision=to, policy=policy,
-        break_lease=break_lease, progress=_progress(False),
+        break_lease=break_lease, progress=_Progress(False),
     )
-    return _report(result)
+    return _report(result, command=f"stackctl rollback --cluster {cluster.name}")
 
 
 @click.command("history")
@@ -231,11 +289,11 @@ def history(cluster_name: str) -> int:
         click.echo(f"no revisions recorded for cluster {cluster.name} in namespace "
                    f"{cluster.records_namespace}")
         return int(ExitCode.OK)
-    click.echo(f"{'REVISION':<9} {'COMMIT':<13} {'TIME':<21} {'STATUS':<12} {'OBJECTS':>7}  "
-               "DESCRIPTION")
+    _out(f"{'REVISION':<9} {'COMMIT':<13} {'TIME':<21} {'STATUS':<12} {'OBJECTS':>7}  "
+         "DESCRIPTION")
     for r in revisions:
-        click.echo(f"{r.revision:<9} {(r.commit or '-')[:12]:<13} {r.time:<21} {r.status:<12} "
-                   f"{r.object_count:>7}  {r.description}")
+        _out(f"{r.revision:<9} {(r.commit or '-')[:12]:<13} {r.time:<21} {r.status:<12} "
+             f"{r.object_count:>7}  {r.description}")
     sys.stdout.flush()
     return int(ExitCode.OK)
 

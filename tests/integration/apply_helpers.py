@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 # The sandbox's failure stage keeps pods carrying this label NotReady (docs/sandbox.md).
-FAIL_LABEL = "sandbox.stackctl.dev/fail"
+from gitops.sandbox import FAIL_LABEL
+
+__all__ = ["FAIL_LABEL", "api", "configmap", "deployment", "ns", "team_fixture"]
 
 
 def _to_api_client(value: Any) -> Any:
