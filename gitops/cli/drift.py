@@ -1,0 +1,87 @@
+"""`stackctl drift`: live clusters against their last applied revision and git."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from gitops.cluster import Cluster
+    from gitops.drift import DriftTarget
+    from gitops.stack import Stack
+
+FORMATS = ("text", "markdown", "json")
+
+
+def _head(stack: Stack) -> str:
+    from gitops.errors import GitError
+    from gitops.git import open_repo
+
+    try:
+        return open_repo(stack.root).head_commit() or ""
+    except GitError:
+        return ""
+
+
+def _target(stack: Stack, cluster: Cluster, head: str) -> DriftTarget:
+    from gitops.apply.target import api_client_for, render_objects
+    from gitops.drift import DriftTarget
+
+    def connect() -> Any:
+        return api_client_for(cluster)
+
+    def render() -> list[dict[str, Any]]:
+        return render_objects(stack, cluster)
+
+    return DriftTarget(name=cluster.name, connect=connect,
+                       records_namespace=cluster.records_namespace, render=render,
+                       head_commit=head, policy=cluster.policy)
+
+
+@click.command("drift")
+@click.option("--cluster", "clusters", multiple=True, metavar="NAME",
+              help="Check this cluster (repeatable).")
+@click.option("--all", "all_", is_flag=True,
+              help="Check every cluster under clusters/ (the default without --cluster).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
+              show_default=True, help="text for a terminal, markdown for an issue or a CI "
+                                      "artifact, json for alerting (docs/drift.md).")
+@click.option("--heal", is_flag=True,
+              help="Re-apply the last revision to drifted clusters (taking back the fields "
+                   "other managers changed), then check again.")
+def drift(clusters: tuple[str, ...], all_: bool, fmt: str, heal: bool) -> int:
+    """Compare each cluster's live objects with its last applied revision, field by field on
+    the fields stackctl applied (managedFields), so server defaults and other controllers'
+    fields are not drift. Reports objects missing, fields changed (and which field manager
+    changed them), objects carrying stackctl's ApplySet label that the revision does not
+    hold, and whether git's render differs from the last applied revision (merged but not
+    rolled out). Secret values show as salted hashes, never in clear.
+    Exit code 0 in sync, 1 drift, 2 when a cluster could not be checked (the others are
+    still checked).
+
+    \b
+    Example:
+      stackctl drift --all
+      stackctl drift --cluster eks-prod --format markdown > drift.md
+      stackctl drift --cluster dev --heal
+    """
+    from gitops.cluster import select_clusters
+    from gitops.drift import check_drift, render_json, render_markdown, render_text
+    from gitops.redact import Redactor, set_run_redactor
+    from gitops.stack import load_stack
+
+    if all_ and clusters:
+        raise click.UsageError("give --cluster NAME or --all, not both.")
+    stack = load_stack()
+    redactor = set_run_redactor(Redactor.from_config(stack.root))
+    head = _head(stack)
+    targets = [_target(stack, c, head) for c in select_clusters(stack, clusters, all_=all_)]
+    report = check_drift(targets, heal=heal, redactor=redactor,
+                         progress=lambda msg: click.echo(f"→ {msg}", err=True))
+    out = {"json": render_json, "markdown": render_markdown}.get(fmt, render_text)(report)
+    click.echo(out, nl=False)
+    return int(report.exit_code)
+
+
+COMMANDS = [drift]

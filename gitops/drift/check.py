@@ -1,0 +1,210 @@
+"""The drift check of a cluster: its last applied revision against the live objects, and
+against git's current render; `--heal` re-applies the revision through the apply engine.
+
+    revision = the latest `deployed` revision (gitops.inventory)
+    live     = one LIST per kind and namespace (gitops.drift.read)
+    per object of the revision: missing, or compared on stackctl's fields (compare.py)
+    extra    = live objects of the revision's kinds carrying stackctl's ApplySet label that
+               the revision does not hold
+    git      = the working tree's render, prepared as apply prepares it, diffed with the
+               revision (gitops.diff): changes merged but not yet rolled out
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gitops.apply.ssa import Kube
+from gitops.cluster import ApplyPolicy
+from gitops.diff import diff_object_sets
+from gitops.drift.compare import compare_object, other_writers
+from gitops.drift.model import (
+    ClusterDrift,
+    DriftReport,
+    GitComparison,
+    HealOutcome,
+    ObjectDrift,
+)
+from gitops.drift.read import read_live
+from gitops.errors import UserError
+from gitops.inventory import PART_OF, Records
+from gitops.redact import Redactor, run_redactor
+from gitops.resource import ResourceId
+
+Obj = dict[str, Any]
+Progress = Callable[[str], None]
+RenderFn = Callable[[], Sequence[Mapping[str, Any]]]
+
+_ORDER = {"missing": 0, "changed": 1, "extra": 2}
+
+
+@dataclass(frozen=True)
+class DriftTarget:
+    """A cluster to check: how to reach it, where its records are, how to render it."""
+
+    name: str
+    connect: Callable[[], Any]  # -> an ApiClient (or a Kube); may raise ClusterError
+    records_namespace: str = "stackctl-system"
+    render: RenderFn | None = None  # the working tree's render; None: no git comparison
+    head_commit: str = ""
+    policy: ApplyPolicy = field(default_factory=ApplyPolicy)
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def check_cluster(
+    kube: Kube,
+    *,
+    cluster: str,
+    records_namespace: str = "stackctl-system",
+    render: RenderFn | None = None,
+    head_commit: str = "",
+    redactor: Redactor | None = None,
+    progress: Progress | None = None,
+    concurrency: int = 8,
+) -> ClusterDrift:
+    """Drift of one cluster (raises ClusterError when it cannot be read)."""
+    say = progress or _noop
+    r = redactor or run_redactor()
+    records = Records(kube, cluster=cluster, namespace=records_namespace)
+    revisions = records.revisions()
+    deployed = [x for x in revisions if x.status == "deployed"]
+    if not deployed:
+        what = ("no revision is recorded" if not revisions else
+                "no revision is deployed (" + ", ".join(
+                    f"{x.revision}: {x.status}" for x in revisions) + ")")
+        return ClusterDrift(
+            cluster, never_applied=True,
+            error=f"cluster {cluster!r} was never applied: {what} in namespace "
+                  f"{records_namespace}. Run 'stackctl apply --cluster {cluster}' first.")
+    rev = deployed[-1]
+    notes = tuple(f"revision {x.revision} is pending: an apply may be running, and the "
+                  "objects it changed show as drift until it finishes"
+                  for x in revisions if x.status == "pending" and x.revision > rev.revision)
+    say(f"{cluster}: reading revision {rev.revision} ({rev.object_count} objects)")
+    objects = records.manifests(rev.revision)
+    r.learn(objects)
+    say(f"{cluster}: listing live objects")
+    live = read_live(kube, objects, member_label=(PART_OF, records.applyset_id),
+                     concurrency=concurrency)
+    found: list[ObjectDrift] = []
+    ids: set[ResourceId] = set()
+    for obj in objects:
+        rid = ResourceId.of(obj)
+        ids.add(rid)
+        av = str(obj.get("apiVersion"))
+        if (av, rid.kind) in live.unserved:
+            found.append(ObjectDrift(rid, av, "missing",
+                                     note=f"the cluster no longer serves {rid.kind} in {av}"))
+            continue
+        now = live.objects.get(rid)
+        if now is None:
+            found.append(ObjectDrift(rid, av, "missing"))
+            continue
+        fields = compare_object(obj, now, redactor=r)
+        if fields:
+            found.append(ObjectDrift(rid, av, "changed", fields, writers=other_writers(now)))
+    for rid, item in live.members.items():
+        if rid not in ids:
+            found.append(ObjectDrift(rid, str(item.get("apiVersion")), "extra"))
+    found.sort(key=lambda o: (_ORDER[o.state], o.id))
+    git = GitComparison("not-checked", head_commit=head_commit)
+    if render is not None:
+        say(f"{cluster}: comparing git's render with revision {rev.revision}")
+        git = _git(kube, objects, render, applyset_id=records.applyset_id,
+                   head_commit=head_commit, redactor=r)
+    return ClusterDrift(cluster, rev, len(objects), tuple(found), git, notes=notes)
+
+
+def _git(kube: Kube, applied: Sequence[Obj], render: RenderFn, *, applyset_id: str,
+         head_commit: str, redactor: Redactor) -> GitComparison:
+    from gitops.apply.engine import prepare
+
+    try:
+        rendered = [dict(o) for o in render()]
+        desired, _ = prepare(kube, rendered, applyset_id)
+    except UserError as e:
+        return GitComparison("error", head_commit=head_commit, error=redactor.text(str(e)))
+    diff = diff_object_sets(applied, desired, redactor=redactor)
+    return GitComparison("same" if diff.is_empty else "differs", head_commit=head_commit,
+                         diff=diff)
+
+
+def heal_cluster(kube: Kube, drift: ClusterDrift, *, records_namespace: str,
+                 policy: ApplyPolicy, progress: Progress | None = None) -> HealOutcome:
+    """Re-apply the cluster's last revision through the apply engine. The engine sends only
+    the objects that differ live (its no-change test), with force: healing takes back the
+    fields other managers took. Extra objects are left alone (they may be someone's)."""
+    from gitops.apply.engine import apply_objects
+    from gitops.apply.results import ProgressEvent
+
+    say = progress or _noop
+    assert drift.revision is not None
+    rev = drift.revision
+    objects = Records(kube, cluster=drift.name, namespace=records_namespace).manifests(
+        rev.revision)
+
+    def on_event(e: ProgressEvent) -> None:
+        if e.stage != "apply":
+            say(f"{drift.name}: heal: {e.message}" + (f" {e.id}" if e.id else ""))
+
+    result = apply_objects(kube, objects, cluster=drift.name,
+                           records_namespace=records_namespace, policy=policy,
+                           commit=rev.commit or None, prune=False, force_conflicts=True,
+                           progress=on_event)
+    created = tuple(a.id for a in result.actions if a.action == "created")
+    configured = tuple(a.id for a in result.actions if a.action == "configured")
+    error = ""
+    if result.rejections:
+        error = "; ".join(x.describe() for x in result.rejections[:5])
+    elif result.failure is not None:
+        error = result.failure.summary
+    return HealOutcome(result.revision, created, configured, error,
+                       drift_before=drift.objects)
+
+
+def check_drift(
+    targets: Sequence[DriftTarget],
+    *,
+    heal: bool = False,
+    redactor: Redactor | None = None,
+    progress: Progress | None = None,
+    concurrency: int = 8,
+) -> DriftReport:
+    """Check every target; a cluster that cannot be checked is reported with the reason and
+    the others are still checked. With `heal`, a drifted cluster's revision is re-applied
+    and the cluster checked again."""
+    say = progress or _noop
+    r = redactor or run_redactor()
+    out = []
+    for t in targets:
+        say(f"{t.name}: connecting")
+        try:
+            client = t.connect()
+            kube = client if isinstance(client, Kube) else Kube(client)
+            result = check_cluster(kube, cluster=t.name, records_namespace=t.records_namespace,
+                                   render=t.render, head_commit=t.head_commit, redactor=r,
+                                   progress=say, concurrency=concurrency)
+            healable = [o for o in result.objects if o.state != "extra"]
+            if heal and healable and result.revision is not None:
+                say(f"{t.name}: healing {len(healable)} object(s) from revision "
+                    f"{result.revision.revision}")
+                outcome = heal_cluster(kube, result, records_namespace=t.records_namespace,
+                                       policy=t.policy, progress=say)
+                after = check_cluster(kube, cluster=t.name,
+                                      records_namespace=t.records_namespace, redactor=r,
+                                      progress=say, concurrency=concurrency)
+                result = replace(after, git=result.git, heal=outcome)
+        except UserError as e:
+            result = ClusterDrift(t.name, error=r.text(str(e)))
+        out.append(result)
+    return DriftReport(tuple(out), r, _now(), healed=heal)
