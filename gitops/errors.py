@@ -11,7 +11,8 @@
     │   ├── RenderError           a render produced objects stackctl cannot accept
     │   ├── SandboxError          the local control plane cannot be built, started or reached
     │   ├── ClusterError          a cluster cannot be reached or refused a request
-    │   └── ApplyError            an apply failed (after rollback, when there was one)
+    │   ├── ApplyError            an apply failed (after rollback, when there was one)
+    │   └── UpgradeError          an upgrade cannot start, resolve, continue or abort
     └── (unexpected exceptions are bugs: exit 3 with a log file)
 
 Findings that need a person (merge conflicts, plan differences, drift) are not errors:
@@ -104,3 +105,8 @@ class ApplyError(UserError):
 
 class VendorEditedError(UserError):
     """vendor/<name>/ has local edits, so a plain import would lose them (use upgrade)."""
+
+
+class UpgradeError(UserError):
+    """An upgrade cannot start (one is in progress), resolve (unknown address), continue or
+    abort; the message says which command to run instead."""

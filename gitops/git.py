@@ -547,6 +547,15 @@ class Repo:
         self.checkout(commit, branch=branch)
         return commit
 
+    def reset_index(self, commit: str) -> None:
+        """Make the index equal a commit's tree (HEAD and the working tree stay), as
+        `git reset --mixed` does without moving the branch."""
+        target = self._commit(commit)
+        with _translate("cannot reset the index"):
+            index = self.raw.index
+            index.read_tree(target.tree)
+            index.write()
+
     def add_and_commit_all(self, message: str) -> str:
         """Stage every file of the working tree (respecting .gitignore) and commit it on
         the current branch. Used by `stackctl init` for the initial commit."""
