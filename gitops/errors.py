@@ -12,7 +12,8 @@
     │   ├── SandboxError          the local control plane cannot be built, started or reached
     │   ├── ClusterError          a cluster cannot be reached or refused a request
     │   ├── ApplyError            an apply failed (after rollback, when there was one)
-    │   └── UpgradeError          an upgrade cannot start, resolve, continue or abort
+    │   ├── UpgradeError          an upgrade cannot start, resolve, continue or abort
+    │   └── DemoError             a step of `make demo` did not do what it should
     └── (unexpected exceptions are bugs: exit 3 with a log file)
 
 Findings that need a person (merge conflicts, plan differences, drift) are not errors:
@@ -110,3 +111,12 @@ class VendorEditedError(UserError):
 class UpgradeError(UserError):
     """An upgrade cannot start (one is in progress), resolve (unknown address), continue or
     abort; the message says which command to run instead."""
+
+
+class DemoError(UserError):
+    """A step of the demo (`make demo`) did not have the outcome it checks for."""
+
+    def __init__(self, step: int, title: str, message: str, *, hint: str | None = None) -> None:
+        self.step = step
+        self.title = title
+        super().__init__(f"step {step} ({title}) failed: {message}", hint=hint)

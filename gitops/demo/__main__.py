@@ -1,0 +1,129 @@
+"""`python -m gitops.demo` (what `make demo` runs): the demo with its progress printed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gitops.demo.events import (
+    Check,
+    CommandFinished,
+    CommandStarted,
+    Event,
+    FileShown,
+    Note,
+    OutputLine,
+    StepFinished,
+    StepStarted,
+)
+from gitops.errors import DemoError, ExitCode, UserError
+
+RULE = "━" * 78
+
+
+class Printer:
+    """Prints the events; long command output shows its first and last lines only."""
+
+    def __init__(self, *, head: int, tail: int, repo_hint: str = "") -> None:
+        self.head, self.tail = head, tail
+        self.cwd = ""
+        self.shown = 0
+        self.hidden: list[str] = []
+
+    def out(self, text: str = "") -> None:
+        click.echo(text)
+        sys.stdout.flush()
+
+    def __call__(self, e: Event) -> None:
+        if isinstance(e, StepStarted):
+            self.out(f"\n{RULE}\nStep {e.number}/8: {e.title}\n{RULE}")
+            self.out(click.wrap_text(e.explain, width=90) + "\n")
+        elif isinstance(e, CommandStarted):
+            if e.cwd != self.cwd:
+                self.out(f"\n$ cd {e.cwd}")
+                self.cwd = e.cwd
+            self.out(f"$ {e.display}")
+            self.shown, self.hidden = 0, []
+        elif isinstance(e, OutputLine):
+            if self.head == 0 or self.shown < self.head:
+                self.out(f"  │ {e.text}")
+                self.shown += 1
+            else:
+                self.hidden.append(e.text)
+        elif isinstance(e, CommandFinished):
+            self._flush_hidden(e.log)
+            self.out(f"  └ exit code {e.exit_code} ({e.seconds:.1f} s)")
+        elif isinstance(e, FileShown):
+            self.out(f"\n$ cat {e.path}")
+            lines = e.text.splitlines()
+            limit = self.head + self.tail if self.head else len(lines)
+            for line in lines[:limit]:
+                self.out(f"  │ {line}")
+            if len(lines) > limit:
+                self.out(f"  │ ... {len(lines) - limit} more lines in {e.path}")
+        elif isinstance(e, Check):
+            self.out(f"  ✓ {e.text}")
+        elif isinstance(e, Note):
+            first, *rest = e.text.splitlines() or [""]
+            self.out(f"  → {first}")
+            for line in rest:
+                self.out(f"      {line}")
+        elif isinstance(e, StepFinished):
+            self.out(f"✓ step {e.number} ({e.title}) done in {e.seconds:.1f} s")
+
+    def _flush_hidden(self, log: str) -> None:
+        if not self.hidden:
+            return
+        tail = self.hidden[-self.tail:] if self.tail else []
+        skipped = len(self.hidden) - len(tail)
+        if skipped:
+            self.out(f"  │ ... {skipped} more lines (the whole output: {log})")
+        for line in tail:
+            self.out(f"  │ {line}")
+        self.hidden = []
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--workdir", type=click.Path(path_type=Path), metavar="DIR",
+              help="Work in DIR (kept afterwards) instead of a fresh temp folder.")
+@click.option("--keep", is_flag=True, help="Keep the temp folder (the deployment repo, logs).")
+@click.option("--full", is_flag=True, help="Print every line of every command's output.")
+def main(workdir: Path | None, keep: bool, full: bool) -> None:
+    """Run stackctl's whole mission against the local sandbox: start it, create a deployment
+    repo from the example stack, apply two clusters, upgrade v1.3.0 to v1.4.1 resolving a
+    conflict, plan, roll out (with a deliberate failure and automatic rollback), detect and
+    heal drift, and stop everything. Exit code 0 when every step did what it should, 2 when
+    one did not (the step is named), 130 when interrupted.
+
+    \b
+    Example:
+      make demo                      # installs, builds the sandbox, runs this
+      .venv/bin/python -m gitops.demo --keep
+    """
+    from gitops.demo import run_demo
+
+    printer = Printer(head=0 if full else 25, tail=0 if full else 12)
+    try:
+        result = run_demo(progress=printer, workdir=workdir, keep=keep)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted; the sandbox was stopped.", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except DemoError as e:
+        click.echo(f"\n✗ {e}", err=True)
+        sys.exit(int(e.exit_code))
+    except UserError as e:
+        click.echo(f"\n✗ the demo could not run: {e}", err=True)
+        sys.exit(int(e.exit_code))
+    printer.out(f"\n{RULE}\nThe demo passed: 8 steps in {result.seconds:.0f} s.")
+    for number, title, seconds in result.steps:
+        printer.out(f"  {number}. {title:<28} {seconds:6.1f} s")
+    if result.kept:
+        printer.out(f"The deployment repo is in {result.repo}; the command logs in "
+                    f"{result.workdir / 'logs'}.")
+    sys.exit(int(ExitCode.OK))
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m gitops.demo")
