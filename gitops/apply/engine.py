@@ -87,6 +87,10 @@ def prepare(kube: Kube, objects: Sequence[Obj], applyset_id: str
     namespaced objects that lack one (as kubectl does), and no namespace on cluster-scoped
     ones; plus rejections for kinds the cluster does not serve and no CRD of the set defines."""
     scopes = _crd_scopes(objects)
+    # Discovery of every group/version at once, rather than one after another below.
+    versions = sorted({str(o.get("apiVersion") or "") for o in objects} - {""})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(kube.group_version, versions))
     out: list[Obj] = []
     rejections: list[Rejection] = []
     seen: dict[ResourceId, int] = {}
@@ -150,15 +154,18 @@ def _unchanged(obj: Obj, live: Obj | None, prior: Obj | None) -> bool:
 
 # -- applying -------------------------------------------------------------------------
 def _apply_many(
-    ctx: _Ctx, objects: Sequence[Obj], *, dry_run: bool, force: bool
+    ctx: _Ctx, objects: Sequence[Obj], *, dry_run: bool, force: bool,
+    full: bool = False, concurrency: int | None = None,
 ) -> tuple[dict[ResourceId, tuple[str, Obj]], list[Rejection]]:
     """Server-side apply each object (concurrently). Returns {id: (created|configured,
-    response)} and the rejections; raises UnreachableError when the server is gone."""
+    response)} and the rejections; raises UnreachableError when the server is gone. The
+    response is the whole object only with `full` (a plan needs it), else its metadata."""
 
     def one(obj: Obj) -> tuple[ResourceId, tuple[str, Obj] | Rejection]:
         rid = ResourceId.of(obj)
         try:
-            code, body = ctx.kube.apply_full(obj, dry_run=dry_run, force=force)
+            code, body = ctx.kube.apply_full(obj, dry_run=dry_run, force=force,
+                                             metadata_only=not full)
         except UnreachableError:
             raise
         except ClusterError as e:
@@ -169,7 +176,7 @@ def _apply_many(
 
     done: dict[ResourceId, tuple[str, Obj]] = {}
     rejections: list[Rejection] = []
-    with ThreadPoolExecutor(max_workers=ctx.policy.concurrency) as pool:
+    with ThreadPoolExecutor(max_workers=concurrency or ctx.policy.concurrency) as pool:
         futures = [pool.submit(one, o) for o in objects]
         errors: list[BaseException] = []
         for f in futures:
@@ -199,7 +206,7 @@ def _deadline_wait(ctx: _Ctx, objects: Sequence[Obj], what: str) -> HealthReport
             total=len(objects), seconds_left=left))
 
     return wait_healthy(ctx.kube, objects, selector=ctx.selector, deadline=ctx.deadline,
-                        on_wait=on_wait)
+                        on_wait=on_wait, concurrency=ctx.policy.concurrency)
 
 
 def _health_failure(report: HealthReport, what: str) -> Failure:
@@ -302,7 +309,11 @@ def _rollback(ctx: _Ctx, *, failed_revision: int, prev: RevisionInfo | None,
         outcome = _Outcome()
         if prev is not None:
             # Only what the failed attempt sent can differ from the previous revision.
-            restore = [o for o in prev_objects if ResourceId.of(o) in touched]
+            # Protected kinds are not rolled back (cluster.yaml `protectedKinds`): the API
+            # server refuses to take a CRD back to versions without its new storage version
+            # ("v1 was previously a storage version, and must remain in spec.versions").
+            restore = [o for o in prev_objects if ResourceId.of(o) in touched
+                       and not is_protected(o, ctx.policy.protected_kinds)]
             ctx.progress(ProgressEvent(
                 "rollback", f"re-applying {len(restore)} object(s) of revision "
                             f"{prev.revision}"))
@@ -507,11 +518,14 @@ def _deferred(ctx: _Ctx, desired: Sequence[Obj], todo: Sequence[Obj]) -> set[Res
     if set_namespaces:
         existing = {str((n.get("metadata") or {}).get("name"))
                     for n in ctx.kube.list("v1", "Namespace")}
+    served: dict[tuple[str, str], bool] = {}  # one discovery request per kind, not object
     out: set[ResourceId] = set()
     for o in todo:
         rid = ResourceId.of(o)
-        needs_crd = (rid.group, rid.kind) in new_kinds and not ctx.kube.knows(
-            str(o["apiVersion"]), rid.kind)
+        key = (str(o["apiVersion"]), rid.kind)
+        if (rid.group, rid.kind) in new_kinds and key not in served:
+            served[key] = ctx.kube.knows(*key)
+        needs_crd = (rid.group, rid.kind) in new_kinds and not served[key]
         needs_ns = rid.namespace in set_namespaces and rid.namespace not in existing
         if needs_crd or needs_ns:
             out.add(rid)
@@ -539,7 +553,7 @@ def _plan(ctx: _Ctx, objects: Sequence[Obj], *, cluster: str, prune: bool,
     deferred = _deferred(ctx, desired, todo)
     checked = [o for o in todo if ResourceId.of(o) not in deferred]
     ctx.progress(ProgressEvent("validate", f"server-side dry run of {len(checked)} object(s)"))
-    done, rejected = _apply_many(ctx, checked, dry_run=True, force=ctx.force)
+    done, rejected = _apply_many(ctx, checked, dry_run=True, force=ctx.force, full=True)
     actions: list[ObjectAction] = []
     for o in desired:
         rid = ResourceId.of(o)
