@@ -139,3 +139,15 @@ def test_patches_merge_by_path_and_labels_pairs_by_key() -> None:
           owner: upstream
           docs: https://x
         """)
+
+
+def test_entry_removed_locally_stays_removed_when_upstream_renames_its_folder() -> None:
+    # Kubeflow v1.10.2 renames every ../apps/ entry to ../applications/; ours had removed
+    # the tensorboards web app from the example.
+    base = "resources:\n- ../apps/jupyter\n- ../apps/tensorboards-web-app\n- ../apps/training\n"
+    ours = "resources:\n- ../apps/jupyter\n- ../apps/training\n- ../local/quota\n"
+    theirs = base.replace("../apps/", "../applications/")
+    m = merge_file("kustomization.yaml", base, ours, theirs)
+    assert (m.text, m.conflicts) == (
+        "resources:\n- ../applications/jupyter\n- ../applications/training\n"
+        "- ../local/quota\n", ())

@@ -254,3 +254,53 @@ def test_yaml_that_does_not_parse_is_merged_line_by_line() -> None:
     m = merge_file("tpl.yaml", base, ours, theirs)
     assert (m.text, m.kind, m.conflicts) == ("a: b: {{ .Values.a }}\nb: 2\nc: 1\nd: 2\n",
                                              MergeKind.TEXT, ())
+
+
+def test_a_value_added_locally_to_a_list_of_plain_values_survives_upstream_bumping_the_rest(
+) -> None:
+    # Kubeflow's spawner_ui_config.yaml: upstream bumps every image tag, a team adds its own.
+    base = dedent("""\
+        spawnerFormDefaults:
+          image:
+            value: jupyter-scipy:v1.3
+            options:
+            - jupyter-scipy:v1.3
+            - jupyter-pytorch:v1.3
+        """)
+    ours = edit(base, ("    - jupyter-scipy:v1.3\n",
+                       "    - jupyter-scipy:v1.3\n    - registry.example.com/team:2.1  # ours\n"))
+    theirs = base.replace("v1.3", "v1.4")
+    m = merge_file("spawner_ui_config.yaml", base, ours, theirs)
+    assert (m.text, m.conflicts) == (ours.replace("v1.3", "v1.4"), ())
+
+
+def test_a_plain_value_replaced_differently_on_both_sides_is_a_conflict_keeping_ours() -> None:
+    base = "options:\n- scipy:v1.3\n- pytorch:v1.3\n"
+    ours = "options:\n- scipy:v1.3-patched\n- pytorch:v1.3\n"
+    theirs = "options:\n- scipy:v1.4\n- pytorch:v1.4\n"
+    m = merge_file("config.yaml", base, ours, theirs)
+    assert m.text == "options:\n- scipy:v1.3-patched\n- pytorch:v1.4\n"
+    (c,) = m.conflicts
+    assert (c.kind, c.field, c.base, c.ours, c.theirs) == (
+        ConflictKind.BOTH_CHANGED, "options[scipy:v1.3]", "scipy:v1.3", "scipy:v1.3-patched",
+        "scipy:v1.4")
+
+
+def test_repeated_plain_values_keep_the_list_atomic() -> None:
+    base = "options:\n- a\n- a\n"
+    m = merge_file("config.yaml", base, "options:\n- a\n- a\n- b\n", "options:\n- a\n- c\n")
+    assert m.text == "options:\n- a\n- a\n- b\n"
+    assert [c.field for c in m.conflicts] == ["options"]
+
+
+def test_resource_upstream_added_before_the_first_document_gets_a_separator() -> None:
+    # Istio's install.yaml at Kubeflow v1.10.2 starts with a new ServiceAccount.
+    sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: cni\n"
+    ours = edit(DEPLOYMENT, ("value: prod", "value: staging"))
+    theirs = sa + "---\n" + edit(DEPLOYMENT, ("web:1.0", "web:1.1"))
+    m = merge_file("install.yaml", DEPLOYMENT, ours, theirs)
+    assert m.conflicts == ()
+    assert m.text == sa + "---\n" + edit(ours, ("web:1.0", "web:1.1"))
+    untouched = merge_file("install.yaml", DEPLOYMENT, edit(DEPLOYMENT, ("labels", "annotations")),
+                           sa + "---\n" + DEPLOYMENT)
+    assert untouched.text == sa + "---\n" + edit(DEPLOYMENT, ("labels", "annotations"))

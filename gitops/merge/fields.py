@@ -166,6 +166,12 @@ def kubernetes_list_key(path: tuple[str, ...], name: str, items: list[Any]) -> K
         return _field_key(STRATEGIC_KEYS[name])
     if items and all(isinstance(i, Mapping) and "name" in i for i in items):
         return _field_key("name")
+    if items and all(isinstance(i, str | int | float) and not isinstance(i, bool)
+                     for i in items):
+        # Plain values (a spawner's image options, gateway hosts, capabilities): a set, so
+        # an entry added locally survives upstream bumping the others; a value repeated on
+        # one side (an argument list) makes the list atomic (_index).
+        return _whole_item
     return None
 
 
@@ -273,8 +279,21 @@ class FieldMerge:
             return (*fpath[:-1], f"{seg}[{_label(key, item)}]")
 
         t_keys = [keyfn(x) for x in t]
-        subst = _substitutions([keyfn(x) for x in base_items], t_keys, bmap, tmap)
+        b_keys = [keyfn(x) for x in base_items]
+        subst = _substitutions(b_keys, t_keys, bmap, tmap)
+        ours_subst = _substitutions(b_keys, [keyfn(x) for x in o], bmap, omap)
         placed: set[Hashable] = set(omap)
+        for bk, tk in subst.items():
+            if bk in omap:
+                continue
+            # Ours deleted (or replaced) an entry upstream replaced in place (a renamed
+            # path, a bumped tag): the entry stays as ours has it; replaced differently on
+            # both sides, it is a conflict.
+            placed.add(tk)
+            ok = ours_subst.get(bk)
+            if ok is not None and ok != tk:
+                self.conflict(at(bk, bmap[bk]), ConflictKind.BOTH_CHANGED, bmap[bk],
+                              omap[ok], tmap[tk], message="entry replaced on both sides")
         remove: list[int] = []
         for idx, item in enumerate(o):
             k = keyfn(item)

@@ -178,7 +178,11 @@ def _render(docs: list[_Doc], like: str) -> str:
     parts: list[str] = []
     for d in docs:
         if not d.changed and not d.new:
-            parts.append(d.segment)
+            # A document that was first in ours has no `---` line; one inserted before it
+            # (upstream added a resource at the top) needs the separator.
+            sep = "---\n" if parts and d.data is not None \
+                and not _DOC_START.match(d.segment.split("\n", 1)[0]) else ""
+            parts.append(sep + d.segment)
             continue
         marker = ""
         if d.new:
@@ -187,6 +191,8 @@ def _render(docs: list[_Doc], like: str) -> str:
             first = d.segment.split("\n", 1)[0]
             if _DOC_START.match(first):
                 marker = first + "\n"
+            elif parts:
+                marker = "---\n"
         buf = io.StringIO()
         y.dump(d.data, buf)
         parts.append(marker + buf.getvalue())
