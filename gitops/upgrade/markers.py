@@ -43,7 +43,7 @@ def supports_markers(path: str) -> bool:
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                            sort_keys=True)
-    text = text.replace("\n", "\\n")
+    text = text.rstrip("\n").replace("\n", "\\n")  # text lines: one line shows bare
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
 
 
