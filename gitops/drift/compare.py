@@ -50,6 +50,12 @@ def _zero(value: Any) -> bool:
         or value is False
 
 
+def _named(items: list[Any]) -> bool:
+    names = [x.get("name") for x in items if isinstance(x, dict)]
+    return bool(items) and len(names) == len(items) and None not in names \
+        and len(set(map(str, names))) == len(names)
+
+
 def _is_secret(obj: Mapping[str, Any]) -> bool:
     return obj.get("kind") == "Secret" and str(obj.get("apiVersion")) == "v1"
 
@@ -106,6 +112,10 @@ class _Walk:
             self.found.append(_Found(path, "changed", dloc, lloc))
             return
         kind = self.list_type(nodes)
+        if kind is None and _named(d):
+            # No manager holds the list any more (all its items were removed): most lists
+            # of objects merge by `name` (containers, env, volumes), so match by it.
+            kind = "map"
         if kind == "map" and all(isinstance(x, dict) for x in d):
             self._keyed(d, live, path, dloc, lloc, nodes)
         elif kind == "set":
@@ -123,7 +133,7 @@ class _Walk:
         keys: list[Key] = []
         for n in nodes:
             if n is not None:
-                keys += [k for k in n.keys() if k not in keys]  # noqa: SIM118
+                keys += [k for k in n.item_keys() if k not in keys]
         names = keys[0].names if keys else ("name",)
         for i, item in enumerate(d):
             key = (next((k for k in keys if k.matches(item)), None)

@@ -169,7 +169,8 @@ class FieldSet:
             node = nxt
         return bool(path) and node.is_member
 
-    def keys(self) -> list[Key]:
+    def item_keys(self) -> list[Key]:
+        """The keys of the keyed list items at this node."""
         return [e for e in self.children() if isinstance(e, Key)]
 
     def list_type(self) -> ListType | None:
