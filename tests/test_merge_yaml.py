@@ -304,3 +304,25 @@ def test_resource_upstream_added_before_the_first_document_gets_a_separator() ->
     untouched = merge_file("install.yaml", DEPLOYMENT, edit(DEPLOYMENT, ("labels", "annotations")),
                            sa + "---\n" + DEPLOYMENT)
     assert untouched.text == sa + "---\n" + edit(DEPLOYMENT, ("labels", "annotations"))
+
+
+def test_local_edit_follows_a_resource_upstream_renamed_within_the_file() -> None:
+    # Kubeflow v1.8.0 renames the StatefulSet authservice to oidc-authservice.
+    sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n"
+    base = DEPLOYMENT + "---\n" + sa
+    ours = edit(base, ("          value: prod\n", "          value: prod\n"
+                       "          resources:\n            limits: {memory: 1Gi}  # local\n"))
+    theirs = edit(base, ("  name: web\n  labels", "  name: web-v2\n  labels"),
+                  ("web:1.0", "web:1.1"))
+    m = merge_file("deploy.yaml", base, ours, theirs)
+    assert m.conflicts == ()
+    assert m.text == edit(ours, ("  name: web\n  labels", "  name: web-v2\n  labels"),
+                          ("web:1.0", "web:1.1"))
+
+
+def test_a_resource_replaced_by_an_unrelated_one_is_not_taken_for_a_rename() -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  x: '1'\n"
+    other = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  y: '2'\n  z: '3'\n"
+    m = merge_file("cm.yaml", cm, edit(cm, ("x: '1'", "x: '9'")), other)
+    assert [c.kind for c in m.conflicts] == [ConflictKind.DELETED_UPSTREAM]
+    assert m.text == other + "---\n" + edit(cm, ("x: '1'", "x: '9'"))

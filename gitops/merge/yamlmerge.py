@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from gitops.merge.fields import (
     FieldMerge,
     KeyResolver,
     kubernetes_list_key,
+    plain,
     same,
 )
 from gitops.resource import ResourceId
@@ -117,11 +119,16 @@ def merge_documents(
     tdocs = {d.key: d for d in tlist}
     conflicts: list[Conflict] = []
     result: list[_Doc] = []
+    renamed = _renames(bdocs, tdocs)
     for od in odocs:
         if od.data is None:
             result.append(od)
             continue
         bd, td = bdocs.get(od.key), tdocs.get(od.key)
+        if td is None and od.key in renamed and not same(bd.data if bd else MISSING, od.data):
+            # Upstream renamed the resource ours edited: ours' edits go to the new name.
+            td = tdocs[renamed[od.key]]
+            od.key, od.resource, od.changed = td.key, td.resource, True
         b = bd.data if bd is not None else MISSING
         t = td.data if td is not None else MISSING
         if same(od.data, t) or same(b, t):
@@ -163,6 +170,46 @@ def merge_documents(
     changed = [d.key for d in result] != kept or any(d.changed or d.new for d in result)
     text = _render(result, ours) if changed else ours
     return DocsMerge(text=text, conflicts=conflicts, changed=changed)
+
+
+def _renames(bdocs: Mapping[Hashable, _Doc], tdocs: Mapping[Hashable, _Doc]
+             ) -> dict[Hashable, Hashable]:
+    """Resources upstream renamed within the file: the one resource of a kind (and
+    namespace) that left the file paired with the one of that kind that came in, when
+    their content is mostly the same (Kubeflow v1.8.0 renames the StatefulSet authservice
+    to oidc-authservice and changes nothing else)."""
+    def group(docs: Mapping[Hashable, _Doc], other: Mapping[Hashable, _Doc]
+              ) -> dict[tuple[str, str, str], list[_Doc]]:
+        out: dict[tuple[str, str, str], list[_Doc]] = {}
+        for k, d in docs.items():
+            if k not in other and d.resource is not None:
+                r = d.resource
+                out.setdefault((r.group, r.kind, r.namespace), []).append(d)
+        return out
+
+    gone, came = group(bdocs, tdocs), group(tdocs, bdocs)
+    pairs: dict[Hashable, Hashable] = {}
+    for g, old in gone.items():
+        new = came.get(g, [])
+        if len(old) == 1 and len(new) == 1 and _similar(old[0].data, new[0].data):
+            pairs[old[0].key] = new[0].key
+    return pairs
+
+
+def _leaves(value: Any, path: str = "") -> set[str]:
+    if isinstance(value, Mapping):
+        return {leaf for k, v in value.items() for leaf in _leaves(v, f"{path}.{k}")}
+    if isinstance(value, list):
+        return {leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{path}[{i}]")}
+    return {f"{path}={json.dumps(plain(value))}"}
+
+
+def _similar(a: Any, b: Any) -> bool:
+    """At least half of the leaves (path and value) in common, identity left out."""
+    skip = (".apiVersion=", ".kind=", ".metadata.name=")
+    la = {x for x in _leaves(a) if not x.startswith(skip)}
+    lb = {x for x in _leaves(b) if not x.startswith(skip)}
+    return bool(la | lb) and len(la & lb) * 2 >= len(la | lb)
 
 
 def _whole(path: str, rid: ResourceId | None, kind: ConflictKind,
