@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -21,16 +22,20 @@ from gitops.demo.events import (
 from gitops.errors import DemoError, ExitCode, UserError
 
 RULE = "━" * 78
+FILE_LINES = 80  # a file shown in full up to this many lines
+# A poll line of the apply health wait: "… waiting for the rollout: 5 of 51 pending [29s left]"
+_WAIT_POLL = re.compile(r"^(→ [\w-]+: heal: )?… waiting for .*: \d+ of \d+ pending")
 
 
 class Printer:
     """Prints the events; long command output shows its first and last lines only."""
 
-    def __init__(self, *, head: int, tail: int, repo_hint: str = "") -> None:
+    def __init__(self, *, head: int, tail: int) -> None:
         self.head, self.tail = head, tail
         self.cwd = ""
         self.shown = 0
         self.hidden: list[str] = []
+        self.wait_blocks: list[list[str]] = []
 
     def out(self, text: str = "") -> None:
         click.echo(text)
@@ -45,20 +50,20 @@ class Printer:
                 self.out(f"\n$ cd {e.cwd}")
                 self.cwd = e.cwd
             self.out(f"$ {e.display}")
-            self.shown, self.hidden = 0, []
+            self.shown, self.hidden, self.wait_blocks = 0, [], []
         elif isinstance(e, OutputLine):
-            if self.head == 0 or self.shown < self.head:
-                self.out(f"  │ {e.text}")
-                self.shown += 1
+            if self.head == 0:
+                self._line(e.text)
             else:
-                self.hidden.append(e.text)
+                self._collapsing(e.text)
         elif isinstance(e, CommandFinished):
+            self._end_wait()
             self._flush_hidden(e.log)
             self.out(f"  └ exit code {e.exit_code} ({e.seconds:.1f} s)")
         elif isinstance(e, FileShown):
             self.out(f"\n$ cat {e.path}")
             lines = e.text.splitlines()
-            limit = self.head + self.tail if self.head else len(lines)
+            limit = FILE_LINES if self.head else len(lines)
             for line in lines[:limit]:
                 self.out(f"  │ {line}")
             if len(lines) > limit:
@@ -72,6 +77,41 @@ class Printer:
                 self.out(f"      {line}")
         elif isinstance(e, StepFinished):
             self.out(f"✓ step {e.number} ({e.title}) done in {e.seconds:.1f} s")
+
+    def _line(self, text: str) -> None:
+        if self.head == 0 or self.shown < self.head:
+            self.out(f"  │ {text}")
+            self.shown += 1
+        else:
+            self.hidden.append(text)
+
+    def _collapsing(self, text: str) -> None:
+        """An apply prints what it waits for on every poll: show the first and the last
+        block of a run of such blocks, and how many were skipped between them."""
+        if _WAIT_POLL.match(text):
+            if self.wait_blocks:
+                self.wait_blocks.append([text])
+                return
+            self.wait_blocks = [[text]]
+            self._line(text)
+            return
+        if self.wait_blocks and text.startswith("    "):
+            if len(self.wait_blocks) == 1:
+                self._line(text)
+            else:
+                self.wait_blocks[-1].append(text)
+            return
+        self._end_wait()
+        self._line(text)
+
+    def _end_wait(self) -> None:
+        blocks, self.wait_blocks = self.wait_blocks, []
+        if len(blocks) < 2:
+            return
+        if len(blocks) > 2:
+            self._line(f"… ({len(blocks) - 2} more progress updates)")
+        for line in blocks[-1]:
+            self._line(line)
 
     def _flush_hidden(self, log: str) -> None:
         if not self.hidden:
@@ -104,7 +144,7 @@ def main(workdir: Path | None, keep: bool, full: bool) -> None:
     """
     from gitops.demo import run_demo
 
-    printer = Printer(head=0 if full else 25, tail=0 if full else 12)
+    printer = Printer(head=0 if full else 40, tail=0 if full else 15)
     try:
         result = run_demo(progress=printer, workdir=workdir, keep=keep)
     except KeyboardInterrupt:

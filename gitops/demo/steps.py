@@ -3,7 +3,9 @@ what should have happened; any surprise fails the step (DemoError)."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from gitops.demo import workspace as ws
 from gitops.demo.core import SANDBOX_NAME, STORAGE_CLASSES, Demo, children
@@ -16,7 +18,7 @@ MIRRORS = {DEV: "localhost:32000/mlstack",
            PROD: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlstack"}
 UPGRADE_BRANCH = "upgrade/mlstack-v1.4.1"
 CONFLICT_FILE = "vendor/mlstack/apps/dashboard/upstream/base/deployment.yaml"
-CONFLICT_RESOURCE = "apps/Deployment/dashboard"
+CONFLICT_RESOURCE = "apps/Deployment//dashboard"  # group/kind/namespace/name
 CONFLICT_FIELD = "spec.replicas"
 REPORT = ".stackctl/upgrade/report.md"
 BROKEN = "dashboard"  # the Deployment whose rollout step 6 breaks on purpose
@@ -148,17 +150,23 @@ def upgrade(d: Demo) -> None:
                 "resource by resource, on the branch upgrade/mlstack-v1.4.1. The one real "
                 "conflict (dashboard replicas: ours 3, theirs 2) stops it with exit code 1; "
                 "it is resolved by taking upstream's value, then the upgrade continues."):
-        r = d.stackctl("upgrade", "--vendor", "v1.4", expect=1,
-                       why="stopped on merge conflicts")
+        d.stackctl("upgrade", "--vendor", "v1.4", expect=1, why="stopped on merge conflicts")
         report = d.repo / REPORT
-        d.check(report.is_file(), f"the merge report {REPORT} was written",
-                failure=f"{REPORT} does not exist after the upgrade stopped.")
-        text = report.read_text(encoding="utf-8")
-        d.progress(FileShown(path=REPORT, text=text))
-        address = _conflict_address(d, r.output + "\n" + text)
-        for c in CLUSTERS:
-            d.check(c in text, f"the report has a summary for {c}",
-                    failure=f"{REPORT} does not mention cluster {c}.")
+        d.check(report.is_file() and report.with_suffix(".json").is_file(),
+                f"the merge report {REPORT} (and report.json) was written",
+                failure=f"{REPORT} or report.json does not exist after the upgrade stopped.")
+        d.progress(FileShown(path=REPORT, text=_summary(report.read_text(encoding="utf-8"))))
+        data = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
+        address = _the_planned_conflict(d, data)
+        summary = {c.get("name"): c.get("status") for c in data.get("clusters", [])}
+        d.check(all(summary.get(c) == "changed" for c in CLUSTERS),
+                "the per-cluster summary renders both clusters before and after: "
+                + ", ".join(f"{c} {summary.get(c)}" for c in CLUSTERS),
+                failure=f"the report's cluster summary is {summary}, expected both "
+                        f"{', '.join(CLUSTERS)} 'changed'.")
+        d.note("look at: each conflict's address (file:resource:field), the reference in "
+               "overlays/internal-gateway rewritten to the folder upstream moved, and the "
+               "per-cluster summary")
         d.stackctl("upgrade", "--resolve", address, "--theirs", expect=0,
                    why="conflict resolved with upstream's value")
         d.stackctl("upgrade", "--continue", expect=0, why="upgrade committed")
@@ -181,12 +189,31 @@ def upgrade(d: Demo) -> None:
                 failure=f"uncommitted files remain: {ws.dirty_paths(d.repo)}.")
 
 
-def _conflict_address(d: Demo, text: str) -> str:
-    """The address of the one planned conflict, as the report names it."""
-    found = sorted(set(re.findall(r"\S*" + re.escape(CONFLICT_RESOURCE) + r"\S*", text)))
-    d.check(len(found) >= 1, f"the report names the conflict on {CONFLICT_RESOURCE} "
-            f"{CONFLICT_FIELD}", failure=f"the report does not name {CONFLICT_RESOURCE}.")
-    return str(found[0]).strip("`'\",")
+def _summary(report: str) -> str:
+    """The report down to the per-cluster table; the per-cluster details stay in the file."""
+    lines = report.splitlines()
+    clusters = next((i for i, line in enumerate(lines) if line == "## Clusters"), None)
+    if clusters is None:
+        return report
+    end = next((i for i in range(clusters + 1, len(lines)) if lines[i].startswith("### ")),
+               len(lines))
+    rest = len(lines) - end
+    more = [f"(and {rest} more lines: each cluster's image changes, CRD versions, objects "
+            "added and removed)"] if rest else []
+    return "\n".join(lines[:end] + more)
+
+
+def _the_planned_conflict(d: Demo, report: dict[str, Any]) -> str:
+    """Check that the report has exactly the one planned conflict; return its address."""
+    conflicts = (report.get("merge") or {}).get("conflicts") or []
+    found = [(c.get("path"), c.get("resource"), c.get("field"), c.get("base"), c.get("ours"),
+              c.get("theirs")) for c in conflicts]
+    want = (CONFLICT_FILE, CONFLICT_RESOURCE, CONFLICT_FIELD, 1, 3, 2)
+    d.check(found == [want], f"exactly one conflict: {CONFLICT_RESOURCE} {CONFLICT_FIELD} in "
+            f"{CONFLICT_FILE} (base 1, ours 3, theirs 2)",
+            failure=f"the report lists {len(found)} conflict(s) {found}, expected only "
+                    f"{want}.")
+    return str(conflicts[0]["address"])
 
 
 def plan(d: Demo) -> None:
@@ -197,7 +224,8 @@ def plan(d: Demo) -> None:
         r = d.stackctl("plan", "--base", "main", "--head", UPGRADE_BRANCH, "--format",
                        "markdown", expect=1, why="the clusters would change")
         for c in CLUSTERS:
-            d.expect_text(r, re.escape(c), f"the plan has a section for {c}")
+            d.expect_text(r, rf"^\| `{re.escape(c)}` \| changed \|",
+                          f"the plan's summary table has {c} changed")
         d.expect_text(r, r"model-registry", "the plan shows the new model-registry component")
         d.expect_text(r, r"dashboard:v1\.4\.1", "the plan shows the dashboard image v1.4.1")
         d.note("look at: the images line (model-registry comes unmirrored: no images: entry "
@@ -265,9 +293,11 @@ def drift(d: Demo) -> None:
         d.note(f"scaled Deployment {ns}/dashboard to 5 replicas with the Python kubernetes "
                f"client, field manager {HAND_MANAGER} (kubectl scale does the same)")
         r = d.stackctl("drift", "--cluster", PROD, expect=1, why="drift found")
-        d.expect_text(r, r"dashboard", "the drift report names Deployment dashboard")
-        d.expect_text(r, r"spec\.replicas", "... and the field spec.replicas")
-        d.expect_text(r, re.escape(HAND_MANAGER), f"... and the manager {HAND_MANAGER}")
+        d.expect_text(r, r"^\s*~ Deployment\S*/dashboard -n [^\n]+\n"
+                         r"\s*~\s+spec\.replicas: 2 -> 5\n"
+                         rf"\s*changed by {re.escape(HAND_MANAGER)}\b",
+                      f"the report names Deployment dashboard, spec.replicas 2 -> 5, changed "
+                      f"by {HAND_MANAGER}")
         d.stackctl("drift", "--cluster", PROD, "--heal", expect=0, why="drift healed")
         d.stackctl("drift", "--cluster", PROD, expect=0, why="in sync with git")
         n = d.kube().replicas(ns, "dashboard")
