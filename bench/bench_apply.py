@@ -1,34 +1,45 @@
-"""Benchmark: apply the Kubeflow v1.4.0 example render (~590 objects) with stackctl against
+"""Benchmark: apply the Kubeflow v1.4.0 example render (587 objects) with stackctl against
 `kubectl apply --server-side` of the same objects (the anchor; the only place stackctl's
 repo uses kubectl), each on its own fresh API server, in the same run.
 
-    .venv/bin/python bench/bench_apply.py --kubeconfig A.yaml --anchor-kubeconfig B.yaml
+    .venv/bin/python bench/bench_apply.py                 # 3 runs, fresh sandboxes each
+    .venv/bin/python bench/bench_apply.py --runs 1 --kubeconfig A --anchor-kubeconfig B
 
-A and B must be two fresh, equivalent control planes (e.g. two `stackctl sandbox up` state
-dirs). Webhook failure policies are set to Ignore and CRD conversion webhooks to None
-(Kubeflow's webhooks have no backend on a sandbox), as a test overlay would. v1.4.0 predates
-Kubernetes 1.22: webhook configurations are converted from admissionregistration v1beta1 to
-v1, and objects of other removed API versions (v1beta1 CRDs, with their custom resources)
-are left out; the count is printed. kubectl runs with --force-conflicts: Kubeflow's
-aggregated ClusterRoles declare `rules: []`, which the aggregation controller owns, so a
-plain re-apply conflicts (stackctl leaves `rules` of aggregated ClusterRoles to that
-controller). kubectl needs two passes when a render holds CRDs and
-their custom resources (the second after the CRDs are established); both are counted.
-Measures: first apply, and a no-change re-apply. stackctl is timed without the health wait
-(`wait=False`), since kubectl does not wait either; its wait is reported separately when
---with-wait is given.
+Each run starts two fresh sandboxes (gitops.sandbox), one per tool, and stops them after.
+The render is made servable the way a test overlay for Kubernetes 1.34 would:
+- webhook failure policies set to Ignore and CRD conversion webhooks to None (Kubeflow's
+  webhooks have no backend on a sandbox; a conversion webhook without one breaks every read
+  of its kind, so only the storage version is served);
+- v1.4.0 predates Kubernetes 1.22 and holds 84 objects of API versions 1.34 no longer serves:
+  24 apiextensions.k8s.io/v1beta1 CRDs (Istio 1.9, metacontroller, dex, Kubeflow's
+  notebooks, poddefaults, tensorboards, ...), so also the 51 custom resources of those CRDs,
+  6 rbac.authorization.k8s.io/v1beta1 objects and 3 policy/v1beta1 PodDisruptionBudgets.
+  They are converted to the served versions (`crd_v1`; RBAC, PDBs, admission webhooks and
+  autoscaling/v2beta2 have the same schema under the new version), so all 587 are applied.
+kubectl runs with --force-conflicts: Kubeflow's aggregated ClusterRoles declare `rules: []`,
+which the aggregation controller owns, so a plain re-apply conflicts (stackctl leaves `rules`
+of aggregated ClusterRoles to that controller). kubectl needs a second pass when a render
+holds CRDs and their custom resources (the second after the CRDs are established); the
+passes are counted in its time. Measures: first apply, and a no-change re-apply; stackctl is
+timed without the health wait (`wait=False`), since kubectl does not wait either. The ratio
+is kubectl's time over stackctl's; the medians over the runs are reported, with the 1-minute
+load average before and after each run (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,38 +74,64 @@ def render(archive: Path, work: Path) -> list[dict[str, Any]]:
     return objects
 
 
-REMOVED = {"apiextensions.k8s.io/v1beta1", "rbac.authorization.k8s.io/v1beta1",
-           "extensions/v1beta1", "networking.k8s.io/v1beta1", "policy/v1beta1",
-           "batch/v1beta1", "scheduling.k8s.io/v1beta1", "storage.k8s.io/v1beta1",
-           "apiregistration.k8s.io/v1beta1", "coordination.k8s.io/v1beta1"}
-BUILTIN_GROUPS = {"", "apps", "batch", "rbac.authorization.k8s.io", "policy",
-                  "networking.k8s.io", "admissionregistration.k8s.io", "storage.k8s.io",
-                  "scheduling.k8s.io", "apiextensions.k8s.io", "autoscaling",
-                  "apiregistration.k8s.io", "coordination.k8s.io", "certificates.k8s.io"}
+# Kinds whose removed API version has a served successor with the same schema.
+SAME_SCHEMA = {
+    "admissionregistration.k8s.io/v1beta1": "admissionregistration.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1beta1": "rbac.authorization.k8s.io/v1",
+    "autoscaling/v2beta2": "autoscaling/v2",
+    "policy/v1beta1": "policy/v1",  # PodDisruptionBudgets only in v1.4.0
+}
+ANY_OBJECT = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def crd_v1(crd: dict[str, Any]) -> dict[str, Any]:
+    """An apiextensions.k8s.io/v1beta1 CRD as v1, the way the API server converts a stored
+    v1beta1 CRD (apiextensions-apiserver's v1beta1 -> v1 conversion): the top-level version,
+    validation, subresources and printer columns go into each version. v1 requires a
+    structural schema: a CRD that kept unknown fields in v1beta1 (preserveUnknownFields
+    unset or true: Kubeflow's notebooks, poddefaults, ...; their schemas are not all
+    structural) gets an open schema that keeps them, as it effectively had."""
+    spec = dict(crd["spec"])
+    versions = [dict(v) for v in spec.pop("versions", None) or []] or [
+        {"name": spec["version"], "served": True, "storage": True}]
+    spec.pop("version", None)
+    validation = spec.pop("validation", None)
+    subresources = spec.pop("subresources", None)
+    columns = spec.pop("additionalPrinterColumns", None)
+    keeps_unknown = spec.pop("preserveUnknownFields", True) is not False
+    for v in versions:
+        schema = v.get("schema") or validation
+        v["schema"] = {"openAPIV3Schema": ANY_OBJECT} if keeps_unknown or not schema else schema
+        if subresources and "subresources" not in v:
+            v["subresources"] = subresources
+        cols = v.pop("additionalPrinterColumns", None) or columns
+        if cols:
+            v["additionalPrinterColumns"] = [
+                {("jsonPath" if k == "JSONPath" else k): x for k, x in c.items()} for c in cols]
+    spec["versions"] = versions
+    meta = dict(crd.get("metadata") or {})
+    if spec["group"].endswith((".k8s.io", ".kubernetes.io")):
+        # v1 asks CRDs of protected groups (metacontroller.k8s.io) for an API review link;
+        # v1beta1 CRDs were grandfathered. The value KEP-1111 gives for unapproved ones:
+        meta["annotations"] = {**(meta.get("annotations") or {}),
+                               "api-approved.kubernetes.io": "unapproved, experimental-only"}
+    return {**crd, "apiVersion": "apiextensions.k8s.io/v1", "metadata": meta, "spec": spec}
 
 
 def _servable(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What a Kubernetes 1.34 server accepts of a pre-1.22 render (see the module doc)."""
-    kept: list[dict[str, Any]] = []
-    for obj in objects:
-        if obj.get("apiVersion") == "admissionregistration.k8s.io/v1beta1":
-            obj["apiVersion"] = "admissionregistration.k8s.io/v1"
-            for hook in obj.get("webhooks") or []:
-                hook.setdefault("sideEffects", "None")
-                hook.setdefault("admissionReviewVersions", ["v1beta1"])
-        if obj.get("apiVersion") in ("autoscaling/v2beta2", "autoscaling/v2beta1"):
-            obj["apiVersion"] = "autoscaling/v2"  # v2beta2's schema is v2's
-        if obj.get("apiVersion") not in REMOVED:
-            kept.append(obj)
-    crd_groups = {(o["spec"]["group"], o["spec"]["names"]["kind"]) for o in kept
-                  if o.get("kind") == "CustomResourceDefinition"}
+    """The render as a Kubernetes 1.34 server accepts it (see the module doc)."""
     out = []
-    for obj in kept:
-        group = str(obj.get("apiVersion", "")).rpartition("/")[0]
-        if group in BUILTIN_GROUPS or (group, obj.get("kind")) in crd_groups:
-            out.append(obj)
-    print(f"left out {len(objects) - len(out)} objects of API versions Kubernetes 1.34 "
-          "no longer serves (and custom resources of v1beta1 CRDs)")
+    for obj in objects:
+        api_version = obj.get("apiVersion")
+        if api_version == "apiextensions.k8s.io/v1beta1":
+            obj = crd_v1(obj)
+        elif api_version in SAME_SCHEMA:
+            obj["apiVersion"] = SAME_SCHEMA[str(api_version)]
+            if api_version == "admissionregistration.k8s.io/v1beta1":
+                for hook in obj.get("webhooks") or []:  # v1 requires both (v1beta1 defaults)
+                    hook.setdefault("sideEffects", "None")
+                    hook.setdefault("admissionReviewVersions", ["v1beta1"])
+        out.append(obj)
     return out
 
 
@@ -126,24 +163,68 @@ def stackctl_apply(kubeconfig: str, objects: list[dict[str, Any]], *, wait: bool
     start = time.perf_counter()
     result = apply_objects(api, objects, cluster="kubeflow-bench",
                            records_namespace="stackctl-system",
-                           policy=ApplyPolicy(timeout=600, concurrency=8), wait=wait)
+                           policy=ApplyPolicy(timeout=600), wait=wait)
     elapsed = time.perf_counter() - start
     if not result.ok:
         raise SystemExit(f"stackctl apply failed: {result.rejections[:5]} {result.failure}")
     return elapsed, result
 
 
+@contextlib.contextmanager
+def fresh_sandboxes(given: tuple[str | None, str | None]) -> Iterator[tuple[str, str]]:
+    """The two kubeconfigs: the given ones, or two fresh sandboxes started for this run."""
+    if given[0] and given[1]:
+        yield given[0], given[1]
+        return
+    from gitops import sandbox
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = [Path(tmp) / "stackctl", Path(tmp) / "kubectl"]
+        try:
+            infos = [sandbox.up(d, name=f"bench-{d.name}", die_with_caller=True) for d in dirs]
+            yield str(infos[0].kubeconfig), str(infos[1].kubeconfig)
+        finally:
+            for d in dirs:
+                sandbox.down(d)
+
+
+def one_run(objects: list[dict[str, Any]], manifest: Path,
+            given: tuple[str | None, str | None]) -> dict[str, Any]:
+    with fresh_sandboxes(given) as (mine, anchor):
+        load_before = os.getloadavg()[0]
+        k_first, passes = kubectl_apply(anchor, manifest)
+        k_again, _ = kubectl_apply(anchor, manifest)
+        s_first, first = stackctl_apply(mine, objects, wait=False)
+        s_again, again = stackctl_apply(mine, objects, wait=False)
+        load_after = os.getloadavg()[0]
+    return {
+        "kubectl_first_s": round(k_first, 2), "kubectl_first_passes": passes,
+        "kubectl_reapply_s": round(k_again, 2),
+        "stackctl_first_s": round(s_first, 2), "stackctl_reapply_s": round(s_again, 2),
+        "first_ratio": round(k_first / s_first, 2),
+        "reapply_ratio": round(k_again / s_again, 2),
+        "stackctl_first_created": first.count("created"),
+        "stackctl_reapply_unchanged": again.count("unchanged"),
+        "load_1min_before": round(load_before, 2), "load_1min_after": round(load_after, 2),
+    }
+
+
 def main() -> int:
     warnings.filterwarnings("ignore")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kubeconfig", required=True, help="fresh control plane for stackctl")
-    ap.add_argument("--anchor-kubeconfig", required=True, help="fresh one for kubectl")
+    ap.add_argument("--kubeconfig", help="a fresh control plane for stackctl "
+                    "(default: start a fresh sandbox per run)")
+    ap.add_argument("--anchor-kubeconfig", help="a fresh one for kubectl (default: likewise)")
+    ap.add_argument("--runs", type=int, default=3, help="runs, each on fresh sandboxes")
     ap.add_argument("--archive", type=Path, default=ARCHIVE)
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
     if not args.archive.is_file():
         print(f"skipped: {args.archive} not found")
         return 0
+    given = (args.kubeconfig, args.anchor_kubeconfig)
+    if any(given) and args.runs > 1:
+        raise SystemExit("--kubeconfig/--anchor-kubeconfig name one fresh pair: use --runs 1")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
@@ -151,30 +232,26 @@ def main() -> int:
         print(f"rendered {len(objects)} objects in {time.perf_counter() - t0:.1f}s")
         manifest = work / "all.json"
         manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
-
-        k_first, passes = kubectl_apply(args.anchor_kubeconfig, manifest)
-        k_again, _ = kubectl_apply(args.anchor_kubeconfig, manifest)
-        s_first, first = stackctl_apply(args.kubeconfig, objects, wait=False)
-        s_again, again = stackctl_apply(args.kubeconfig, objects, wait=False)
-
-    nums = {
-        "objects": len(objects),
-        "kubectl_first_s": round(k_first, 2), "kubectl_first_passes": passes,
-        "kubectl_reapply_s": round(k_again, 2),
-        "stackctl_first_s": round(s_first, 2), "stackctl_reapply_s": round(s_again, 2),
-        "first_ratio_kubectl_over_stackctl": round(k_first / s_first, 2),
-        "reapply_ratio_kubectl_over_stackctl": round(k_again / s_again, 2),
-        "stackctl_reapply_unchanged": again.count("unchanged"),
-        "stackctl_first_created": first.count("created"),
-    }
-    print(f"first apply:    kubectl {k_first:6.2f}s ({passes} passes)   stackctl "
-          f"{s_first:6.2f}s   kubectl/stackctl = {nums['first_ratio_kubectl_over_stackctl']}x")
-    print(f"no-change:      kubectl {k_again:6.2f}s              stackctl "
-          f"{s_again:6.2f}s   kubectl/stackctl = {nums['reapply_ratio_kubectl_over_stackctl']}x")
+        runs = []
+        for i in range(args.runs):
+            nums = one_run(objects, manifest, given)
+            runs.append(nums)
+            print(f"run {i + 1}: first apply kubectl {nums['kubectl_first_s']:.2f}s "
+                  f"({nums['kubectl_first_passes']} passes), stackctl "
+                  f"{nums['stackctl_first_s']:.2f}s = {nums['first_ratio']}x; no-change "
+                  f"kubectl {nums['kubectl_reapply_s']:.2f}s, stackctl "
+                  f"{nums['stackctl_reapply_s']:.2f}s = {nums['reapply_ratio']}x; load "
+                  f"{nums['load_1min_before']} -> {nums['load_1min_after']}")
+    first = statistics.median(r["first_ratio"] for r in runs)
+    again = statistics.median(r["reapply_ratio"] for r in runs)
+    summary = {"objects": len(objects), "runs": runs, "median_first_ratio": first,
+               "median_reapply_ratio": again, "cpus": os.cpu_count()}
+    print(f"median kubectl/stackctl: first apply {first}x (target >= 1), no-change "
+          f"{again}x (target >= 3)")
     if args.json:
-        args.json.write_text(json.dumps(nums, indent=2) + "\n")
-    ok = s_first <= k_first and k_again >= 3 * s_again
-    print("targets met" if ok else "TARGETS NOT MET (first <= kubectl, re-apply 3x faster)")
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    ok = first >= 1.0 and again >= 3.0
+    print("targets met" if ok else "TARGETS NOT MET")
     return 0 if ok else 1
 
 

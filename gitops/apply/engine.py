@@ -33,7 +33,13 @@ from gitops.apply.results import (
     scrub,
 )
 from gitops.apply.ssa import ApiRequestError, Kube, UnknownKindError, UnreachableError
-from gitops.apply.wait import HealthReport, wait_healthy
+from gitops.apply.wait import (
+    FIRST_POLL_SECONDS,
+    POLL_GROWTH,
+    POLL_SECONDS,
+    HealthReport,
+    wait_healthy,
+)
 from gitops.cluster import ApplyPolicy
 from gitops.errors import ApplyError, ClusterError
 from gitops.health import Status
@@ -209,6 +215,40 @@ def _deadline_wait(ctx: _Ctx, objects: Sequence[Obj], what: str) -> HealthReport
                         on_wait=on_wait, concurrency=ctx.policy.concurrency)
 
 
+def _wait_served(ctx: _Ctx, crds: Sequence[Obj]) -> None:
+    """Wait (up to the deadline) until discovery serves every version of the CRDs.
+
+    The discovery controller lists a CRD's versions only once the CRD is Established
+    (apiextensions-apiserver, discovery_controller.go), and a discovery document is a few
+    KiB where a LIST of Kubeflow's CRDs is megabytes of schemas: polling discovery, then
+    confirming the Established conditions with one LIST, is much cheaper than polling the
+    CRDs. What is not served by the deadline is reported by the health wait that follows."""
+    want: dict[tuple[str, str], ResourceId] = {}
+    for crd in crds:
+        spec = crd.get("spec") or {}
+        kind = str((spec.get("names") or {}).get("kind") or "")
+        for v in spec.get("versions") or []:
+            if kind and v.get("served", True):
+                want[(f"{spec.get('group')}/{v.get('name')}", kind)] = ResourceId.of(crd)
+    interval = FIRST_POLL_SECONDS
+    with ThreadPoolExecutor(max_workers=ctx.policy.concurrency) as pool:
+        while want:
+            versions = sorted({av for av, _ in want})
+            served = dict(zip(versions, pool.map(
+                lambda av: ctx.kube.group_version(av, refresh=True), versions), strict=True))
+            want = {key: rid for key, rid in want.items() if key[1] not in served[key[0]]}
+            if not want or time.monotonic() >= ctx.deadline:
+                return
+            pending = tuple(sorted({(rid, "waiting to be established (not served yet)")
+                                    for rid in want.values()}))
+            ctx.progress(ProgressEvent(
+                "wait", f"waiting for CRDs to be established: {len(pending)} of {len(crds)} "
+                        "pending", phase="CRDs to be established", pending=pending,
+                total=len(crds), seconds_left=max(0, int(ctx.deadline - time.monotonic()))))
+            time.sleep(min(interval, max(0.0, ctx.deadline - time.monotonic())))
+            interval = min(POLL_SECONDS, interval * POLL_GROWTH)
+
+
 def _health_failure(report: HealthReport, what: str) -> Failure:
     bad = report.unhealthy
     explained = {r: tuple(scrub(line) for line in lines) for r, lines in report.explanations}
@@ -269,6 +309,7 @@ def _run_phases(ctx: _Ctx, todo: Sequence[Obj], deferred: set[ResourceId], *,
                                         for r in rej))
             return out
         if phase is Phase.CRDS:
+            _wait_served(ctx, objs)
             report = _deadline_wait(ctx, objs, "CRDs to be established")
             if not report.ok:
                 out.failure = _health_failure(report, "CRDs to be established")

@@ -21,6 +21,9 @@ from gitops.errors import ClusterError
 from gitops.resource import ResourceId, split_api_version
 
 FIELD_MANAGER = "stackctl"
+# The Accept header that asks for an object's metadata only (as kubectl get's server-side
+# "-o name" and the metadata informers do), for any verb that returns an object.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class ApiRequestError(ClusterError):
@@ -102,10 +105,11 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float = 60.0,
+        accept: str = "application/json",
     ) -> tuple[int, dict[str, Any]]:
         """(HTTP status, decoded body) of a request; raises ClusterError subclasses."""
         url_path = path + ("?" + urlencode(query) if query else "")
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         method_, url, headers_, body_, _ = self.api.param_serialize(
             method, url_path, header_params=headers, body=body,
             auth_settings=["BearerToken"],
@@ -181,6 +185,18 @@ class Kube:
             )
         return info
 
+    def group_version(self, api_version: str, *, refresh: bool = False
+                      ) -> dict[str, ResourceInfo]:
+        """The kinds served at `api_version` (discovery, cached once per run; read again
+        with `refresh`)."""
+        with self._lock:
+            cached = None if refresh else self._resources.get(api_version)
+        if cached is None:
+            cached = self._load_group_version(api_version)
+            with self._lock:
+                self._resources[api_version] = cached
+        return cached
+
     def knows(self, api_version: str, kind: str) -> bool:
         try:
             self.resource(api_version, kind, refresh=True)
@@ -207,8 +223,12 @@ class Kube:
         return self.apply_full(obj, dry_run=dry_run, force=force)[1]
 
     def apply_full(self, obj: dict[str, Any], *, dry_run: bool = False,
-                   force: bool = False) -> tuple[int, dict[str, Any]]:
-        """Server-side apply; the status is 201 when the object was created."""
+                   force: bool = False, metadata_only: bool = False,
+                   ) -> tuple[int, dict[str, Any]]:
+        """Server-side apply; the status is 201 when the object was created. With
+        `metadata_only` the server answers with the object's metadata alone
+        (PartialObjectMetadata): a large object (a CRD's schema) is then neither encoded
+        by the server nor decoded here when the caller only needs the outcome."""
         info = self.info_of(obj)
         meta = obj.get("metadata") or {}
         query = {"fieldManager": FIELD_MANAGER}
@@ -221,7 +241,8 @@ class Kube:
         # sanitize_for_serialization and then json.dumps it; a string is sent as it is.
         return self.request_full("PATCH", path, query=query,
                                  body=json.dumps(obj, separators=(",", ":")),
-                                 content_type="application/apply-patch+yaml")
+                                 content_type="application/apply-patch+yaml",
+                                 accept=METADATA_ONLY if metadata_only else "application/json")
 
     def get(self, api_version: str, kind: str, namespace: str, name: str
             ) -> dict[str, Any] | None:

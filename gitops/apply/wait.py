@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,11 @@ from gitops.apply.ssa import Kube
 from gitops.health import Health, Status, status_of
 from gitops.resource import ResourceId
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # the longest interval between two polls
+# The first polls come quickly (CRDs are Established and most objects ready within a
+# fraction of a second), then the interval grows by half each time up to POLL_SECONDS.
+FIRST_POLL_SECONDS = 0.05
+POLL_GROWTH = 1.5
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,24 @@ def _index(objs: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[Resourc
     return by_kind
 
 
+def _read(kube: Kube, selector: str | None, key: tuple[str, str], ids: list[ResourceId]
+          ) -> dict[ResourceId, dict[str, Any]]:
+    """The live objects of one kind: a GET each for one or two, else one LIST by label."""
+    api_version, kind = key
+    live: dict[ResourceId, dict[str, Any]] = {}
+    if len(ids) <= 2 or not selector:
+        for rid in ids:
+            got = kube.get(api_version, kind, rid.namespace, rid.name)
+            if got is not None:
+                got.setdefault("apiVersion", api_version)
+                got.setdefault("kind", kind)
+                live[rid] = got
+    else:
+        for item in kube.list(api_version, kind, label_selector=selector):
+            live[ResourceId.of(item)] = item
+    return live
+
+
 def wait_healthy(
     kube: Kube,
     objects: Sequence[dict[str, Any]],
@@ -48,55 +71,51 @@ def wait_healthy(
     deadline: float,
     on_wait: Callable[[list[tuple[ResourceId, Status]]], None] | None = None,
     poll: float = POLL_SECONDS,
+    concurrency: int = 8,
 ) -> HealthReport:
-    """Wait until every object is Ready, one is Failed, or `deadline` (time.monotonic)."""
-    by_kind = _index(objects)
+    """Wait until every object is Ready, one is Failed, or `deadline` (time.monotonic).
+    Polls after FIRST_POLL_SECONDS, then ever less often, at most every `poll` seconds;
+    the kinds of one poll are read `concurrency` at a time."""
+    interval = min(FIRST_POLL_SECONDS, poll)
+    pending = _index(objects)
     statuses: dict[ResourceId, Status] = {}
-    pending = dict(by_kind)
     live_objs: dict[ResourceId, dict[str, Any]] = {}
-    while True:
-        for (api_version, kind), ids in list(pending.items()):
-            live: dict[ResourceId, dict[str, Any]] = {}
-            if len(ids) <= 2 or not selector:
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        while True:
+            work = list(pending.items())
+            reads = pool.map(lambda kv: _read(kube, selector, kv[0], kv[1]), work)
+            for (key, ids), live in zip(work, reads, strict=True):
+                still: list[ResourceId] = []
                 for rid in ids:
-                    got = kube.get(api_version, kind, rid.namespace, rid.name)
-                    if got is not None:
-                        got.setdefault("apiVersion", api_version)
-                        got.setdefault("kind", kind)
-                        live[rid] = got
-            else:
-                for item in kube.list(api_version, kind, label_selector=selector):
-                    live[ResourceId.of(item)] = item
-            still: list[ResourceId] = []
-            for rid in ids:
-                obj = live.get(rid)
-                st = status_of(obj) if obj is not None else Status(
-                    Health.IN_PROGRESS, "not found yet")
-                statuses[rid] = st
-                if obj is not None:
-                    live_objs[rid] = obj
-                if not st.ready:
-                    still.append(rid)
-            if still:
-                pending[(api_version, kind)] = still
-            else:
-                del pending[(api_version, kind)]
-        waiting = sorted(((r, s) for r, s in statuses.items() if not s.ready),
-                         key=lambda x: x[0])
-        failed = [(r, s) for r, s in waiting if s.health is Health.FAILED]
-        if not waiting:
-            return HealthReport(True, False, tuple(sorted(statuses.items())))
-        timed_out = time.monotonic() >= deadline
-        if failed or timed_out:
-            targets = failed or waiting
-            explanations = tuple(
-                (r, tuple(explain(kube, live_objs.get(r), r))) for r, _ in targets[:10]
-            )
-            return HealthReport(False, timed_out and not failed,
-                                tuple(sorted(statuses.items())), explanations)
-        if on_wait is not None:
-            on_wait(waiting)
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+                    obj = live.get(rid)
+                    st = status_of(obj) if obj is not None else Status(
+                        Health.IN_PROGRESS, "not found yet")
+                    statuses[rid] = st
+                    if obj is not None:
+                        live_objs[rid] = obj
+                    if not st.ready:
+                        still.append(rid)
+                if still:
+                    pending[key] = still
+                else:
+                    del pending[key]
+            waiting = sorted(((r, s) for r, s in statuses.items() if not s.ready),
+                             key=lambda x: x[0])
+            failed = [(r, s) for r, s in waiting if s.health is Health.FAILED]
+            if not waiting:
+                return HealthReport(True, False, tuple(sorted(statuses.items())))
+            timed_out = time.monotonic() >= deadline
+            if failed or timed_out:
+                targets = failed or waiting
+                explanations = tuple(
+                    (r, tuple(explain(kube, live_objs.get(r), r))) for r, _ in targets[:10]
+                )
+                return HealthReport(False, timed_out and not failed,
+                                    tuple(sorted(statuses.items())), explanations)
+            if on_wait is not None:
+                on_wait(waiting)
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(poll, interval * POLL_GROWTH)
 
 
 def _selector(obj: dict[str, Any]) -> str | None:
