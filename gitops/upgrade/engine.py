@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_tree
 from gitops.plan import Plan, RefInfo
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.markers import add_markers, remove_markers
-from gitops.upgrade.renders import cluster_summaries
+from gitops.upgrade.renders import cluster_summaries, render_side, summarise
 from gitops.upgrade.report import ClusterSummary, UpgradeReport
 from gitops.upgrade.serial import merge_report_from_dict
 from gitops.upgrade.state import (
@@ -244,6 +245,11 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
     base_commit = pristine_commit(stack, progress=progress)
     vendor_before = repo.branch_commit(stack.vendor_branch)
     restore_vendor = True
+    # The clusters of the current branch render (kustomize, other processes) while this
+    # thread imports and merges: the before side does not depend on the merge.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stackctl-render")
+    before_renders = pool.submit(render_side, stack, ours, kustomize, label="before",
+                                 progress=progress)
     try:
         imp = import_release(stack, ref=ref, source=source, merge=False, progress=progress)
         entry = imp.lock_entry
@@ -276,10 +282,13 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
         plan = None
         kversion = None
         if not up_to_date:
-            clusters, plan, kversion = cluster_summaries(
-                stack, ours, merged, base=RefInfo(ref=original, commit=head),
-                head=RefInfo(ref=upgrade_branch, commit=full_tree), kustomize=kustomize,
-                progress=progress)
+            after_renders = render_side(stack, merged, kustomize, label="after",
+                                        progress=progress)
+            clusters, plan = summarise(
+                before_renders.result(), after_renders,
+                base=RefInfo(ref=original, commit=head),
+                head=RefInfo(ref=upgrade_branch, commit=full_tree))
+            kversion = kustomize.version
         report = UpgradeReport(
             name=stack.name, from_version=previous.resolved, to_version=entry.resolved,
             original_branch=original,
@@ -306,6 +315,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             restore_vendor = False
         paths = _write_reports(stack.root, report)
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         if restore_vendor and vendor_before is not None \
                 and repo.branch_commit(stack.vendor_branch) != vendor_before:
             repo.set_branch(stack.vendor_branch, vendor_before,
