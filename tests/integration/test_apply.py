@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import re
+import threading
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from gitops.apply import apply_objects, history, rollback_to
 from gitops.apply.lease import ClusterLease, LeaseHeldError
 from gitops.apply.prune import MassPruneError
+from gitops.apply.results import ProgressEvent
 from gitops.apply.ssa import Kube, UnreachableError
 from gitops.cluster import ApplyPolicy
 from gitops.errors import ClusterError
@@ -22,7 +25,8 @@ from gitops.inventory import (
     cluster_applyset_id,
     parent_name,
 )
-from tests.integration.apply_helpers import api, configmap, deployment, ns
+from gitops.resource import ResourceId
+from tests.integration.apply_helpers import FAIL_LABEL, api, configmap, deployment, ns
 
 pytestmark = pytest.mark.integration
 __all__ = ["api", "ns"]  # fixtures
@@ -94,7 +98,9 @@ def test_a_rollout_that_never_becomes_ready_is_rolled_back_to_the_previous_image
                commit="good").ok
     broken = [configmap("cfg", ns, k="changed"), configmap("new", ns),
               deployment("web", ns, "registry.local/web:2", fail=True)]
-    result = run(api, ns, broken, policy=SHORT, commit="bad")
+    assert broken[2]["spec"]["template"]["metadata"]["labels"][FAIL_LABEL] == "true"
+    events: list[ProgressEvent] = []
+    result = run(api, ns, broken, policy=SHORT, commit="bad", progress=events.append)
 
     assert not result.ok
     assert result.failure is not None and result.failure.stage == "health"
@@ -113,6 +119,18 @@ def test_a_rollout_that_never_becomes_ready_is_rolled_back_to_the_previous_image
     assert [(r.revision, r.status) for r in revs] == [
         (1, "superseded"), (2, "failed"), (3, "deployed")]
     assert "rollback to revision 1" in revs[2].description
+
+    # The progress display is told what the wait is waiting on, and why.
+    waits = [e for e in events if e.stage == "wait" and e.phase == "the rollout"]
+    assert waits, [e.message for e in events]
+    assert all(e.total == 3 for e in waits)
+    web = ResourceId("apps", "Deployment", ns, "web")
+    assert all(web in dict(e.pending) for e in waits)
+    assert any(re.search(r"\d+ of 2 .*replicas", dict(e.pending)[web]) for e in waits), \
+        [e.pending for e in waits]
+    assert [e.phase for e in events if e.stage == "phase"] == [
+        "service accounts, config maps and secrets", "workloads, services and the rest",
+        "service accounts, config maps and secrets", "workloads, services and the rest"]
 
 
 def test_a_first_apply_with_nothing_to_roll_back_to_deletes_what_it_created(
@@ -189,6 +207,33 @@ def test_a_field_changed_by_another_manager_is_reported_as_a_conflict(
     assert live is not None and live["data"]["k"] == "ours-again"
 
 
+def test_a_second_apply_while_one_is_running_is_refused_and_changes_nothing(
+    api: Any, ns: str,
+) -> None:
+    kube = Kube(api)
+    waiting = threading.Event()
+    first: list[Any] = []
+
+    def on_event(e: ProgressEvent) -> None:
+        if e.stage == "wait":
+            waiting.set()
+
+    # The first apply waits for a rollout that never becomes ready (the failure stage).
+    runner = threading.Thread(target=lambda: first.append(run(
+        api, ns, [deployment("slow", ns, fail=True)], policy=SHORT, progress=on_event)))
+    runner.start()
+    try:
+        assert waiting.wait(30), "the first apply never reached its health wait"
+        with pytest.raises(LeaseHeldError, match="another apply is running") as info:
+            run(api, ns, [configmap("second", ns)])
+        assert "pid=" in str(info.value) and "ago" in str(info.value)
+        assert kube.get("v1", "ConfigMap", ns, "second") is None
+    finally:
+        runner.join(60)
+    assert first and not first[0].ok  # the first one went on to its own end
+    assert run(api, ns, [configmap("second", ns)]).ok  # and released the lease
+
+
 def test_a_second_concurrent_apply_is_refused_with_the_holder(api: Any, ns: str) -> None:
     kube = Kube(api)
     with ClusterLease(kube, cluster=ns, namespace=ns) as other, \
@@ -212,7 +257,9 @@ def test_a_stale_lease_is_reported_and_taken_over_only_with_break_lease(
     })
     with pytest.raises(LeaseHeldError, match="stale") as info:
         run(api, ns, [configmap("a", ns)])
-    assert "ci@runner-7" in str(info.value) and "--break-lease" in str(info.value)
+    message = str(info.value)
+    assert "ci@runner-7" in message and "--break-lease" in message
+    assert re.search(r"acquired \d+h\d\dm ago", message), message
     result = run(api, ns, [configmap("a", ns)], break_lease=True)
     assert result.ok and result.lease_taken_over == "ci@runner-7 pid=1 run=dead"
 
@@ -297,9 +344,17 @@ def test_dry_run_plans_creates_field_updates_and_deletes_without_changing_anythi
     assert acts["b"].action == "create"
     assert acts["a"].action == "unchanged"
     assert acts["web"].changes == (
-        "spec.template.spec.containers[0].image: 'registry.local/web:1' -> "
-        "'registry.local/web:9'",)
-    assert acts["s"].changes == ("data.password: changed (value hidden)",)
+        "~ spec.template.spec.containers[name=main].image: registry.local/web:1 -> "
+        "registry.local/web:9",)
+    assert [(f.path, f.action) for f in acts["web"].fields] == [
+        ("spec.template.spec.containers[name=main].image", "changed")]
+    [line] = acts["s"].changes
+    assert re.fullmatch(r"~ data\.password: <redacted sha256:\w{8}> -> "
+                        r"<redacted sha256:\w{8}>", line), line
+    printed = repr(plan)
+    for value in (b"old-value", b"new-value"):
+        assert value.decode() not in printed
+        assert base64.b64encode(value).decode() not in printed
     assert [(p.id.name, p.action) for p in plan.prune] == [("gone", "delete")]
     assert kube.get("v1", "ConfigMap", ns, "b") is None
     assert image_of(kube, ns, "web") == "registry.local/web:1"
@@ -317,9 +372,20 @@ def test_crds_and_their_custom_resources_apply_in_one_run(api: Any, ns: str) -> 
                             "type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}}
     cr = {"apiVersion": f"{group}/v1", "kind": "Widget",
           "metadata": {"name": "w1", "namespace": ns}, "spec": {"size": 3}}
+    established_at_cr_phase: list[bool] = []
+
+    def on_event(e: ProgressEvent) -> None:
+        if e.stage == "phase" and e.phase == "workloads, services and the rest":
+            live = Kube(api).get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
+                                 f"widgets.{group}")
+            conds = {c["type"]: c["status"] for c in (live or {}).get("status", {}).get(
+                "conditions", [])}
+            established_at_cr_phase.append(conds.get("Established") == "True")
+
     try:
-        result = run(api, ns, [cr, crd])
+        result = run(api, ns, [cr, crd], progress=on_event)
         assert result.ok, (result.rejections, result.failure)
+        assert established_at_cr_phase == [True]
         assert Kube(api).get(f"{group}/v1", "Widget", ns, "w1") is not None
     finally:
         Kube(api).delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
