@@ -92,7 +92,6 @@ def check_cluster(
                   for x in revisions if x.status == "pending" and x.revision > rev.revision)
     say(f"{cluster}: reading revision {rev.revision} ({rev.object_count} objects)")
     objects = records.manifests(rev.revision)
-    r.learn(objects)
     say(f"{cluster}: listing live objects")
     live = read_live(kube, objects, member_label=(PART_OF, records.applyset_id),
                      concurrency=concurrency)
@@ -117,6 +116,11 @@ def check_cluster(
         if rid not in ids:
             found.append(ObjectDrift(rid, str(item.get("apiVersion")), "extra"))
     found.sort(key=lambda o: (_ORDER[o.state], o.id))
+    if any(o.fields for o in found):
+        # Values will be printed: learn every secret value of the revision, so that one
+        # quoted anywhere else (a ConfigMap holding a copy) is scrubbed too. Not needed
+        # when only identities are printed, and it is the costliest step of a clean check.
+        r.learn(objects)
     git = GitComparison("not-checked", head_commit=head_commit)
     if render is not None:
         say(f"{cluster}: comparing git's render with revision {rev.revision}")
