@@ -207,3 +207,47 @@ Resolve each with `stackctl upgrade --resolve ADDRESS --ours` or `--theirs`:
         "resource": "apps/Deployment//foo", "field": "spec.replicas", "lines": None,
         "base": 1, "ours": 3, "theirs": 2, "message": "",
         "address": "vendor/up/d.yaml:apps/Deployment//foo:spec.replicas"}
+
+
+SVC = ("apiVersion: v1\nkind: Service\nmetadata:\n  name: gw\nspec:\n  type: ClusterIP\n")
+
+
+def test_local_edits_are_carried_to_the_new_versioned_folder_upstream_switches_to() -> None:
+    # Kubeflow v1.8.0 keeps common/istio-1-16 and adds common/istio-1-17; its example moves
+    # to the new one, which would leave a local edit of istio-1-16 unrendered.
+    old, new = V + "common/istio-1-16/base/", V + "common/istio-1-17/base/"
+    example = "resources:\n- ../common/istio-1-16/base\n- ../apps/web\n"
+    base = b({old + "kustomization.yaml": "resources:\n- svc.yaml\n", old + "svc.yaml": SVC,
+              V + "example/kustomization.yaml": example, V + "apps/web/kustomization.yaml": KUST})
+    theirs = dict(base) | b({
+        new + "kustomization.yaml": "resources:\n- svc.yaml\n",
+        new + "svc.yaml": SVC.replace("  name: gw\n", "  name: gw\n  labels: {v: '17'}\n"),
+        V + "example/kustomization.yaml": example.replace("istio-1-16", "istio-1-17")})
+    ours = dict(base) | b({
+        old + "svc.yaml": SVC.replace("ClusterIP", "NodePort  # local"),
+        old + "kustomization.yaml": "resources:\n- svc.yaml\n- local.yaml\n",
+        old + "local.yaml": "kind: ConfigMap\n"})
+    m = merge_trees(base, ours, theirs, vendor_prefix=V)
+    assert m.conflicts == ()
+    assert m.files[new + "svc.yaml"].decode() == SVC.replace(
+        "  name: gw\n", "  name: gw\n  labels: {v: '17'}\n").replace(
+        "ClusterIP", "NodePort  # local")
+    assert m.files[new + "kustomization.yaml"] == b"resources:\n- svc.yaml\n- local.yaml\n"
+    assert m.files[new + "local.yaml"] == b"kind: ConfigMap\n"
+    assert all(m.files[p] == ours[p] for p in ours if p.startswith(old))  # old ones stay
+    assert m.carried == {old + p: new + p
+                         for p in ("kustomization.yaml", "local.yaml", "svc.yaml")}
+
+
+def test_a_new_overlay_beside_an_old_one_is_no_successor() -> None:
+    # overlays/istio -> overlays/oauth2-proxy is a different choice, not a new version.
+    example = "resources:\n- ../web/overlays/istio\n"
+    base = b({V + "web/overlays/istio/kustomization.yaml": KUST,
+              V + "example/kustomization.yaml": example})
+    theirs = dict(base) | b({
+        V + "web/overlays/oauth2-proxy/kustomization.yaml": KUST,
+        V + "example/kustomization.yaml": example.replace("istio", "oauth2-proxy")})
+    ours = dict(base) | b({V + "web/overlays/istio/kustomization.yaml": KUST + "- local.yaml\n"})
+    m = merge_trees(base, ours, theirs, vendor_prefix=V)
+    assert m.carried == {}
+    assert m.files[V + "web/overlays/oauth2-proxy/kustomization.yaml"] == KUST.encode()

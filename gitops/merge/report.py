@@ -7,7 +7,7 @@ Values come from Conflict objects, whose Secret data is already a salted hash.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.merge.conflict import Conflict, MergeKind
@@ -30,6 +30,7 @@ class MergeReport:
     rewritten_references: tuple[RewrittenReference, ...]
     unresolved_references: tuple[UnresolvedReference, ...]
     deleted: tuple[str, ...]
+    carried: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_tree(cls, tree: TreeMerge) -> MergeReport:
@@ -47,6 +48,7 @@ class MergeReport:
             rewritten_references=tuple(tree.rewritten_references),
             unresolved_references=tuple(tree.unresolved_references),
             deleted=tuple(tree.deleted),
+            carried=dict(sorted(tree.carried.items())),
         )
 
     @property
@@ -74,6 +76,7 @@ class MergeReport:
             "conflicts": [c.to_dict() for c in self.conflicts],
             "moves": [{"from": a, "to": b} for a, b in self.moves.items()],
             "folder_moves": [{"from": a, "to": b} for a, b in self.folder_moves.items()],
+            "carried": [{"from": a, "to": b} for a, b in self.carried.items()],
             "rewritten_references": [
                 {"file": r.file, "old": r.old, "new": r.new} for r in self.rewritten_references],
             "unresolved_references": [
@@ -133,6 +136,11 @@ class MergeReport:
                       "|---|---|---|"]
             lines += [f"| `{_esc(r.file)}` | `{_esc(r.old)}` | `{_esc(r.new)}` |"
                       for r in self.rewritten_references]
+        if self.carried:
+            lines += ["", "## Local edits carried to a new versioned folder", "",
+                      "Upstream now uses the new folder and still ships the old one, which "
+                      "keeps your edits too.", ""]
+            lines += [f"- `{a}` -> `{b}`" for a, b in self.carried.items()]
         if self.folder_moves or self.moves:
             lines += ["", "## Moved by upstream", ""]
             lines += [f"- folder `{a}` -> `{b}`" for a, b in self.folder_moves.items()]

@@ -28,6 +28,7 @@ from gitops.merge.references import (
     UnresolvedReference,
     fix_references,
 )
+from gitops.merge.successors import detect_successors
 
 # How each file of base ∪ theirs was decided (the report counts them).
 TAKEN_UPSTREAM = "taken-upstream"
@@ -46,7 +47,9 @@ class TreeMerge:
     moves: upstream's file moves old -> new (plus local files that followed a moved folder);
     folder_moves: folders upstream renamed, old -> new;
     merged: files changed on both sides -> the kind of merge used;
-    outcomes: counts of how files were decided (taken-upstream, kept-local, ...).
+    outcomes: counts of how files were decided (taken-upstream, kept-local, ...);
+    carried: local edits copied into the new versioned folder upstream switched to while
+    keeping the old one (successors.py), old path -> new path.
     """
 
     files: dict[str, bytes]
@@ -58,6 +61,7 @@ class TreeMerge:
     unresolved_references: tuple[UnresolvedReference, ...]
     merged: dict[str, MergeKind] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
+    carried: dict[str, str] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -175,6 +179,7 @@ def merge_trees(
             files[new] = files.pop(path)
             origin[new] = path
             all_moves[path] = new
+    carried = _carry_to_successors(st, base, ours, theirs, files)
     rewritten, unresolved = fix_references(
         files, ours=ours, theirs=theirs, vendor_prefix=prefix, moves=moves, origin=origin)
     deleted = tuple(sorted(p for p in ours if p not in files))
@@ -182,8 +187,31 @@ def merge_trees(
         files=files, deleted=deleted, conflicts=tuple(st.conflicts), moves=all_moves,
         folder_moves=dict(moves.folders), rewritten_references=tuple(rewritten),
         unresolved_references=tuple(unresolved), merged=dict(st.merged),
-        outcomes=dict(st.outcomes),
+        outcomes=dict(st.outcomes), carried=carried,
     )
+
+
+def _carry_to_successors(st: _State, base: Mapping[str, bytes], ours: Mapping[str, bytes],
+                         theirs: Mapping[str, bytes], files: dict[str, bytes]
+                         ) -> dict[str, str]:
+    """Local edits in a folder upstream superseded by a new versioned sibling (and still
+    ships) are merged into the sibling's files too: base and ours from the old path, theirs
+    from the new one; local files are copied. The old files keep ours."""
+    carried: dict[str, str] = {}
+    for old_dir, new_dir in detect_successors(base, theirs).items():
+        for path in sorted(ours):
+            if not path.startswith(old_dir + "/") or ours[path] == base.get(path):
+                continue
+            new = new_dir + path[len(old_dir):]
+            if new in theirs and path in base:
+                merged = st.merge3(new, base[path], ours[path], files.get(new, theirs[new]))
+                if merged is not None:
+                    files[new] = merged
+                    carried[path] = new
+            elif path not in base and new not in files:
+                files[new] = ours[path]
+                carried[path] = new
+    return carried
 
 
 __all__ = ["Moves", "TreeMerge", "merge_trees"]
