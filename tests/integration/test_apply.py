@@ -11,7 +11,6 @@ import pytest
 
 from gitops.apply import apply_objects, history, rollback_to
 from gitops.apply.lease import ClusterLease, LeaseHeldError
-from gitops.apply.prune import MassPruneError
 from gitops.apply.results import ProgressEvent
 from gitops.apply.ssa import Kube, UnreachableError
 from gitops.cluster import ApplyPolicy
@@ -313,19 +312,6 @@ def test_prune_deletes_what_left_the_render_but_keeps_protected_kinds(api: Any, 
                                                             ("data", "keep")}
     assert kube.get("v1", "ConfigMap", ns, "c3") is None
     assert kube.get("v1", "PersistentVolumeClaim", ns, "data") is not None
-
-
-def test_prune_of_most_of_the_inventory_is_refused_without_the_flag(api: Any, ns: str) -> None:
-    kube = Kube(api)
-    objects = [configmap(f"c{i}", ns) for i in range(4)]
-    assert run(api, ns, objects).ok
-    with pytest.raises(MassPruneError, match="3 of the 4"):
-        run(api, ns, objects[:1])
-    assert kube.get("v1", "ConfigMap", ns, "c3") is not None
-    with pytest.raises(MassPruneError, match="empty set"):
-        run(api, ns, [])
-    result = run(api, ns, objects[:1], allow_mass_prune=True)
-    assert result.ok and sum(p.action == "deleted" for p in result.prune) == 3
 
 
 def test_dry_run_plans_creates_field_updates_and_deletes_without_changing_anything(
