@@ -47,7 +47,7 @@ class Printer:
             self.out(click.wrap_text(e.explain, width=90) + "\n")
         elif isinstance(e, CommandStarted):
             if e.cwd != self.cwd:
-                self.out(f"\n$ cd {e.cwd}")
+                self.out(f"$ cd {e.cwd}")
                 self.cwd = e.cwd
             self.out(f"$ {e.display}")
             self.shown, self.hidden, self.wait_blocks = 0, [], []

@@ -48,8 +48,9 @@ def start_sandbox(d: Demo) -> None:
         nodes = d.kube().ready_nodes()
         d.check(len(nodes) == 2, f"API server {info.server}, nodes Ready: {', '.join(nodes)}",
                 failure=f"expected 2 Ready nodes, found {nodes}.")
-        d.note(f"look at: kubeconfig {info.kubeconfig} (context {d.context}); try "
-               f"'KUBECONFIG={info.kubeconfig} kubectl get nodes' in another terminal")
+        d.note(f"look at: the kubeconfig {info.kubeconfig} (context {d.context}); export "
+               "KUBECONFIG with it in another terminal to watch the cluster while the demo "
+               "runs")
 
 
 def create_repo(d: Demo) -> None:
@@ -285,13 +286,13 @@ def rollout(d: Demo) -> None:
 
 def drift(d: Demo) -> None:
     with d.step(7, "detect and heal drift",
-                f"Scales the dashboard of {PROD} by hand, as a colleague with kubectl would "
+                f"Scales the dashboard of {PROD} by hand, as a colleague in a hurry would "
                 f"(field manager {HAND_MANAGER!r}), then lets 'stackctl drift' find the "
                 "change, name the field and who made it, and heal it from git."):
         ns = ws.NAMESPACES[PROD]
         d.kube().scale_by_hand(ns, "dashboard", 5, manager=HAND_MANAGER)
         d.note(f"scaled Deployment {ns}/dashboard to 5 replicas with the Python kubernetes "
-               f"client, field manager {HAND_MANAGER} (kubectl scale does the same)")
+               f"client, field manager {HAND_MANAGER}: stackctl did not make this change")
         r = d.stackctl("drift", "--cluster", PROD, expect=1, why="drift found")
         d.expect_text(r, r"^\s*~ Deployment\S*/dashboard -n [^\n]+\n"
                          r"\s*~\s+spec\.replicas: 2 -> 5\n"

@@ -168,7 +168,7 @@ def test_the_printout_shows_the_first_and_last_health_poll_of_an_apply(
     p(CommandFinished(display="stackctl apply --cluster dev", exit_code=0, seconds=1.0,
                       log="/logs/1.log"))
     assert capsys.readouterr().out.splitlines() == [
-        "", "$ cd /repo", "$ stackctl apply --cluster dev",
+        "$ cd /repo", "$ stackctl apply --cluster dev",
         "  │ → rendering cluster dev",
         "  │ … waiting for the rollout: 2 of 9 pending [29s left]",
         "  │     Deployment.apps/web -n dev: 0 of 3 updated replicas",
