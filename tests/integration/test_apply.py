@@ -12,9 +12,8 @@ import pytest
 from gitops.apply import apply_objects, history, rollback_to
 from gitops.apply.lease import ClusterLease, LeaseHeldError
 from gitops.apply.results import ProgressEvent
-from gitops.apply.ssa import Kube, UnreachableError
+from gitops.apply.ssa import Kube
 from gitops.cluster import ApplyPolicy
-from gitops.errors import ClusterError
 from gitops.inventory import (
     ADDITIONAL_NS,
     APPLYSET_ID,
@@ -261,41 +260,6 @@ def test_a_stale_lease_is_reported_and_taken_over_only_with_break_lease(
     assert re.search(r"acquired \d+h\d\dm ago", message), message
     result = run(api, ns, [configmap("a", ns)], break_lease=True)
     assert result.ok and result.lease_taken_over == "ci@runner-7 pid=1 run=dead"
-
-
-def test_the_api_server_lost_mid_apply_gives_a_clear_error_and_a_rerun_converges(
-    api: Any, ns: str,
-) -> None:
-    kube = Kube(api)
-    host, hook = api.configuration.host, api.configuration.refresh_api_key_hook
-    objects = [configmap("cfg", ns), deployment("web", ns),
-               {"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": "web", "namespace": ns},
-                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}]
-
-    def cut_after_config(event: Any) -> None:
-        if event.stage == "phase" and "workloads" in event.message:
-            # kubeconfig token loaders reset the host on refresh: keep them out of it
-            api.configuration.refresh_api_key_hook = None
-            api.configuration.host = "https://127.0.0.1:9"  # nothing listens there
-
-    try:
-        with pytest.raises(UnreachableError) as info:
-            run(api, ns, objects, progress=cut_after_config)
-    finally:
-        api.configuration.host, api.configuration.refresh_api_key_hook = host, hook
-    message = str(info.value)
-    assert "cannot reach the Kubernetes API server" in message and "rerun" in message
-    assert isinstance(info.value, ClusterError)
-    assert kube.get("v1", "ConfigMap", ns, "cfg") is not None
-    assert kube.get("apps/v1", "Deployment", ns, "web") is None
-
-    rerun = run(api, ns, objects)
-    assert rerun.ok, rerun.failure
-    assert rerun.abandoned == (1,)
-    assert kube.get("apps/v1", "Deployment", ns, "web") is not None
-    assert [(r.revision, r.status) for r in history(api, cluster=ns, records_namespace=ns)] == [
-        (1, "failed"), (2, "deployed")]
 
 
 def test_prune_deletes_what_left_the_render_but_keeps_protected_kinds(api: Any, ns: str) -> None:
