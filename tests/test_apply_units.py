@@ -267,3 +267,32 @@ def test_applyset_id_matches_kubectl_for_its_documented_example() -> None:
         "applyset-0eFHV8ySqp7XoShsGvyWFQD3s96yqwHmzc4e0HR1dsY-v1")
     assert cluster_applyset_id("dev", "stackctl-system") == applyset_id(
         "stackctl.dev.applyset", "stackctl-system", "Secret", "")
+
+
+# -- the CLI's progress display ---------------------------------------------------------------
+def test_progress_display_lists_pending_objects_once_per_change(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gitops.apply.results import ProgressEvent
+    from gitops.cli.apply import _Progress
+
+    web = ResourceId("apps", "Deployment", "a", "web")
+    db = ResourceId("apps", "StatefulSet", "a", "db")
+    show = _Progress(verbose=False)
+    show(ProgressEvent("phase", "applying 2 workloads, services and the rest",
+                       phase="workloads, services and the rest", total=2))
+    waiting = ProgressEvent("wait", "waiting", phase="the rollout", total=5,
+                            pending=((web, "0 of 2 replicas updated"), (db, "0 of 1 ready")),
+                            seconds_left=58)
+    show(waiting)
+    show(waiting)  # the same again: not repeated
+    show(ProgressEvent("wait", "waiting", phase="the rollout", total=5,
+                       pending=((web, "1 of 2 updated replicas available"),), seconds_left=57))
+    assert capsys.readouterr().err.splitlines() == [
+        "→ applying 2 workloads, services and the rest",
+        "… waiting for the rollout: 2 of 5 pending [58s left]",
+        "    Deployment.apps/web -n a: 0 of 2 replicas updated",
+        "    StatefulSet.apps/db -n a: 0 of 1 ready",
+        "… waiting for the rollout: 1 of 5 pending [57s left]",
+        "    Deployment.apps/web -n a: 1 of 2 updated replicas available",
+    ]
