@@ -643,3 +643,77 @@ def test_a_cluster_that_no_longer_renders_is_reported_not_a_crash(
     assert data["merge"]["unresolved_references"] == [{
         "file": "clusters/dev/kustomization.yaml", "reference": "../../vendor/mlstack/db",
         "target": "vendor/mlstack/db"}]
+
+
+# ------------------------------------------------------- whole files and whole resources
+
+
+ROLES = ("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n---\n"
+         "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: b\n")
+
+
+def whole_file_repo(tmp_path: Path, deploy_repo: Callable[..., Path]) -> Path:
+    """Upstream edits notes.txt (ours deleted it), deletes old.txt (ours edited it) and the
+    ServiceAccount b (ours labelled it)."""
+    roles = ROLES
+    releases = {k: dict(v) for k, v in RELEASES.items()}
+    releases["v1.0.0"].update({"notes.txt": "base\n", "old.txt": "old\n",
+                               "app/accounts.yaml": roles})
+    # v1.1.0 edits notes.txt, deletes old.txt and the ServiceAccount b.
+    releases["v1.1.0"].update({"notes.txt": "upstream\n",
+                               "app/accounts.yaml": roles.split("---\n")[0]})
+    release_folder(tmp_path / "rf", releases)
+    root = deploy_repo(source="../rf")
+    import_release(load_stack(root), ref="v1.0.0")
+    (root / V / "notes.txt").unlink()  # ours deleted what upstream edits
+    write_files(root, {f"{V}/old.txt": "old, edited here\n",  # ours edited what upstream drops
+                       f"{V}/app/accounts.yaml": roles + "  labels:\n    local: 'yes'\n"})
+    commit_all(pygit2.Repository(str(root)), "local customizations")
+    return root
+
+
+def test_whole_file_and_whole_resource_conflicts_resolve_to_either_side(
+    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = whole_file_repo(tmp_path, deploy_repo)
+    roles = ROLES
+    monkeypatch.chdir(root)
+    code, _, err = run(capsys, "--vendor", "v1.1")
+    assert code == 1, err
+    state = json.loads((root / ".stackctl/upgrade/state.json").read_text())
+    kinds = {c["conflict"]["address"]: c["conflict"]["kind"] for c in state["conflicts"]}
+    assert kinds == {
+        f"{V}/app/accounts.yaml:/ServiceAccount//b": "deleted-upstream",
+        f"{V}/notes.txt": "deleted-locally",
+        f"{V}/old.txt": "deleted-upstream",
+    }
+    assert not (root / V / "notes.txt").exists()
+    assert (root / V / "old.txt").read_text().startswith("old, edited here")
+    assert run(capsys, "--resolve", f"{V}/notes.txt", "--theirs")[0] == 0
+    assert (root / V / "notes.txt").read_text() == "upstream\n"
+    assert run(capsys, "--resolve", f"{V}/old.txt", "--theirs")[0] == 0
+    assert not (root / V / "old.txt").exists()
+    assert run(capsys, "--resolve", f"{V}/app/accounts.yaml", "--theirs")[0] == 0
+    assert (root / V / "app/accounts.yaml").read_text() == roles.split("---\n")[0]
+    code, _, err = run(capsys, "--continue")
+    assert code == 0, err
+    assert repo_status(root) == {}
+    committed = pygit2.Repository(str(root)).revparse_single(f"HEAD:{V}/notes.txt")
+    assert isinstance(committed, pygit2.Blob) and committed.data == b"upstream\n"
+    with pytest.raises(KeyError):
+        pygit2.Repository(str(root)).revparse_single(f"HEAD:{V}/old.txt")
+
+
+def test_abort_removes_a_file_a_resolution_brought_back(
+    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = whole_file_repo(tmp_path, deploy_repo)
+    monkeypatch.chdir(root)
+    before, files = refs(root), snapshot(root)
+    run(capsys, "--vendor", "v1.1")
+    run(capsys, "--resolve", f"{V}/notes.txt", "--theirs")
+    assert (root / V / "notes.txt").is_file()
+    assert run(capsys, "--abort")[0] == 0
+    assert refs(root) == before and snapshot(root) == files and repo_status(root) == {}

@@ -245,11 +245,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
     base_commit = pristine_commit(stack, progress=progress)
     vendor_before = repo.branch_commit(stack.vendor_branch)
     restore_vendor = True
-    # The clusters of the current branch render (kustomize, other processes) while this
-    # thread imports and merges: the before side does not depend on the merge.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stackctl-render")
-    before_renders = pool.submit(render_side, stack, ours, kustomize, label="before",
-                                 progress=progress)
     try:
         imp = import_release(stack, ref=ref, source=source, merge=False, progress=progress)
         entry = imp.lock_entry
@@ -259,6 +255,10 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 f"the branch {upgrade_branch} already exists.",
                 hint=f"Delete it (git branch -D {upgrade_branch}) or name another with "
                 "--branch NAME.")
+        # The clusters of the current branch render (kustomize runs in other processes)
+        # while this thread merges: the before side does not depend on the merge.
+        before_renders = pool.submit(render_side, stack, ours, kustomize, label="before",
+                                     progress=progress)
         base = _prefixed(repo.read_tree(base_commit, vpath), vrel)
         theirs = _prefixed(repo.read_tree(imp.vendor_commit, vpath), vrel)
         say(f"merging {previous.resolved} -> {entry.resolved} into {original}")
@@ -315,7 +315,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             restore_vendor = False
         paths = _write_reports(stack.root, report)
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True)  # an interrupt reaches kustomize too: this is short
         if restore_vendor and vendor_before is not None \
                 and repo.branch_commit(stack.vendor_branch) != vendor_before:
             repo.set_branch(stack.vendor_branch, vendor_before,
@@ -405,6 +405,8 @@ def _undo(repo: git.Repo, stack: Stack, state: UpgradeState) -> None:
         assert orig_tree is not None
         original = _tree_paths(repo, orig_tree)
         touched: set[str] = set(repo.dirty_paths())
+        # A file --resolve wrote where the merge had none is not in the index.
+        touched |= {_join(state.prefix, r.conflict.path) for r in state.conflicts}
         for tree in {state.merged_tree, str(state.extra.get("markedTree") or "")} - {""}:
             try:
                 other = _tree_paths(repo, tree)
@@ -534,6 +536,7 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
     touched = set(repo.dirty_paths()) | {
         p for p, v in _tree_paths(repo, marked).items() if original.get(p) != v}
     touched.add(_join(prefix, LOCK_FILE))
+    touched |= {_join(prefix, r.conflict.path) for r in state.conflicts}
     for p in sorted(touched):
         f = root / p
         if f.is_symlink():
