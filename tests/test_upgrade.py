@@ -196,7 +196,7 @@ def test_clean_upgrade_commits_a_merge_of_main_and_the_vendor_branch_and_checks_
         "committed" in out
     assert "dev: changed, 4 -> 4 objects: 1 added, 1 removed, 2 changed, 1 image change(s)" \
         in out
-    assert "image Deployment.apps/web -n dev [web]: reg/web:1.0 -> reg/web:1.1" in out
+    assert "image Deployment.apps/web -n dev [web]: reg/web 1.0 -> 1.1" in out
     assert not (clean / ".stackctl/upgrade/state.json").exists()
     data = json.loads((clean / ".stackctl/upgrade/report.json").read_text())
     assert data["outcome"] == "committed" and data["commit"] == str(commit.id)
@@ -421,7 +421,7 @@ Each cluster rendered before (`main`) and after (the merged tree) with kustomize
 
 Images:
 
-- `Deployment.apps/web -n dev [web]: reg/web:1.0 -> reg/web:1.1`
+- `Deployment.apps/web -n dev [web]: reg/web 1.0 -> 1.1`
 
 ```diff
 ~ Deployment.apps/web -n dev

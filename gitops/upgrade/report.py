@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitops.diff import ImageChange
 from gitops.merge import Conflict, MergeReport
 from gitops.plan import ClusterPlan, Plan
 from gitops.plan.lines import flag_lines, header, image_line
@@ -60,10 +61,31 @@ class ClusterSummary:
         return cls(
             name=cp.name, status=cp.status, objects_before=before, objects_after=after,
             added=len(d.added), removed=len(d.removed), changed=len(d.changed),
-            images=tuple(image_line(i) for i in d.images),
+            images=tuple(_image(i) for i in d.images),
             flagged=tuple(flag_lines(d.objects)),
             objects=tuple(header(c) for c in d.objects),
         )
+
+
+def _split_image(ref: str) -> tuple[str, str]:
+    """(repository, tag or digest) of an image reference."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, "@" + digest
+    head, sep, tag = ref.rpartition(":")
+    if sep and "/" not in tag:
+        return head, tag
+    return ref, ""
+
+
+def _image(i: ImageChange) -> str:
+    """`Deployment.apps/x -n ns [c]: registry/repo v1 -> v2` when only the tag changed,
+    else plan's `[c]: before -> after`."""
+    if i.before and i.after:
+        (rb, tb), (ra, ta) = _split_image(i.before), _split_image(i.after)
+        if rb == ra and tb and ta:
+            return f"{i.id} [{i.container}]: {rb} {tb} -> {ta}"
+    return image_line(i)
 
 
 def summarise_clusters(plan: Plan | None, before: Mapping[str, int], after: Mapping[str, int],
