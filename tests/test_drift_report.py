@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gitops.diff import diff_object_sets
 from gitops.drift import (
     ClusterDrift,
@@ -130,3 +132,11 @@ def test_every_form_scrubs_secret_values_the_run_has_seen() -> None:
     for out in (render_text(rep), render_markdown(rep), render_json(rep)):
         assert "tok-9f8e7d6c5b" not in out
         assert "<redacted sha256:" in out
+
+
+def test_drift_command_refuses_cluster_names_together_with_all(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from gitops.cli import main
+
+    assert main(["drift", "--all", "--cluster", "dev"]) == 2
+    assert "give --cluster NAME or --all, not both." in capsys.readouterr().err
