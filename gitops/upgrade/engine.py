@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import textwrap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -142,9 +143,10 @@ def _records(tree: TreeMerge, base: git.Files, ours: git.Files,
 
 
 def _message(state: UpgradeState, stats: str, entry: LockEntry) -> str:
-    return (f"Upgrade {state.name} {state.from_version} -> {state.to_version}\n\n"
-            f"Merge {state.vendor_branch} ({state.name} {state.to_version}) into "
-            f"{state.original_branch} with 'stackctl upgrade': {stats}.\n\n"
+    body = textwrap.fill(f"Merge {state.vendor_branch} ({state.name} {state.to_version}) "
+                         f"into {state.original_branch} with 'stackctl upgrade': {stats}.",
+                         width=72, break_long_words=False, break_on_hyphens=False)
+    return (f"Upgrade {state.name} {state.from_version} -> {state.to_version}\n\n{body}\n\n"
             f"Vendor-Ref: {entry.ref}\nVendor-Resolved: {entry.resolved}\n"
             f"Vendor-Digest: {entry.digest}\nUpgrade-From: {state.from_version}\n")
 

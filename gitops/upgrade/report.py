@@ -232,8 +232,8 @@ class UpgradeReport:
             for c in m.conflicts:
                 state = self.resolutions.get(c.address)
                 lines.append(f"  {c.address}" + (f"  [resolved: {state}]" if state else ""))
-                lines.append(f"    {c.kind}: base {_val(c.base)}, ours {_val(c.ours)}"
-                             f"{' (kept)' if c.kind != 'deleted-locally' else ''}, "
+                kept = " (kept)" if not state and c.kind != "deleted-locally" else ""
+                lines.append(f"    {c.kind}: base {_val(c.base)}, ours {_val(c.ours)}{kept}, "
                              f"theirs {_val(c.theirs)}")
         if m.unresolved_references:
             lines.append("references that no longer resolve:")
