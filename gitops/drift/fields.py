@@ -1,6 +1,6 @@
 """managedFields: who owns which field of a live object (server-side apply's field sets).
 
-Each entry of `metadata.managedFields` names a manager (`stackctl`, `kubectl-edit`,
+Each entry of `metadata.managedFields` names a manager (`stackctl`, `kube-scheduler`,
 `kube-controller-manager`, ...), its operation (`Apply` or `Update`), the subresource it
 wrote through, and a `fieldsV1` set: a trie whose keys are path elements
 (structured-merge-diff's `fieldpath` serialization, sigs.k8s.io/structured-merge-diff/
@@ -211,7 +211,7 @@ class ManagedEntry:
     fields: FieldSet
 
     def describe(self) -> str:
-        """`kubectl-edit (Update)`, `kube-controller-manager (Update, status)`."""
+        """`kube-controller-manager (Update, status)`, `stackctl (Apply)`."""
         sub = f", {self.subresource}" if self.subresource else ""
         return f"{self.manager} ({self.operation}{sub})"
 

@@ -6,7 +6,7 @@ Field lines read like a plan's, from the revision to the live cluster (`desired 
     ~     spec.replicas: 2 -> 5
             changed by intruder (Update at 2026-12-01T03:12:00Z)
     -     metadata.labels.team: platform
-            removed; no manager owns it now (latest other writer: kubectl-edit (Update ...))
+            removed; no manager owns it now (latest other writer: an-operator (Update ...))
     - ConfigMap/settings -n ml: missing
     ? ConfigMap/stray -n ml: carries stackctl's ApplySet label, not in revision 3
 

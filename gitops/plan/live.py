@@ -1,8 +1,8 @@
 """`stackctl plan --live`: the working tree's render against a live cluster.
 
 Each rendered object (prepared as apply prepares it: ApplySet label, default namespace) is
-sent as a server-side dry-run apply (field manager `stackctl`, `dryRun=All`, forced, as
-kubectl diff --server-side does): the answer is the object as the server would store it,
+sent as a server-side dry-run apply (field manager `stackctl`, `dryRun=All`, forced, as a
+server-side diff does): the answer is the object as the server would store it,
 with its defaults and webhook mutations, so comparing it with the live object shows only
 what the apply would change. An object absent live is added; an object of the last applied
 revision that the render no longer holds is removed (the apply would prune it, unless its
