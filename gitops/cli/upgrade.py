@@ -169,7 +169,7 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
                                progress=_progress)
         return _print_result(result, fmt)
     if address is not None and choice is not None:
-        res = resolve(stack, address=address, choice=choice, progress=_progress)
+        res = resolve(stack, address=address, choice=choice)
         for r in res.resolved:
             click.echo(f"resolved {r.address} ({r.resolution})")
         if res.open:

@@ -109,7 +109,7 @@ def _merged_files(tree: TreeMerge, base: git.Files, ours: git.Files,
                   theirs: git.Files) -> git.Files:
     """The merged tree with file modes: upstream's mode where upstream's content or mode
     was taken, ours' otherwise (local files that followed a move keep their own)."""
-    back = {new: old for old, new in tree.moves.items()}
+    back = _origins(tree)
     out: git.Files = {}
     for p, data in tree.files.items():
         old = back.get(p, p)
@@ -126,9 +126,17 @@ def _merged_files(tree: TreeMerge, base: git.Files, ours: git.Files,
     return out
 
 
+def _origins(tree: TreeMerge) -> dict[str, str]:
+    """Merged path -> the path ours' version came from: upstream's moves, and local edits
+    carried into the new versioned folder upstream switched to."""
+    back = {new: old for old, new in tree.moves.items()}
+    back.update({new: old for old, new in tree.carried.items()})
+    return back
+
+
 def _records(tree: TreeMerge, base: git.Files, ours: git.Files,
              theirs: git.Files) -> tuple[ConflictRecord, ...]:
-    back = {new: old for old, new in tree.moves.items()}
+    back = _origins(tree)
     report = MergeReport.from_tree(tree)  # conflicts in report order: ids match the report
     out = []
     for n, c in enumerate(report.conflicts, 1):

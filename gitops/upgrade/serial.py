@@ -33,6 +33,7 @@ def merge_report_from_dict(d: dict[str, Any]) -> MergeReport:
         unchanged=int(s.get("unchanged") or 0),
         moves={m["from"]: m["to"] for m in d.get("moves") or ()},
         folder_moves={m["from"]: m["to"] for m in d.get("folder_moves") or ()},
+        carried={m["from"]: m["to"] for m in d.get("carried") or ()},
         rewritten_references=tuple(RewrittenReference(file=r["file"], old=r["old"],
                                                       new=r["new"])
                                    for r in d.get("rewritten_references") or ()),
