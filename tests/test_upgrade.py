@@ -122,7 +122,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
     out = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
-        if p.is_file() and rel.parts[0] not in (".git", ".stackctl"):
+        if p.is_file() and not {".git", ".stackctl"} & set(rel.parts):
             out[rel.as_posix()] = p.read_bytes()
     return out
 
@@ -717,3 +717,39 @@ def test_abort_removes_a_file_a_resolution_brought_back(
     assert (root / V / "notes.txt").is_file()
     assert run(capsys, "--abort")[0] == 0
     assert refs(root) == before and snapshot(root) == files and repo_status(root) == {}
+
+
+def test_a_stack_in_a_subfolder_of_the_repository_upgrades_and_aborts(
+    tmp_path: Path, git_env: Path, kustomize: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    release_folder(tmp_path / "rf", RELEASES)
+    top = tmp_path / "repo"
+    root = top / "platform"
+    write_files(root, {"stack.yaml": "name: mlstack\nsource: ../../rf\n"})
+    write_files(top, {"README.md": "# the whole repository\n"})
+    repo = pygit2.init_repository(str(top), initial_head="main")
+    commit_all(repo, "initial")
+    import_release(load_stack(root), ref="v1.0.0")
+    write_files(root, {"overlays/gw/kustomization.yaml": GATEWAY_OVERLAY,
+                       "clusters/dev/kustomization.yaml": CLUSTER, **CONFLICT_EDITS})
+    commit_all(repo, "local customizations")
+    monkeypatch.chdir(root)
+    before, files = refs(top), snapshot(top)
+    code, _, err = run(capsys, "--vendor", "v1.1")
+    assert code == 1, err
+    assert (root / DEPLOYMENT).read_text() == MARKED_DEPLOYMENT
+    assert (root / ".stackctl/upgrade/state.json").is_file()
+    assert run(capsys, "--abort")[0] == 0
+    assert refs(top) == before and snapshot(top) == files and repo_status(top) == {}
+    assert run(capsys, "--vendor", "v1.1")[0] == 1
+    for address in (REPLICAS, LEVEL, PASSWORD):
+        assert run(capsys, "--resolve", address, "--theirs")[0] == 0
+    code, _, err = run(capsys, "--continue")
+    assert code == 0, err
+    commit = head_commit(top)
+    assert len(commit.parent_ids) == 2 and repo_status(top) == {}
+    blob = repo.revparse_single(f"HEAD:platform/{DEPLOYMENT}")
+    assert isinstance(blob, pygit2.Blob) and blob.data.decode() == deployment("2  # local: more",
+                                                                               "1.1")
+    assert repo.revparse_single("HEAD:README.md").data == b"# the whole repository\n"
