@@ -753,3 +753,35 @@ def test_a_stack_in_a_subfolder_of_the_repository_upgrades_and_aborts(
     assert isinstance(blob, pygit2.Blob) and blob.data.decode() == deployment("2  # local: more",
                                                                                "1.1")
     assert repo.revparse_single("HEAD:README.md").data == b"# the whole repository\n"
+
+
+def test_a_kustomization_conflict_is_marked_and_resolved_in_its_keyed_list(
+    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def app(tag: str) -> str:
+        return (KUSTOMIZATION + "resources:\n- deployment.yaml\nimages:\n- name: reg/web\n"
+                f"  newTag: {tag}\n")
+
+    releases = {k: dict(v) for k, v in RELEASES.items()}
+    releases["v1.0.0"]["app/kustomization.yaml"] = app("'1.0'")
+    releases["v1.1.0"]["app/kustomization.yaml"] = app("'1.1'")
+    release_folder(tmp_path / "rf", releases)
+    root = deploy_repo(source="../rf")
+    import_release(load_stack(root), ref="v1.0.0")
+    write_files(root, {f"{V}/app/kustomization.yaml": app("1.0-patched  # local fix")})
+    commit_all(pygit2.Repository(str(root)), "local customizations")
+    monkeypatch.chdir(root)
+    assert run(capsys, "--vendor", "v1.1")[0] == 1
+    address = f"{V}/app/kustomization.yaml::images[name=reg/web].newTag"
+    state = json.loads((root / ".stackctl/upgrade/state.json").read_text())
+    assert [c["conflict"]["address"] for c in state["conflicts"]] == [address]
+    path = root / V / "app/kustomization.yaml"
+    assert path.read_text() == app("1.0-patched  # local fix").replace(
+        "  newTag:", "  # stackctl conflict #1 (images[name=reg/web].newTag): both-changed, "
+        "ours 1.0-patched kept, theirs 1.1, base 1.0; see .stackctl/upgrade/report.md\n"
+        "  newTag:")
+    code, _, err = run(capsys, "--resolve", address, "--theirs")
+    assert code == 0, err
+    # The local comment stays in its column (ruamel keeps comment positions).
+    assert path.read_text() == app("'1.1'        # local fix")

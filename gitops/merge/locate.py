@@ -146,11 +146,12 @@ def _key(item: Any, items: list[Any], segments: tuple[str, ...], name: str,
 # ------------------------------------------------------------------------- documents
 
 
-def find_document(text: str, resource: ResourceId | None) -> int | None:
+def find_document(text: str, resource: ResourceId | None, *, path: str = "") -> int | None:
     """The index (among split_documents(text)) of the document with this identity; for
-    None, the first document without a kind (a kustomization, plain configuration)."""
+    None, the first document without a kind (plain configuration) or, in a kustomization
+    (`path`), its first document: the merge reads kustomizations as plain data."""
     try:
-        docs = parse_documents(text)
+        docs = parse_documents(text, resources=not is_kustomization(path))
     except UnparsableYaml:
         return None
     for i, d in enumerate(docs):
@@ -193,14 +194,14 @@ def set_field(text: str, source: str | None, *, resource: ResourceId | None,
     (deleted when `source` lacks it or is None). Other documents stay byte for byte."""
     lk = list_key_for(path)
     segs = document_segments(text)
-    i = find_document(text, resource)
+    i = find_document(text, resource, path=path)
     if i is None:
         raise NotFound(str(resource) if resource else "the document")
     data = load_document(segs[i])
     value: Any = MISSING
     like: Any = None
     if source is not None:
-        j = find_document(source, resource)
+        j = find_document(source, resource, path=path)
         if j is not None:
             like = load_document(document_segments(source)[j])
             value = get(like, segments, list_key=lk)
@@ -210,14 +211,15 @@ def set_field(text: str, source: str | None, *, resource: ResourceId | None,
     return _join(segs)
 
 
-def set_document(text: str, source: str | None, *, resource: ResourceId | None) -> str:
+def set_document(text: str, source: str | None, *, resource: ResourceId | None,
+                 path: str = "") -> str:
     """`text` with one whole document replaced by its text in `source`, removed when
     `source` lacks it, or appended when `text` lacks it."""
     segs = document_segments(text)
-    i = find_document(text, resource)
+    i = find_document(text, resource, path=path)
     new: str | None = None
     if source is not None:
-        j = find_document(source, resource)
+        j = find_document(source, resource, path=path)
         if j is not None:
             new = document_segments(source)[j]
     if i is None:

@@ -58,7 +58,7 @@ def _yaml_line(text: str, c: Conflict) -> int | None:
     """The 0-based line of `text` the conflict's marker goes above, or None."""
     if not c.resource and not c.segments:
         return 0
-    i = find_document(text, c.resource)
+    i = find_document(text, c.resource, path=c.path)
     if i is None:
         return None
     segs = document_segments(text)

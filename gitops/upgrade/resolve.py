@@ -155,7 +155,7 @@ def _apply(repo: git.Repo, state: UpgradeState, prefix: str, r: ConflictRecord,
                     return None, 0
                 return source, 0
             return set_document(current.decode("utf-8"), _text(source),
-                                resource=c.resource).encode(), 0
+                                resource=c.resource, path=c.path).encode(), 0
         return source, 0
     except (NotFound, UnparsableYaml, UnicodeDecodeError) as e:
         raise UpgradeError(
