@@ -785,3 +785,16 @@ def test_a_kustomization_conflict_is_marked_and_resolved_in_its_keyed_list(
     assert code == 0, err
     # The local comment stays in its column (ruamel keeps comment positions).
     assert path.read_text() == app("'1.1'        # local fix")
+
+
+def test_continue_refuses_when_someone_committed_on_the_upgrade_branch(
+    conflicted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "--vendor", "v1.1")
+    for address in (REPLICAS, LEVEL, PASSWORD):
+        run(capsys, "--resolve", address, "--ours")
+    commit_all(pygit2.Repository(str(conflicted)), "wip", branch=BRANCH)
+    before = refs(conflicted)
+    code, _, err = run(capsys, "--continue")
+    assert code == 2 and f"the branch {BRANCH} moved since the upgrade started" in err
+    assert "git reset --soft" in err and refs(conflicted) == before

@@ -523,6 +523,14 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
             f"HEAD is not on the upgrade branch {state.upgrade_branch}.",
             hint=f"Switch back (git switch {state.upgrade_branch}) and run 'stackctl upgrade "
             "--continue' again.")
+    moved = repo.branch_commit(state.upgrade_branch)
+    if moved != state.original_commit:
+        raise UpgradeError(
+            f"the branch {state.upgrade_branch} moved since the upgrade started (a commit was "
+            "made on it); stackctl makes the merge commit itself, on top of "
+            f"{state.original_commit[:12]}.",
+            hint=f"Undo that commit, keeping its changes (git reset --soft "
+            f"{state.original_commit[:12]}), then run 'stackctl upgrade --continue' again.")
     if state.open_conflicts:
         return result(base_report)
     kustomize = find_kustomize()
