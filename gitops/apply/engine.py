@@ -146,11 +146,16 @@ def _read_live(ctx: _Ctx, objects: Sequence[Obj]) -> dict[ResourceId, Obj]:
         except UnknownKindError:
             return []
 
+    # A kind served at two versions (Istio's v1alpha3 and v1beta1 VirtualServices) is listed
+    # once per version: keep each object as read at the version the render asks for.
+    wanted = {ResourceId.of(o): str(o["apiVersion"]) for o in objects}
     live: dict[ResourceId, Obj] = {}
     with ThreadPoolExecutor(max_workers=ctx.policy.concurrency) as pool:
-        for items in pool.map(one, kinds):
+        for (api_version, _), items in zip(kinds, pool.map(one, kinds), strict=True):
             for item in items:
-                live[ResourceId.of(item)] = item
+                rid = ResourceId.of(item)
+                if wanted.get(rid, api_version) == api_version:
+                    live[rid] = item
     return live
 
 

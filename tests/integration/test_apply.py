@@ -359,3 +359,30 @@ def test_rollback_command_restores_an_earlier_revision_and_history_shows_it(
         (1, "superseded", "c1"), (2, "rolled-back", "c2"), (3, "deployed", "c1")]
     back = rollback_to(api, cluster=ns, records_namespace=ns, revision=2, policy=OK)
     assert back.ok and image_of(kube, ns, "web") == "registry.local/web:2"
+
+
+def test_a_kind_applied_at_two_versions_is_unchanged_on_the_next_apply(
+    api: Any, ns: str,
+) -> None:
+    group = f"{ns}.example.com"
+    schema = {"openAPIV3Schema": {"type": "object",
+                                  "x-kubernetes-preserve-unknown-fields": True}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"routes.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "routes", "singular": "route", "kind": "Route"},
+                    "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                                  "schema": schema},
+                                 {"name": "v1", "served": True, "storage": False,
+                                  "schema": schema}]}}
+    routes = [{"apiVersion": f"{group}/{v}", "kind": "Route",
+               "metadata": {"name": f"r-{v}", "namespace": ns}, "spec": {"to": v}}
+              for v in ("v1alpha1", "v1")]
+    try:
+        assert run(api, ns, [crd, *routes]).ok
+        again = run(api, ns, [crd, *routes])
+        assert again.ok and not again.changed, [a for a in again.actions
+                                                 if a.action != "unchanged"]
+    finally:
+        Kube(api).delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
+                         f"routes.{group}")
