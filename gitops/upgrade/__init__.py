@@ -11,13 +11,9 @@
 
 from __future__ import annotations
 
-from gitops.upgrade.engine import (
-    UpgradeResult,
-    abort_upgrade,
-    continue_upgrade,
-    start_upgrade,
-    upgrade_status,
-)
+from gitops.upgrade.common import UpgradeResult
+from gitops.upgrade.engine import start_upgrade
+from gitops.upgrade.finish import continue_upgrade
 from gitops.upgrade.report import ClusterSummary, UpgradeReport
 from gitops.upgrade.resolve import Resolution, resolve
 from gitops.upgrade.state import (
@@ -27,6 +23,7 @@ from gitops.upgrade.state import (
     ConflictRecord,
     UpgradeState,
 )
+from gitops.upgrade.undo import abort_upgrade, upgrade_status
 
 __all__ = [
     "REPORT_JSON",

@@ -24,7 +24,7 @@ from gitops.merge.locate import NotFound, set_document, set_field
 from gitops.merge.text import merge_lines
 from gitops.merge.yamlmerge import UnparsableYaml
 from gitops.stack import Stack
-from gitops.upgrade.engine import _join, _open, _require_state
+from gitops.upgrade.common import join, open_stack_repo, require_state
 from gitops.upgrade.markers import is_marker_line, remove_markers
 from gitops.upgrade.state import CONFLICTS, ConflictRecord, UpgradeState, save_state
 
@@ -59,8 +59,8 @@ def resolve(stack: Stack, *, address: str, choice: str,
     say = progress or (lambda _m: None)
     if choice not in CHOICES:
         raise UpgradeError(f"unknown resolution {choice!r}: use ours, theirs or mark.")
-    repo, prefix = _open(stack)
-    state = _require_state(stack)
+    repo, prefix = open_stack_repo(stack)
+    state = require_state(stack)
     if state.phase != CONFLICTS:
         raise UpgradeError("the upgrade was interrupted before its merged tree was checked "
                            "out, so there is nothing to resolve.",
@@ -88,7 +88,7 @@ def resolve(stack: Stack, *, address: str, choice: str,
         by_file.setdefault(r.conflict.path, []).append(r)
     root = repo.root
     for path, records in by_file.items():
-        target = root / _join(prefix, path)
+        target = root / join(prefix, path)
         current: bytes | None = target.read_bytes() if target.is_file() else None
         if current is not None:
             with contextlib.suppress(UnicodeDecodeError):  # a binary file has no markers
@@ -122,7 +122,7 @@ def _source(repo: git.Repo, state: UpgradeState, prefix: str, r: ConflictRecord,
                     else (state.vendor_commit, r.theirs_path))
     if path is None:
         return None
-    full = _join(prefix, path)
+    full = join(prefix, path)
     folder, _, name = full.rpartition("/")
     files = repo.read_tree(commit, folder)
     entry = files.get(name)
@@ -177,7 +177,7 @@ def _apply_lines(repo: git.Repo, state: UpgradeState, prefix: str, r: ConflictRe
         if path is None:
             sides[name] = ""
             continue
-        full = _join(prefix, path)
+        full = join(prefix, path)
         folder, _, fname = full.rpartition("/")
         entry = repo.read_tree(commit, folder).get(fname)
         sides[name] = entry[1].decode("utf-8") if entry else ""
