@@ -2,7 +2,7 @@
 customizations, against a plain `git merge` of the same branches and `kpt pkg update`.
 
     .venv/bin/python bench/bench_upgrade.py [--runs 3] [--scenarios v1.3.0 v1.7.0 v1.10.1]
-                                            [--no-kpt] [--json]
+                                            [--no-kpt] [--json] [--save FILE]
 
 The scenarios are tests/fixtures/upgrade_scenarios.py's (v1.3.0 -> v1.4.0, v1.7.0 -> v1.8.0,
 v1.10.1 -> v1.10.2, 17 customizations each: the eight kinds as vendor edits and as overlays,
@@ -330,6 +330,7 @@ def main() -> None:
                     help="base releases of the scenarios to run")
     ap.add_argument("--no-kpt", action="store_true", help="leave kpt out (it takes minutes)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    ap.add_argument("--save", type=Path, help="also write the JSON to this file")
     args = ap.parse_args()
     if not KUBEFLOW_DIR.is_dir():
         sys.exit(f"{KUBEFLOW_DIR} not found: the benchmark needs ../shared/upstream/"
@@ -363,6 +364,8 @@ def main() -> None:
     out = {"benchmark": "upgrade", "command": command_line(), "runs": args.runs,
            "kustomize": k.version, "kpt": kpt is not None, "cores": os.cpu_count(),
            "results": results}
+    if args.save:
+        args.save.write_text(json.dumps(out, indent=2) + "\n")
     if args.json:
         print(json.dumps(out, indent=2))
         return
