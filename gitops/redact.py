@@ -84,6 +84,10 @@ class Redactor:
         )
         self._salt = salt if salt is not None else secrets.token_bytes(16)
         self._known: set[str] = set()
+        # Object names, namespaces and API groups seen, and their dash/dot-separated parts:
+        # a secret value equal to one of them is printed in every object name anyway, so
+        # scrubbing it from free text would only garble names ('<redacted>-dev').
+        self._public: set[str] = set()
         self._scrub_re: re.Pattern[str] | None = None
 
     @classmethod
@@ -161,9 +165,9 @@ class Redactor:
         self._scrub_re = None
 
     def learn(self, objs: Iterable[Mapping[str, Any]]) -> None:
-        """Remember the secret values of objects without copying them."""
+        """Remember the secret values of objects (and their public names)."""
         for obj in objs:
-            self.redact(obj)
+            self._walk(_copy_sensitive_parts(obj))
 
     # --- objects --------------------------------------------------------------------------
 
@@ -183,7 +187,21 @@ class Redactor:
                 node[k] = self._walk(v)
         return node
 
+    def _learn_public(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata")
+        names = [str(obj.get("apiVersion") or "").rpartition("/")[0]]
+        if isinstance(meta, dict):
+            names += [str(meta.get("name") or ""), str(meta.get("namespace") or "")]
+        for name in names:
+            if name:
+                before = len(self._public)
+                self._public.add(name)
+                self._public.update(p for p in _NAME_PARTS.split(name) if p)
+                if len(self._public) != before:
+                    self._scrub_re = None
+
     def _object(self, obj: dict[str, Any]) -> None:
+        self._learn_public(obj)
         meta = obj.get("metadata")
         if isinstance(meta, dict):
             ann = meta.get("annotations")
@@ -253,8 +271,9 @@ class Redactor:
             return text
         if self._known:
             if self._scrub_re is None:
-                values = sorted(self._known, key=len, reverse=True)
-                self._scrub_re = re.compile("|".join(re.escape(v) for v in values))
+                values = sorted(self._known - self._public, key=len, reverse=True)
+                self._scrub_re = (re.compile("|".join(re.escape(v) for v in values))
+                                  if values else _NEVER)
             text = self._scrub_re.sub(lambda m: self.mark(m.group(0)), text)
         if pairs and self._sensitive is not None and self._sensitive.search(text):
             text = (_PAIR_EQ if pairs == "=" else _PAIR).sub(self._pair, text)
@@ -273,6 +292,25 @@ _PAIR = re.compile(
     r"""(?P<key>[A-Za-z_][\w.-]*["']?)(?P<sep>\s*[=:]\s*["']?)(?P<value>[^\s"',;}\])<]+)"""
 )
 _PAIR_EQ = re.compile(r"""(?P<key>[A-Za-z_][\w.-]*)(?P<sep>=["']?)(?P<value>[^\s"',;}\])<]+)""")
+
+
+_NAME_PARTS = re.compile(r"[-.:/_]")
+_NEVER = re.compile(r"(?!x)x")
+
+
+def _copy_sensitive_parts(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of what redaction reads and rewrites in an object, leaving out the big parts
+    that can hold no secret value (a CRD's schema, status, managedFields), so that learning
+    from hundreds of live objects does not deep-copy megabytes."""
+    crd = obj.get("kind") == "CustomResourceDefinition"
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        if k == "status" or (k == "spec" and crd):
+            continue
+        if k == "metadata" and isinstance(v, dict):
+            v = {mk: mv for mk, mv in v.items() if mk != "managedFields"}
+        out[k] = copy.deepcopy(v) if isinstance(v, dict | list) else v
+    return out
 
 
 def _check_pattern(pattern: str) -> None:

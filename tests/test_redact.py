@@ -165,3 +165,30 @@ def test_secrets_inside_a_list_object_are_redacted() -> None:
     r = Redactor(salt=SALT)
     out = r.redact({"apiVersion": "v1", "kind": "List", "items": [secret(password=PASSWORD)]})
     assert b64(PASSWORD) not in json.dumps(out)
+
+
+def test_a_secret_value_that_is_also_a_name_part_is_left_in_free_text() -> None:
+    # The example stack's database user is 'mlstack', the namespace 'mlstack-dev': scrubbing
+    # it from messages would garble every name and hide nothing the names do not show.
+    r = Redactor(salt=SALT)
+    db = secret(user="mlstack", password=PASSWORD)
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "dashboard", "namespace": "mlstack-dev"}}
+    r.learn([db, deployment])
+    msg = f"Deployment mlstack-dev/dashboard rejected: password {PASSWORD}"
+    out = r.text(msg)
+    assert "Deployment mlstack-dev/dashboard rejected" in out
+    assert PASSWORD not in out
+    # Structured redaction still hides the value.
+    assert "mlstack" not in json.dumps(r.redact(db)["data"])
+
+
+def test_learning_does_not_modify_the_objects() -> None:
+    r = Redactor(salt=SALT)
+    obj = secret(password=PASSWORD)
+    obj["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": json.dumps(secret(token=TOKEN))}
+    before = json.dumps(obj, sort_keys=True)
+    r.learn([obj])
+    assert json.dumps(obj, sort_keys=True) == before
+    assert TOKEN not in r.text(f"token {TOKEN}") and PASSWORD not in r.text(PASSWORD)
