@@ -96,6 +96,7 @@ def check_cluster(
     live = read_live(kube, objects, member_label=(PART_OF, records.applyset_id),
                      concurrency=concurrency)
     found: list[ObjectDrift] = []
+    shared: list[str] = []
     ids: set[ResourceId] = set()
     for obj in objects:
         rid = ResourceId.of(obj)
@@ -110,6 +111,12 @@ def check_cluster(
             found.append(ObjectDrift(rid, av, "missing"))
             continue
         fields = compare_object(obj, now, redactor=r)
+        if fields and _claimed_by_another_set(now, records.applyset_id):
+            # An object two deployments both apply (the same CRD from two stacks on one API
+            # server) carries the part-of label of whichever applied last: not drift.
+            fields = tuple(f for f in fields if PART_OF not in f.path)
+            shared.append(f"{rid} is also applied by another ApplySet "
+                          f"({_labels(now).get(PART_OF)}), which applied it last")
         if fields:
             found.append(ObjectDrift(rid, av, "changed", fields, writers=other_writers(now)))
     for rid, item in live.members.items():
@@ -126,7 +133,19 @@ def check_cluster(
         say(f"{cluster}: comparing git's render with revision {rev.revision}")
         git = _git(kube, objects, render, applyset_id=records.applyset_id,
                    head_commit=head_commit, redactor=r)
-    return ClusterDrift(cluster, rev, len(objects), tuple(found), git, notes=notes)
+    return ClusterDrift(cluster, rev, len(objects), tuple(found), git,
+                        notes=(*notes, *shared))
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _claimed_by_another_set(live: Mapping[str, Any], applyset_id: str) -> bool:
+    owner = _labels(live).get(PART_OF)
+    return isinstance(owner, str) and owner.startswith("applyset-") and owner != applyset_id
 
 
 def _git(kube: Kube, applied: Sequence[Obj], render: RenderFn, *, applyset_id: str,

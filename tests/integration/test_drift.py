@@ -230,3 +230,25 @@ def test_an_unreachable_cluster_exits_2_with_its_reason_and_the_others_are_still
     data = json.loads(render_json(report))
     assert [c["status"] for c in data["clusters"]] == ["error", "in-sync", "never-applied"]
     assert data["exitCode"] == 2 and data["apiVersion"] == "stackctl.dev/drift/v1"
+
+
+def test_an_object_another_applyset_applied_last_is_a_note_not_drift(
+        api: Any, ns: str) -> None:
+    # The example's two clusters on one API server both apply the same CRDs: each apply
+    # moves the part-of label to its own set.
+    shared = configmap("shared", ns)
+    kube = applied(api, ns, [shared, configmap("mine", ns)])
+    other = apply_objects(api, [configmap("shared", ns)], cluster=f"{ns}-other",
+                          records_namespace=ns, policy=POLICY)
+    assert other.ok, (other.rejections, other.failure)
+
+    d = check(kube, ns)
+    assert d.status == "in-sync", [(o.id, o.fields) for o in d.objects]
+    assert any("shared" in n and "another ApplySet" in n for n in d.notes), d.notes
+
+    # A real change to the shared object is still drift.
+    merge_patch(kube, f"/api/v1/namespaces/{ns}/configmaps/shared", {"data": {"k": "x"}},
+                "intruder")
+    d = check(kube, ns)
+    assert [(o.id.name, o.state) for o in d.objects] == [("shared", "changed")]
+    assert not any(PART_OF in f for f in fields_of(d, "shared")), fields_of(d, "shared")
