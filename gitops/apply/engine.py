@@ -369,16 +369,16 @@ def _rollback(ctx: _Ctx, *, failed_revision: int, prev: RevisionInfo | None,
             reapplied = len(outcome.actions)
         keep = {ResourceId.of(o) for o in prev_objects}
         deleted, kept = _delete_created(ctx, created, keep)
-        healthy = outcome.failure is None
-        error = outcome.failure.summary if outcome.failure else ""
-        if healthy and prev is not None and wait:
+        failure = outcome.failure
+        if failure is None and prev is not None and wait:
             ctx.progress(ProgressEvent("rollback", f"waiting for revision {prev.revision} to "
                                                    "be healthy again"))
             ctx.deadline = time.monotonic() + ctx.policy.timeout
             report = _deadline_wait(ctx, prev_objects, "the rollback")
-            healthy = report.ok
             if not report.ok:
-                error = _health_failure(report, "the rollback").summary
+                failure = _health_failure(report, "the rollback")
+        healthy = failure is None
+        error = failure.summary if failure else ""
         recorded: int | None = None
         if prev is not None:
             recorded = failed_revision + 1
@@ -393,7 +393,7 @@ def _rollback(ctx: _Ctx, *, failed_revision: int, prev: RevisionInfo | None,
         else:
             ctx.records.write_parent([])
         return RollbackResult(prev.revision if prev else None, recorded, reapplied,
-                              tuple(deleted), tuple(kept), healthy, error)
+                              tuple(deleted), tuple(kept), healthy, error, failure)
     except UnreachableError:
         raise
     except ClusterError as e:

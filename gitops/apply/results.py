@@ -87,6 +87,7 @@ class RollbackResult:
     kept: tuple[ResourceId, ...]
     healthy: bool
     error: str = ""
+    failure: Failure | None = None  # what the rollback itself failed on, object by object
 
 
 @dataclass(frozen=True)

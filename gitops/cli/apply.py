@@ -146,7 +146,12 @@ def _report(result: ApplyResult, *, command: str) -> int:
         outcome = "It was not rolled back (--no-rollback): the cluster is as the failed " \
                   "attempt left it."
     elif rb.error:
-        outcome = f"The automatic rollback failed too: {rb.error}."
+        outcome = (f"The automatic rollback failed too: {rb.error.rstrip('.')}; the objects "
+                   "it failed on are listed above.")
+        for o in rb.failure.objects if rb.failure else ():
+            _out(f"  rollback: {o.id}: {o.reason}")
+            for line in o.details:
+                _out(f"    {line}")
     elif rb.to_revision is None:
         outcome = (f"There was no earlier revision to roll back to: the {len(rb.deleted)} "
                    "object(s) the attempt created were deleted"

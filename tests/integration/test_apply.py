@@ -131,6 +131,27 @@ def test_a_rollout_that_never_becomes_ready_is_rolled_back_to_the_previous_image
         "service accounts, config maps and secrets", "workloads, services and the rest"]
 
 
+def test_a_rollback_that_fails_too_says_which_objects_and_why(api: Any, ns: str) -> None:
+    kube = Kube(api)
+    assert run(api, ns, [deployment("web", ns, "registry.local/web:1")], commit="good").ok
+    # Someone else breaks the pod template with a field stackctl does not own: re-applying
+    # revision 1 cannot take it back, so the rollback cannot become healthy either.
+    kube.request("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/web",
+                 query={"fieldManager": "someone"},
+                 body={"spec": {"template": {"metadata": {"labels": {FAIL_LABEL: "true"}}}}},
+                 content_type="application/merge-patch+json")
+    result = run(api, ns, [deployment("web", ns, "registry.local/web:2")], policy=SHORT,
+                 commit="bad")
+
+    assert not result.ok and result.failure is not None
+    rb = result.rollback
+    assert rb is not None and rb.to_revision == 1 and not rb.healthy and rb.error, rb
+    assert rb.failure is not None
+    [obj] = rb.failure.objects
+    assert (obj.id.kind, obj.id.name) == ("Deployment", "web")
+    assert obj.details, obj
+
+
 def test_a_first_apply_with_nothing_to_roll_back_to_deletes_what_it_created(
     api: Any, ns: str,
 ) -> None:
