@@ -363,6 +363,43 @@ def test_crds_and_their_custom_resources_apply_in_one_run(api: Any, ns: str) -> 
                          f"widgets.{group}")
 
 
+def test_a_rollback_leaves_a_crd_whose_storage_version_moved_as_the_failed_attempt_left_it(
+    api: Any, ns: str,
+) -> None:
+    # The API server refuses to take a CRD back to versions without one it has stored
+    # objects in ("v2 was previously a storage version"): protected kinds are not rolled back,
+    # so the rest of the rollback still happens.
+    group = f"{ns}.example.com"
+
+    def crd(*versions: str) -> dict[str, Any]:
+        schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields":
+                                      True}}
+        return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"gizmos.{group}"},
+                "spec": {"group": group, "scope": "Namespaced",
+                         "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
+                         "versions": [{"name": v, "served": True, "storage": v == versions[-1],
+                                       "schema": schema} for v in versions]}}
+
+    kube = Kube(api)
+    try:
+        assert run(api, ns, [crd("v1"), deployment("web", ns, "registry.local/web:1")],
+                   commit="good").ok
+        result = run(api, ns, [crd("v1", "v2"),
+                               deployment("web", ns, "registry.local/web:2", fail=True)],
+                     policy=SHORT, commit="bad")
+        assert not result.ok
+        rb = result.rollback
+        assert rb is not None and rb.healthy and not rb.error, rb
+        assert image_of(kube, ns, "web") == "registry.local/web:1"
+        live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
+                        f"gizmos.{group}")
+        assert live is not None
+        assert [v["name"] for v in live["spec"]["versions"]] == ["v1", "v2"]
+    finally:
+        kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", f"gizmos.{group}")
+
+
 def test_rollback_command_restores_an_earlier_revision_and_history_shows_it(
     api: Any, ns: str,
 ) -> None:
