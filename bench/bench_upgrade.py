@@ -171,8 +171,10 @@ def kpt_outcome(scenario: Scenario, work: Path, kpt: str) -> ToolResult:
              "resource-merge"], repo, timeout=KPT_TIMEOUT, check=False)
     seconds = time.perf_counter() - t0
     if p.returncode != 0:
+        error = [x for x in p.stderr.splitlines() if x.startswith("Error:")] or [
+            p.stderr.strip()[-300:]]
         return ToolResult("kpt pkg update", None, seconds=seconds,
-                          note=f"kpt pkg update failed: {p.stderr.strip()[-300:]}")
+                          note=f"kpt pkg update failed: {error[-1]}")
     ev = evaluate(scenario, repo)
     markers = len(ev.markers)
     return ToolResult("kpt pkg update", markers, spurious=markers, lost=ev.lost,
