@@ -20,7 +20,17 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from gitops.errors import YamlError
 
-_SafeLoader: Any = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
+_BaseSafeLoader: Any = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
+
+
+class _SafeLoader(_BaseSafeLoader):  # type: ignore[misc]
+    """PyYAML's safe loader reading a plain `=` as the string kustomize (Go yaml) reads:
+    YAML 1.1's `value` type has no constructor, so `delimiter: =` (Kubeflow v1.10.2's
+    model-registry replacements) would fail to load."""
+
+
+_SafeLoader.add_constructor("tag:yaml.org,2002:value",
+                            lambda loader, node: loader.construct_scalar(node))
 _SafeDumper: Any = getattr(pyyaml, "CSafeDumper", pyyaml.SafeDumper)
 
 

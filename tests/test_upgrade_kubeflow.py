@@ -134,11 +134,14 @@ def test_taking_the_new_release_whole_loses_the_vendor_edits(
     by_base: dict[str, Scenario], tmp_path: Path, git_env: Path, kustomize: Path,
 ) -> None:
     # What the checks catch: the new release as is, with the same overlays and clusters.
+    # The overlay's reference into apps/ (moved to applications/) breaks the prod cluster;
+    # its customizations are then judged on the files.
     scenario = by_base["v1.10.1"]
     repo = build_repo(tmp_path / "deploy", scenario, archives=KUBEFLOW_DIR)
     _, ours, theirs = merge_inputs(repo)
     tree = {p: d for p, d in ours.items() if not p.startswith(V)} | theirs
     ev = evaluate(scenario, write_tree(tmp_path / "theirs", tree))
-    assert dict(ev.errors) == {}
-    assert set(ev.lost) == {c.id for c in scenario.customizations if c.how == "vendor"}
-    assert set(ev.kept) == {c.id for c in scenario.customizations if c.how == "overlay"}
+    assert set(ev.errors) == {"prod"}
+    assert "vendor/kubeflow/apps/model-registry/upstream/overlays/db" in ev.errors["prod"]
+    assert set(ev.lost) == {c.id for c in scenario.customizations if c.how == "vendor"} | {
+        "overlay:extra-entry"}
