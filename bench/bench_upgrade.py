@@ -54,20 +54,16 @@ from gitops.merge import merge_trees
 from gitops.stack import load_stack
 from gitops.upgrade import start_upgrade
 from gitops.vendor import import_release
-from tests.fixtures.upgrade_scenarios import (
-    CLUSTERS,
-    NAME,
+from tests.fixtures.upgrade_repo import (
     DeployRepo,
     Evaluation,
-    Scenario,
-    V,
     build_repo,
     customize,
     evaluate,
     merge_inputs,
     release_reader,
-    scenarios,
 )
+from tests.fixtures.upgrade_scenarios import CLUSTERS, NAME, Scenario, V, scenarios
 
 GIT_ID = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
 KPT_TIMEOUT = 30 * 60

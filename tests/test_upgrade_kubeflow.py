@@ -1,5 +1,6 @@
 """Real Kubeflow upgrades with a platform team's customizations (tests/fixtures/
-upgrade_scenarios.py): v1.3.0 -> v1.4.0, v1.7.0 -> v1.8.0, v1.10.1 -> v1.10.2.
+upgrade_scenarios.py; repos made by tests/fixtures/upgrade_repo.py): v1.3.0 -> v1.4.0,
+v1.7.0 -> v1.8.0, v1.10.1 -> v1.10.2.
 
 Each deployment repo is made for real (`stackctl init`, `vendor import` of the base release
 from ../shared's archive folder, one commit of 17 customizations: the eight kinds as vendor
@@ -22,19 +23,15 @@ from gitops.merge import merge_trees
 from gitops.stack import load_stack
 from gitops.upgrade import REPORT_JSON, REPORT_MD, start_upgrade
 from tests.fixtures.kubeflow import KUBEFLOW_DIR, require_kubeflow
-from tests.fixtures.upgrade_scenarios import (
-    CLUSTERS,
-    KINDS,
-    Scenario,
-    V,
+from tests.fixtures.upgrade_repo import (
     build_repo,
     evaluate,
     merge_inputs,
     release_files,
     release_reader,
-    scenarios,
     write_tree,
 )
+from tests.fixtures.upgrade_scenarios import CLUSTERS, KINDS, Scenario, V, scenarios
 
 pytestmark = [pytest.mark.kubeflow, pytest.mark.slow]
 
