@@ -42,7 +42,11 @@ def cli() -> None:
       stackctl vendor import --ref v1.9
       stackctl render --all
       stackctl apply --cluster dev
-      stackctl upgrade --vendor v1.10
+      stackctl upgrade --vendor v1.10        # then --resolve ADDRESS --theirs, --continue
+      stackctl plan --base main --format markdown
+      stackctl drift --all
+
+    Try it on a local control plane: make demo (docs/demo.md).
     """
 
 
