@@ -13,6 +13,10 @@ position.
 
 Values are redacted before they are compared (`gitops.redact`): a changed Secret value shows
 as two different hashes, never the value.
+
+`object_change(..., fields=False)` is the summary of one object (added, removed or changed,
+its images and CRD versions) without the field changes, for reports that show no more
+(the upgrade's per-cluster summary).
 """
 
 from __future__ import annotations
@@ -358,6 +362,58 @@ def _index(objs: Iterable[Mapping[str, Any]]) -> dict[ResourceId, Mapping[str, A
     return out
 
 
+def object_change(
+    rid: ResourceId,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    *,
+    redactor: Redactor | None = None,
+    fields: bool = True,
+) -> ObjectChange | None:
+    """One object's change, as `diff_object_sets` reports it, or None when it is unchanged
+    (equal, or equal once lists are matched by key).
+
+    `fields=False` leaves the field changes out (`fields=()`), for summaries: the two
+    versions are then compared without redacting them, which gives the same verdict
+    (redaction maps equal values to equal marks and different ones to different marks,
+    and never changes a key), and only an object whose images changed is redacted, for the
+    image values it shows. The redactor still learns every secret value it is given."""
+    r = redactor or run_redactor()
+    a, b = before, after
+    if a is not None and b is not None and a == b:
+        r.learn([a])
+        return None
+    if fields:
+        na = _normalize(r.redact(a)) if a is not None else None
+        nb = _normalize(r.redact(b)) if b is not None else None
+    else:
+        r.learn([x for x in (a, b) if x is not None])
+        na = _normalize(a) if a is not None else None
+        nb = _normalize(b) if b is not None else None
+    imgs = _image_changes(rid, images_of(na) if na is not None else {},
+                          images_of(nb) if nb is not None else {})
+    if imgs and not fields:  # the values shown are the redacted ones
+        imgs = _image_changes(rid, images_of(_normalize(r.redact(a))) if a is not None else {},
+                              images_of(_normalize(r.redact(b))) if b is not None else {})
+    crd = _crd_change(rid, a, b) if a is not None and b is not None else None
+    av_a = str(a.get("apiVersion")) if a is not None else None
+    av_b = str(b.get("apiVersion")) if b is not None else None
+    if a is None:
+        return ObjectChange(rid, "added", None, av_b, images=imgs, crd_versions=crd)
+    if b is None:
+        return ObjectChange(rid, "removed", av_a, None, images=imgs, crd_versions=crd)
+    if fields:
+        changes = _field_changes(na, nb)
+        if not changes:
+            return None  # equal once lists are matched by key
+    elif na == nb:
+        return None
+    else:
+        changes = ()
+    return ObjectChange(rid, "changed", av_a, av_b, fields=changes, images=imgs,
+                        crd_versions=crd)
+
+
 def diff_object_sets(
     before: Iterable[Mapping[str, Any]],
     after: Iterable[Mapping[str, Any]],
@@ -371,36 +427,16 @@ def diff_object_sets(
     any message printed alongside."""
     r = redactor or run_redactor()
     a_idx, b_idx = _index(before), _index(after)
-    added: list[ObjectChange] = []
-    removed: list[ObjectChange] = []
-    changed: list[ObjectChange] = []
+    found: dict[Action, list[ObjectChange]] = {"added": [], "removed": [], "changed": []}
     images: list[ImageChange] = []
     unchanged = 0
     for rid in sorted(set(a_idx) | set(b_idx)):
-        a, b = a_idx.get(rid), b_idx.get(rid)
-        if a is not None and b is not None and a == b:
-            r.learn([a])
+        change = object_change(rid, a_idx.get(rid), b_idx.get(rid), redactor=r)
+        if change is None:
             unchanged += 1
             continue
-        na = _normalize(r.redact(a)) if a is not None else None
-        nb = _normalize(r.redact(b)) if b is not None else None
-        imgs = _image_changes(rid, images_of(na) if na is not None else {},
-                              images_of(nb) if nb is not None else {})
-        crd = _crd_change(rid, a, b) if a is not None and b is not None else None
-        av_a = str(a.get("apiVersion")) if a is not None else None
-        av_b = str(b.get("apiVersion")) if b is not None else None
-        if a is None:
-            added.append(ObjectChange(rid, "added", None, av_b, images=imgs, crd_versions=crd))
-        elif b is None:
-            removed.append(ObjectChange(rid, "removed", av_a, None, images=imgs,
-                                        crd_versions=crd))
-        else:
-            fields = _field_changes(na, nb)
-            if not fields:
-                unchanged += 1  # equal once lists are matched by key
-                continue
-            changed.append(ObjectChange(rid, "changed", av_a, av_b, fields=fields,
-                                        images=imgs, crd_versions=crd))
-        images.extend(imgs)
-    return ObjectSetDiff(added=tuple(added), removed=tuple(removed), changed=tuple(changed),
-                         unchanged=unchanged, images=tuple(images))
+        found[change.action].append(change)
+        images.extend(change.images)
+    return ObjectSetDiff(added=tuple(found["added"]), removed=tuple(found["removed"]),
+                         changed=tuple(found["changed"]), unchanged=unchanged,
+                         images=tuple(images))

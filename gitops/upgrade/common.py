@@ -13,7 +13,6 @@ from gitops import git
 from gitops.errors import ExitCode, GitError, UpgradeError
 from gitops.lock import LockEntry
 from gitops.merge import Conflict, MergeReport, TreeMerge
-from gitops.plan import Plan
 from gitops.stack import Stack
 from gitops.upgrade.report import UpgradeReport
 from gitops.upgrade.state import (
@@ -41,7 +40,6 @@ class UpgradeResult:
     lock_entry: LockEntry | None
     previous: LockEntry | None
     tree: TreeMerge | None = None  # the merge itself (start_upgrade only)
-    plan: Plan | None = None  # before/after per cluster (None when nothing rendered)
     report_paths: tuple[Path, ...] = ()
 
     @property

@@ -10,7 +10,6 @@ the new release's commit on the vendor branch, as `vendor import` does.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from gitops import git
@@ -18,7 +17,6 @@ from gitops.errors import ConfigError, DirtyWorktreeError, GitError, UpgradeErro
 from gitops.kustomize import find_kustomize
 from gitops.lock import Lock, LockEntry, parse_lock, render_lock
 from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_trees
-from gitops.plan import RefInfo
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
@@ -31,7 +29,7 @@ from gitops.upgrade.common import (
     write_reports,
 )
 from gitops.upgrade.markers import add_markers
-from gitops.upgrade.renders import render_side, summarise
+from gitops.upgrade.renders import SideRenders, summarise
 from gitops.upgrade.report import ClusterSummary, UpgradeReport
 from gitops.upgrade.state import (
     CONFLICTS,
@@ -170,88 +168,86 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                           hint="Import the release vendor/ holds first: 'stackctl vendor "
                           "import --ref REF'.")
     kustomize = find_kustomize()  # a missing binary stops the upgrade before any change
-    base_commit = pristine_commit(stack, progress=progress)
-    vendor_before = repo.branch_commit(stack.vendor_branch)
-    restore_vendor = True
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stackctl-render")
-    try:
-        imp = import_release(stack, ref=ref, source=source, merge=False, progress=progress)
-        entry = imp.lock_entry
-        upgrade_branch = branch or f"upgrade/{stack.name}-{entry.resolved}"
-        if not dry_run and repo.branch_commit(upgrade_branch) is not None:
-            raise UpgradeError(
-                f"the branch {upgrade_branch} already exists.",
-                hint=f"Delete it (git branch -D {upgrade_branch}) or name another with "
-                "--branch NAME.")
-        # The clusters of the current branch render (kustomize runs in other processes)
-        # while this thread merges: the before side does not depend on the merge.
-        before_renders = pool.submit(render_side, stack, ours, kustomize, label="before",
-                                     progress=progress)
-        base = _prefixed(repo.read_tree(base_commit, vpath), vrel)
-        theirs = _prefixed(repo.read_tree(imp.vendor_commit, vpath), vrel)
-        say(f"merging {previous.resolved} -> {entry.resolved} into {original}")
-        tree = merge_trees({p: d for p, (_, d) in base.items()},
-                           {p: d for p, (_, d) in ours.items()},
-                           {p: d for p, (_, d) in theirs.items()},
-                           vendor_prefix=vrel, redaction=Redaction())
-        merged = _merged_files(tree, base, ours, theirs)
-        lock_text = render_lock(lock.with_entry(entry))
-        merged[LOCK_FILE] = (git.MODE_FILE, lock_text.encode())
-        merge_report = MergeReport.from_tree(tree)
-        up_to_date = entry.digest == previous.digest
-        outcome = ("up-to-date" if up_to_date else "dry-run" if dry_run
-                   else "conflicts" if tree.conflicts else "committed")
-        head_tree = repo.commit_tree_id(head)
-        assert head_tree is not None
-        stack_tree = repo.write_tree(merged)
-        full_tree = repo.replace_subtree(head_tree, prefix, stack_tree) if prefix \
-            else stack_tree
-        clusters: tuple[ClusterSummary, ...] = ()
-        plan = None
-        kversion = None
-        if not up_to_date:
-            after_renders = render_side(stack, merged, kustomize, label="after",
-                                        progress=progress)
-            clusters, plan = summarise(
-                before_renders.result(), after_renders,
-                base=RefInfo(ref=original, commit=head),
-                head=RefInfo(ref=upgrade_branch, commit=full_tree))
-            kversion = kustomize.version
-        report = UpgradeReport(
-            name=stack.name, from_version=previous.resolved, to_version=entry.resolved,
-            original_branch=original,
-            upgrade_branch=None if (dry_run or up_to_date) else upgrade_branch,
-            outcome=outcome, merge=merge_report, clusters=clusters,
-            kustomize_version=kversion)
-        state = UpgradeState(
-            phase=STARTING, name=stack.name, prefix=prefix, original_branch=original,
-            original_commit=head, upgrade_branch=upgrade_branch,
-            vendor_branch=stack.vendor_branch, vendor_before=vendor_before,
-            base_commit=base_commit, vendor_commit=imp.vendor_commit, merged_tree=full_tree,
-            from_version=previous.resolved, to_version=entry.resolved, lock_text=lock_text,
-            started_at=now(), conflicts=_records(tree, base, ours, theirs),
-            extra={"merge": merge_report.to_dict(), "kustomizeVersion": kversion},
-        )
-        merge_commit = None
-        if outcome == "committed":
-            merge_commit = _commit_clean(repo, stack, state, ours, merged, entry,
-                                         merge_report, say)
-            report = replace(report, commit=merge_commit)
-            restore_vendor = False
-        elif outcome == "conflicts":
-            _enter_conflicts(repo, stack, state, ours, merged, say)
-            restore_vendor = False
-        paths = write_reports(stack.root, report)
-    finally:
-        pool.shutdown(wait=True)  # an interrupt reaches kustomize too: this is short
-        if restore_vendor and vendor_before is not None \
-                and repo.branch_commit(stack.vendor_branch) != vendor_before:
-            repo.set_branch(stack.vendor_branch, vendor_before,
-                            message="stackctl: vendor branch put back (upgrade not made)")
+    # The current branch's clusters render while this thread imports and merges: the
+    # before side depends on neither. On a failure (a ref that does not resolve, an
+    # existing branch, Ctrl-C, which reaches kustomize too) the error is shown without
+    # waiting for the renders.
+    with SideRenders(stack, kustomize, progress=progress) as sides:
+        before_renders = sides.start("before", ours)
+        base_commit = pristine_commit(stack, progress=progress)
+        vendor_before = repo.branch_commit(stack.vendor_branch)
+        restore_vendor = True
+        try:
+            imp = import_release(stack, ref=ref, source=source, merge=False,
+                                 progress=progress)
+            entry = imp.lock_entry
+            upgrade_branch = branch or f"upgrade/{stack.name}-{entry.resolved}"
+            if not dry_run and repo.branch_commit(upgrade_branch) is not None:
+                raise UpgradeError(
+                    f"the branch {upgrade_branch} already exists.",
+                    hint=f"Delete it (git branch -D {upgrade_branch}) or name another with "
+                    "--branch NAME.")
+            base = _prefixed(repo.read_tree(base_commit, vpath), vrel)
+            theirs = _prefixed(repo.read_tree(imp.vendor_commit, vpath), vrel)
+            say(f"merging {previous.resolved} -> {entry.resolved} into {original}")
+            tree = merge_trees({p: d for p, (_, d) in base.items()},
+                               {p: d for p, (_, d) in ours.items()},
+                               {p: d for p, (_, d) in theirs.items()},
+                               vendor_prefix=vrel, redaction=Redaction())
+            merged = _merged_files(tree, base, ours, theirs)
+            lock_text = render_lock(lock.with_entry(entry))
+            merged[LOCK_FILE] = (git.MODE_FILE, lock_text.encode())
+            up_to_date = entry.digest == previous.digest
+            # The merged tree renders while this thread writes its git objects.
+            after_renders = None if up_to_date else sides.start("after", merged)
+            merge_report = MergeReport.from_tree(tree)
+            outcome = ("up-to-date" if up_to_date else "dry-run" if dry_run
+                       else "conflicts" if tree.conflicts else "committed")
+            head_tree = repo.commit_tree_id(head)
+            assert head_tree is not None
+            stack_tree = repo.write_tree(merged)
+            full_tree = repo.replace_subtree(head_tree, prefix, stack_tree) if prefix \
+                else stack_tree
+            clusters: tuple[ClusterSummary, ...] = ()
+            kversion = None
+            if after_renders is not None:
+                clusters = summarise(before_renders.result(), after_renders.result())
+                kversion = kustomize.version
+            report = UpgradeReport(
+                name=stack.name, from_version=previous.resolved, to_version=entry.resolved,
+                original_branch=original,
+                upgrade_branch=None if (dry_run or up_to_date) else upgrade_branch,
+                outcome=outcome, merge=merge_report, clusters=clusters,
+                kustomize_version=kversion)
+            state = UpgradeState(
+                phase=STARTING, name=stack.name, prefix=prefix, original_branch=original,
+                original_commit=head, upgrade_branch=upgrade_branch,
+                vendor_branch=stack.vendor_branch, vendor_before=vendor_before,
+                base_commit=base_commit, vendor_commit=imp.vendor_commit,
+                merged_tree=full_tree, from_version=previous.resolved,
+                to_version=entry.resolved, lock_text=lock_text, started_at=now(),
+                conflicts=_records(tree, base, ours, theirs),
+                extra={"merge": merge_report.to_dict(), "kustomizeVersion": kversion},
+            )
+            merge_commit = None
+            if outcome == "committed":
+                merge_commit = _commit_clean(repo, stack, state, ours, merged, entry,
+                                             merge_report, say)
+                report = replace(report, commit=merge_commit)
+                restore_vendor = False
+            elif outcome == "conflicts":
+                _enter_conflicts(repo, stack, state, ours, merged, say)
+                restore_vendor = False
+            paths = write_reports(stack.root, report)
+        finally:
+            if restore_vendor and vendor_before is not None \
+                    and repo.branch_commit(stack.vendor_branch) != vendor_before:
+                repo.set_branch(stack.vendor_branch, vendor_before,
+                                message="stackctl: vendor branch put back (upgrade not made)")
     return UpgradeResult(
         outcome=outcome, report=report, original_branch=original,
         upgrade_branch=report.upgrade_branch, vendor_commit=imp.vendor_commit,
-        merge_commit=merge_commit, lock_entry=entry, previous=previous, tree=tree, plan=plan,
+        merge_commit=merge_commit, lock_entry=entry, previous=previous, tree=tree,
         report_paths=paths)
 
 

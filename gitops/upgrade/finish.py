@@ -9,7 +9,6 @@ from gitops import git
 from gitops.errors import UpgradeError
 from gitops.kustomize import find_kustomize
 from gitops.lock import parse_lock
-from gitops.plan import RefInfo
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
@@ -107,11 +106,8 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
                                 [state.original_commit, state.vendor_commit])
     before = repo.read_tree(state.original_commit, prefix)
     after = repo.read_tree(commit, prefix)
-    clusters, plan, kversion = cluster_summaries(
-        stack, before, after, base=RefInfo(ref=state.original_branch,
-                                           commit=state.original_commit),
-        head=RefInfo(ref=state.upgrade_branch, commit=commit), kustomize=kustomize,
-        progress=progress)
+    clusters, kversion = cluster_summaries(stack, before, after, kustomize=kustomize,
+                                           progress=progress)
     say(f"committing the merge on {state.upgrade_branch}")
     repo.set_branch(state.upgrade_branch, commit, message="stackctl: upgrade merged")
     repo.reset_index(commit)
@@ -119,4 +115,4 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
     report = replace(base_report, outcome="committed", clusters=clusters,
                      kustomize_version=kversion, commit=commit)
     paths = write_reports(stack.root, report)
-    return replace(result(report, commit, paths), plan=plan)
+    return result(report, commit, paths)

@@ -1,24 +1,25 @@
 """What the upgrade does to each cluster: every `clusters/<name>` rendered with kustomize
-from the tree before (the current branch) and after (the merged tree), compared through
-gitops.plan. A cluster that fails to render on either side is reported with kustomize's
-message; only a missing or unusable kustomize binary stops the upgrade (before it changes
-anything)."""
+from the tree before (the current branch) and after (the merged tree), compared object by
+object (compare.py). A cluster that fails to render on either side is reported with
+kustomize's message; only a missing or unusable kustomize binary stops the upgrade (before
+it changes anything)."""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from gitops import git
 from gitops.errors import UserError
 from gitops.kustomize import Kustomize, find_kustomize
-from gitops.plan import Plan, RefInfo, plan_from_renders
 from gitops.redact import run_redactor
 from gitops.render import Rendered, render_each
 from gitops.stack import CLUSTERS_DIR, Stack
-from gitops.upgrade.report import ClusterSummary, summarise_clusters
+from gitops.upgrade.compare import Comparison
+from gitops.upgrade.report import ClusterSummary
 
 Progress = Callable[[str], None]
 _KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -53,18 +54,43 @@ def render_side(stack: Stack, files: git.Files, k: Kustomize, *, label: str,
                            kustomize=k, progress=lambda m: say(f"  {label}: {m}"))
 
 
-def _changed(b: Rendered, a: Rendered) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The bodies of the objects whose rendered text differs (or that exist on one side
-    only): identical objects need no parsing, redaction or field diff."""
-    before = {o.id: o.yaml for o in b.objects}
-    same = {o.id for o in a.objects if before.get(o.id) == o.yaml}
-    return ([o.body for o in b.objects if o.id not in same],
-            [o.body for o in a.objects if o.id not in same])
+class SideRenders:
+    """The before and after renders, each side in a thread of its own (kustomize runs in
+    other processes, the clusters of a side in parallel), so that they run while the
+    calling thread imports, merges and writes git objects."""
+
+    def __init__(self, stack: Stack, kustomize: Kustomize, *,
+                 progress: Progress | None = None) -> None:
+        self._stack, self._kustomize, self._progress = stack, kustomize, progress
+        self._quiet = False
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stackctl-render")
+
+    def _say(self, message: str) -> None:
+        if self._progress is not None and not self._quiet:
+            self._progress(message)
+
+    def start(self, label: str, files: git.Files) -> Future[Results]:
+        """Render every cluster of a tree in the background."""
+        return self._pool.submit(render_side, self._stack, files, self._kustomize,
+                                 label=label, progress=self._say)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Wait for the renders, or (`wait=False`, on a failure) let the running ones end
+        on their own, silently: they only write temporary folders and the render cache,
+        and the failure is shown without waiting for kustomize."""
+        self._quiet = not wait
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def __enter__(self) -> SideRenders:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.close(wait=kind is None)
 
 
-def summarise(before: Results, after: Results, *, base: RefInfo,
-              head: RefInfo) -> tuple[tuple[ClusterSummary, ...], Plan | None]:
-    """Per-cluster summaries and the plan between the renders that worked."""
+def summarise(before: Results, after: Results) -> tuple[ClusterSummary, ...]:
+    """Per-cluster summaries: what changes between the renders that worked, or the render
+    error (of the after side when both failed)."""
     errors: dict[str, tuple[str, str]] = {}
     for name, r in after.items():
         if isinstance(r, UserError):
@@ -72,33 +98,38 @@ def summarise(before: Results, after: Results, *, base: RefInfo,
     for name, r in before.items():
         if isinstance(r, UserError) and name not in errors:
             errors[name] = ("before", str(r))
-    ok_b: dict[str, list[dict[str, Any]]] = {}
-    ok_a: dict[str, list[dict[str, Any]]] = {}
-    for name in sorted(set(before) | set(after)):
+    ok: dict[str, tuple[Rendered | None, Rendered | None]] = {}
+    for name in sorted((set(before) | set(after)) - set(errors)):
         b, a = before.get(name), after.get(name)
+        ok[name] = (b if isinstance(b, Rendered) else None,
+                    a if isinstance(a, Rendered) else None)
+    compare = Comparison(run_redactor())
+    for b, a in ok.values():
+        compare.prepare(b, a)
+    out = []
+    for name in sorted(set(ok) | set(errors)):
+        b, a = before.get(name), after.get(name)
+        count_b = len(b.objects) if isinstance(b, Rendered) else None
+        count_a = len(a.objects) if isinstance(a, Rendered) else None
         if name in errors:
+            side, message = errors[name]
+            out.append(ClusterSummary(name=name, status="failed", objects_before=count_b,
+                                      objects_after=count_a, error=message, error_side=side))
             continue
-        if isinstance(b, Rendered) and isinstance(a, Rendered):
-            ok_b[name], ok_a[name] = _changed(b, a)
-        elif isinstance(b, Rendered):
-            ok_b[name] = [o.body for o in b.objects]
-        elif isinstance(a, Rendered):
-            ok_a[name] = [o.body for o in a.objects]
-    plan = plan_from_renders(ok_b, ok_a, base=base, head=head, redactor=run_redactor()) \
-        if ok_b or ok_a else None
-    counts_b = {n: len(r.objects) for n, r in before.items() if isinstance(r, Rendered)}
-    counts_a = {n: len(r.objects) for n, r in after.items() if isinstance(r, Rendered)}
-    return summarise_clusters(plan, counts_b, counts_a, errors), plan
+        rb, ra = ok[name]
+        diff = compare.diff(rb, ra)
+        status = ("added" if rb is None else "removed" if ra is None
+                  else "unchanged" if diff.is_empty else "changed")
+        out.append(ClusterSummary.of_diff(name, status, diff, count_b, count_a))
+    return tuple(out)
 
 
 def cluster_summaries(
-    stack: Stack, before: git.Files, after: git.Files, *, base: RefInfo, head: RefInfo,
+    stack: Stack, before: git.Files, after: git.Files, *,
     kustomize: Kustomize | None = None, progress: Progress | None = None,
-) -> tuple[tuple[ClusterSummary, ...], Plan | None, str]:
-    """Per-cluster summaries, the plan between the renders that worked, and the kustomize
-    version used."""
+) -> tuple[tuple[ClusterSummary, ...], str]:
+    """Per-cluster summaries and the kustomize version used."""
     k = kustomize or find_kustomize()
-    b = render_side(stack, before, k, label="before", progress=progress)
-    a = render_side(stack, after, k, label="after", progress=progress)
-    clusters, plan = summarise(b, a, base=base, head=head)
-    return clusters, plan, k.version
+    with SideRenders(stack, k, progress=progress) as sides:
+        b, a = sides.start("before", before), sides.start("after", after)
+        return summarise(b.result(), a.result()), k.version

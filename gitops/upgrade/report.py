@@ -1,6 +1,6 @@
 """The upgrade report: the merge (what was taken, kept, merged, moved, rewritten, and every
 conflict field by field) and what the upgrade does to each cluster (rendered before and
-after with kustomize, compared object by object through gitops.plan).
+after with kustomize, compared object by object: compare.py).
 
 `.stackctl/upgrade/report.md` is `to_markdown()`, `report.json` is `to_json()`; the
 command prints `to_text()` (or either of the others with --format).
@@ -9,13 +9,11 @@ command prints `to_text()` (or either of the others with --format).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops.diff import ImageChange
+from gitops.diff import ImageChange, ObjectSetDiff
 from gitops.merge import Conflict, MergeReport
-from gitops.plan import ClusterPlan, Plan
 from gitops.plan.lines import flag_lines, header, image_line
 
 REPORT_VERSION = 1
@@ -56,10 +54,12 @@ class ClusterSummary:
         }
 
     @classmethod
-    def of_plan(cls, cp: ClusterPlan, before: int | None, after: int | None) -> ClusterSummary:
-        d = cp.diff
+    def of_diff(cls, name: str, status: str, d: ObjectSetDiff, before: int | None,
+                after: int | None) -> ClusterSummary:
+        """The summary of a cluster's objects before and after (counts given apart: a
+        failed or missing side has none)."""
         return cls(
-            name=cp.name, status=cp.status, objects_before=before, objects_after=after,
+            name=name, status=status, objects_before=before, objects_after=after,
             added=len(d.added), removed=len(d.removed), changed=len(d.changed),
             images=tuple(_image(i) for i in d.images),
             flagged=tuple(flag_lines(d.objects)),
@@ -86,20 +86,6 @@ def _image(i: ImageChange) -> str:
         if rb == ra and tb and ta:
             return f"{i.id} [{i.container}]: {rb} {tb} -> {ta}"
     return image_line(i)
-
-
-def summarise_clusters(plan: Plan | None, before: Mapping[str, int], after: Mapping[str, int],
-                       errors: Mapping[str, tuple[str, str]]) -> tuple[ClusterSummary, ...]:
-    """Per cluster: the plan's counts, or the render error of the side that failed."""
-    out: dict[str, ClusterSummary] = {}
-    for cp in plan.clusters if plan is not None else ():
-        out[cp.name] = ClusterSummary.of_plan(cp, before.get(cp.name), after.get(cp.name))
-    for name, (side, message) in errors.items():
-        out[name] = ClusterSummary(name=name, status="failed",
-                                   objects_before=before.get(name),
-                                   objects_after=after.get(name), error=message,
-                                   error_side=side)
-    return tuple(out[n] for n in sorted(out))
 
 
 @dataclass(frozen=True)
