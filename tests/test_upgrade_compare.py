@@ -1,26 +1,34 @@
 """The upgrade's per-cluster summary (gitops.upgrade.compare and renders.summarise): the same
 objects, images and flags as `stackctl plan`'s diff, without its field changes; identical
-texts never parsed; each distinct text parsed once for all clusters. And the merge report
-kept in the upgrade state reads back whole (serial.py)."""
+texts never parsed; each distinct text parsed once for all clusters. The before side renders
+in place only where the working tree holds the commit's files (real git, real kustomize).
+And the merge report kept in the upgrade state reads back whole (serial.py)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pygit2
 import pytest
 
+from gitops import git
 from gitops import render as render_mod
 from gitops.diff import diff_object_sets
+from gitops.errors import RenderError, UserError
+from gitops.kustomize import find_kustomize
 from gitops.merge import Conflict, ConflictKind, MergeReport
 from gitops.merge.references import RewrittenReference, UnresolvedReference
 from gitops.redact import Redactor
 from gitops.render import Rendered, normalise
 from gitops.resource import ResourceId
+from gitops.stack import Stack
 from gitops.upgrade.compare import Comparison
-from gitops.upgrade.renders import summarise
+from gitops.upgrade.renders import render_side, summarise
 from gitops.upgrade.serial import merge_report_from_dict
 from gitops.yamlio import dump_safe, load_safe
+from tests.fixtures.gitrepos import commit_all, write_files
 
 DEPLOY = """\
 apiVersion: apps/v1
@@ -146,11 +154,10 @@ def test_secret_values_reach_no_summary_and_changed_secrets_still_count() -> Non
 
 
 def test_clusters_added_removed_failed_and_unchanged_are_told_apart() -> None:
-    from gitops.errors import RenderError
-
     same = rendered("same", DEPLOY)
-    before = {"gone": rendered("gone", DEPLOY), "same": same,
-              "broken": RenderError("kustomize failed for cluster broken: no such patch")}
+    before: dict[str, Rendered | UserError] = {
+        "gone": rendered("gone", DEPLOY), "same": same,
+        "broken": RenderError("kustomize failed for cluster broken: no such patch")}
     after = {"new": rendered("new", DEPLOY, CRD), "same": rendered("same", DEPLOY),
              "broken": rendered("broken", DEPLOY)}
     got = {c.name: c for c in summarise(before, after)}
@@ -186,3 +193,62 @@ def test_the_merge_report_reads_back_whole_carried_folders_included() -> None:
     assert back == report
     assert back.carried == {"vendor/up/istio-1-16/svc.yaml": "vendor/up/istio-1-17/svc.yaml"}
     assert "istio-1-17/svc.yaml" in back.to_markdown()
+
+
+# ------------------------------------------------------------------ the before side in place
+
+KUST = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+
+
+@pytest.fixture
+def stack(tmp_path: Path, git_env: Path, kustomize: Path) -> Stack:
+    root = tmp_path / "platform"
+    write_files(root, {
+        "vendor/up/kustomization.yaml": KUST + "resources:\n- deployment.yaml\n",
+        "vendor/up/deployment.yaml": DEPLOY,
+        "clusters/dev/kustomization.yaml": KUST + "resources:\n- ../../vendor/up\n",
+        "clusters/prod/kustomization.yaml": KUST + "resources:\n- ../../vendor/up\n"
+        "- cm.yaml\n",
+        "clusters/prod/cm.yaml": CM.format("prod"),
+    })
+    commit_all(pygit2.init_repository(str(root), initial_head="main"), "the stack")
+    return Stack(root=root, name="up", source="x")
+
+
+def rendered_ok(results: dict[str, Rendered | UserError]) -> dict[str, Rendered]:
+    assert all(isinstance(r, Rendered) for r in results.values()), results
+    return {n: r for n, r in results.items() if isinstance(r, Rendered)}
+
+
+def head_tree(stack: Stack) -> tuple[str, git.Files]:
+    repo = git.open_repo(stack.root)
+    head = repo.head_commit()
+    assert head is not None
+    return head, repo.read_tree(head)
+
+
+def test_a_clean_working_tree_renders_in_place_as_the_export_would(stack: Stack) -> None:
+    head, files = head_tree(stack)
+    k = find_kustomize()
+    in_place = rendered_ok(render_side(stack, files, k, label="before", commit=head))
+    exported = rendered_ok(render_side(stack, files, k, label="before"))
+    assert {n: r.source for n, r in in_place.items()} == {"dev": head, "prod": head}
+    assert {n: r.source for n, r in exported.items()} == {"dev": None, "prod": None}
+    assert {n: [o.yaml for o in r.objects] for n, r in in_place.items()} == \
+        {n: [o.yaml for o in r.objects] for n, r in exported.items()}
+
+
+def test_a_cluster_reading_a_changed_or_untracked_file_renders_the_commits_tree(
+        stack: Stack) -> None:
+    head, files = head_tree(stack)
+    write_files(stack.root, {"vendor/up/deployment.yaml": DEPLOY.replace("replicas: 1",
+                                                                         "replicas: 5")})
+    got = rendered_ok(render_side(stack, files, find_kustomize(), label="before",
+                                  commit=head))
+    assert {n: r.source for n, r in got.items()} == {"dev": None, "prod": None}
+    assert all("replicas: 1\n" in r.objects[-1].yaml for r in got.values())
+    write_files(stack.root, {"vendor/up/deployment.yaml": DEPLOY,  # back as committed
+                             "clusters/prod/extra.yaml": CM.format("untracked")})
+    got = rendered_ok(render_side(stack, files, find_kustomize(), label="before",
+                                  commit=head))
+    assert {n: r.source for n, r in got.items()} == {"dev": head, "prod": None}

@@ -169,11 +169,11 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                           "import --ref REF'.")
     kustomize = find_kustomize()  # a missing binary stops the upgrade before any change
     # The current branch's clusters render while this thread imports and merges: the
-    # before side depends on neither. On a failure (a ref that does not resolve, an
-    # existing branch, Ctrl-C, which reaches kustomize too) the error is shown without
-    # waiting for the renders.
+    # before side depends on neither (and, the working tree being clean, renders in
+    # place). On a failure (a ref that does not resolve, an existing branch, Ctrl-C, which
+    # reaches kustomize too) the error is shown without waiting for the renders.
     with SideRenders(stack, kustomize, progress=progress) as sides:
-        before_renders = sides.start("before", ours)
+        before_renders = sides.start("before", ours, commit=None if dry_run else head)
         base_commit = pristine_commit(stack, progress=progress)
         vendor_before = repo.branch_commit(stack.vendor_branch)
         restore_vendor = True

@@ -39,19 +39,36 @@ Results = dict[str, "Rendered | UserError"]
 
 
 def render_side(stack: Stack, files: git.Files, k: Kustomize, *, label: str,
-                progress: Progress | None = None) -> Results:
-    """Every cluster of a stack tree (exported to a temporary folder) rendered, or its
-    error."""
+                commit: str | None = None, progress: Progress | None = None) -> Results:
+    """Every cluster of a stack tree rendered, or its error. `commit`: the tree is that
+    commit's, checked out at stack.root with no tracked file changed; each cluster renders
+    in place where its render says that every file it read is the commit's version (the
+    inputs the render cache keys on), which saves exporting the tree. The others, and
+    every cluster without `commit`, render from the tree exported to a temporary folder."""
     say = progress or (lambda _m: None)
     names = clusters_in(files)
     if not names:
         return {}
-    with tempfile.TemporaryDirectory(prefix="stackctl-upgrade-") as tmp:
-        root = Path(tmp)
-        git.write_files(root, files)
-        say(f"rendering {len(names)} cluster(s) {label}")
-        return render_each(Stack(root=root, name=stack.name, source=stack.source), names,
-                           kustomize=k, progress=lambda m: say(f"  {label}: {m}"))
+    say(f"rendering {len(names)} cluster(s) {label}")
+
+    def tell(message: str) -> None:
+        say(f"  {label}: {message}")
+
+    done: Results = {}
+    if commit is not None:
+        for name, r in render_each(stack, names, kustomize=k).items():
+            if isinstance(r, Rendered) and r.source == commit:
+                done[name] = r
+                tell(f"{name}: {len(r.objects)} objects" + (" (cached)" if r.cache_hit
+                                                            else ""))
+    rest = [n for n in names if n not in done]
+    if rest:
+        with tempfile.TemporaryDirectory(prefix="stackctl-upgrade-") as tmp:
+            root = Path(tmp)
+            git.write_files(root, files)
+            done.update(render_each(Stack(root=root, name=stack.name, source=stack.source),
+                                    rest, kustomize=k, progress=tell))
+    return {n: done[n] for n in names}
 
 
 class SideRenders:
@@ -69,10 +86,11 @@ class SideRenders:
         if self._progress is not None and not self._quiet:
             self._progress(message)
 
-    def start(self, label: str, files: git.Files) -> Future[Results]:
-        """Render every cluster of a tree in the background."""
+    def start(self, label: str, files: git.Files, *,
+              commit: str | None = None) -> Future[Results]:
+        """Render every cluster of a tree in the background (`commit`: see render_side)."""
         return self._pool.submit(render_side, self._stack, files, self._kustomize,
-                                 label=label, progress=self._say)
+                                 label=label, commit=commit, progress=self._say)
 
     def close(self, *, wait: bool = True) -> None:
         """Wait for the renders, or (`wait=False`, on a failure) let the running ones end
@@ -88,7 +106,8 @@ class SideRenders:
         self.close(wait=kind is None)
 
 
-def summarise(before: Results, after: Results) -> tuple[ClusterSummary, ...]:
+def summarise(before: Mapping[str, Rendered | UserError],
+              after: Mapping[str, Rendered | UserError]) -> tuple[ClusterSummary, ...]:
     """Per-cluster summaries: what changes between the renders that worked, or the render
     error (of the after side when both failed)."""
     errors: dict[str, tuple[str, str]] = {}
