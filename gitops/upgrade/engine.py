@@ -168,12 +168,9 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                           hint="Import the release vendor/ holds first: 'stackctl vendor "
                           "import --ref REF'.")
     kustomize = find_kustomize()  # a missing binary stops the upgrade before any change
-    # The current branch's clusters render while this thread imports and merges: the
-    # before side depends on neither (and, the working tree being clean, renders in
-    # place). On a failure (a ref that does not resolve, an existing branch, Ctrl-C, which
-    # reaches kustomize too) the error is shown without waiting for the renders.
+    # On a failure (Ctrl-C, which reaches kustomize too, or an error of the merge) the error
+    # is shown without waiting for the renders.
     with SideRenders(stack, kustomize, progress=progress) as sides:
-        before_renders = sides.start("before", ours, commit=None if dry_run else head)
         base_commit = pristine_commit(stack, progress=progress)
         vendor_before = repo.branch_commit(stack.vendor_branch)
         restore_vendor = True
@@ -187,6 +184,13 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                     f"the branch {upgrade_branch} already exists.",
                     hint=f"Delete it (git branch -D {upgrade_branch}) or name another with "
                     "--branch NAME.")
+            # The current branch's clusters render while this thread merges: the before
+            # side does not depend on the merge (and, the working tree being clean, renders
+            # in place). Starting them before the import gains nothing on two cores (the
+            # import is CPU-bound too) and would keep a mistyped ref waiting for kustomize.
+            up_to_date = entry.digest == previous.digest  # nothing to render then
+            before_renders = None if up_to_date else \
+                sides.start("before", ours, commit=None if dry_run else head)
             base = _prefixed(repo.read_tree(base_commit, vpath), vrel)
             theirs = _prefixed(repo.read_tree(imp.vendor_commit, vpath), vrel)
             say(f"merging {previous.resolved} -> {entry.resolved} into {original}")
@@ -197,9 +201,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             merged = _merged_files(tree, base, ours, theirs)
             lock_text = render_lock(lock.with_entry(entry))
             merged[LOCK_FILE] = (git.MODE_FILE, lock_text.encode())
-            up_to_date = entry.digest == previous.digest
             # The merged tree renders while this thread writes its git objects.
-            after_renders = None if up_to_date else sides.start("after", merged)
+            after_renders = None if before_renders is None else sides.start("after", merged)
             merge_report = MergeReport.from_tree(tree)
             outcome = ("up-to-date" if up_to_date else "dry-run" if dry_run
                        else "conflicts" if tree.conflicts else "committed")
@@ -210,7 +213,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 else stack_tree
             clusters: tuple[ClusterSummary, ...] = ()
             kversion = None
-            if after_renders is not None:
+            if before_renders is not None and after_renders is not None:
                 clusters = summarise(before_renders.result(), after_renders.result())
                 kversion = kustomize.version
             report = UpgradeReport(
