@@ -74,7 +74,8 @@ def render_side(stack: Stack, files: git.Files, k: Kustomize, *, label: str,
 class SideRenders:
     """The before and after renders, each side in a thread of its own (kustomize runs in
     other processes, the clusters of a side in parallel), so that they run while the
-    calling thread imports, merges and writes git objects."""
+    calling thread merges and writes git objects. As a context manager it waits for them,
+    unless the block fails (see close)."""
 
     def __init__(self, stack: Stack, kustomize: Kustomize, *,
                  progress: Progress | None = None) -> None:
