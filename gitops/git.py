@@ -161,6 +161,23 @@ def init_repo(path: Path, *, bare: bool = False, initial_branch: str = "main") -
         return Repo(pygit2.init_repository(str(path), bare=bare, initial_head=initial_branch))
 
 
+def open_with_prefix(root: Path) -> tuple[Repo, str]:
+    """The repository holding the folder `root`, and root's path inside it ("" at the top):
+    a deployment repo may live in a subfolder of a larger repository."""
+    repo = open_repo(root)
+    try:
+        rel = root.resolve().relative_to(repo.root)
+    except ValueError as e:
+        raise GitError(f"{root} is not inside the repository {repo.root}") from e
+    prefix = rel.as_posix()
+    return repo, "" if prefix == "." else prefix
+
+
+def join_prefix(prefix: str, path: str) -> str:
+    """A stack-relative path as a repository path, under `prefix` from open_with_prefix."""
+    return f"{prefix}/{path}" if prefix else path
+
+
 def clone_or_fetch_mirror(url: str, mirror: Path) -> Repo:
     """A bare mirror of `url` at `mirror` (created on first use) with every branch and tag
     fetched now. Raises GitError when the remote cannot be reached."""

@@ -80,17 +80,10 @@ class VendorStatus:
 # -- paths -------------------------------------------------------------------------------
 def _open(stack: Stack) -> tuple[git.Repo, str]:
     """The repository holding the stack, and the stack root's path inside it."""
-    repo = git.open_repo(stack.root)
-    try:
-        rel = stack.root.resolve().relative_to(repo.root)
-    except ValueError as e:
-        raise GitError(f"{stack.root} is not inside the repository {repo.root}") from e
-    prefix = rel.as_posix()
-    return repo, "" if prefix == "." else prefix
+    return git.open_with_prefix(stack.root)
 
 
-def _join(prefix: str, path: str) -> str:
-    return f"{prefix}/{path}" if prefix else path
+_join = git.join_prefix
 
 
 def _now() -> str:

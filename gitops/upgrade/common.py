@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops import git
-from gitops.errors import ExitCode, GitError, UpgradeError
+from gitops.errors import ExitCode, UpgradeError
 from gitops.lock import LockEntry
 from gitops.merge import Conflict, MergeReport, TreeMerge
 from gitops.stack import Stack
@@ -57,17 +57,10 @@ class UpgradeResult:
 
 
 def open_stack_repo(stack: Stack) -> tuple[git.Repo, str]:
-    repo = git.open_repo(stack.root)
-    try:
-        rel = stack.root.resolve().relative_to(repo.root)
-    except ValueError as e:
-        raise GitError(f"{stack.root} is not inside the repository {repo.root}") from e
-    prefix = rel.as_posix()
-    return repo, "" if prefix == "." else prefix
+    return git.open_with_prefix(stack.root)
 
 
-def join(prefix: str, path: str) -> str:
-    return f"{prefix}/{path}" if prefix else path
+join = git.join_prefix
 
 
 def now() -> str:
