@@ -125,6 +125,21 @@ class ObjectSetDiff:
     unchanged: int = 0
     images: tuple[ImageChange, ...] = field(default=())
 
+    @classmethod
+    def collect(cls, changes: Iterable[ObjectChange | None], *,
+                unchanged: int = 0) -> ObjectSetDiff:
+        """The set diff of per-object results (None: that object is unchanged), in order."""
+        found: dict[Action, list[ObjectChange]] = {"added": [], "removed": [], "changed": []}
+        images: list[ImageChange] = []
+        for change in changes:
+            if change is None:
+                unchanged += 1
+                continue
+            found[change.action].append(change)
+            images.extend(change.images)
+        return cls(added=tuple(found["added"]), removed=tuple(found["removed"]),
+                   changed=tuple(found["changed"]), unchanged=unchanged, images=tuple(images))
+
     @property
     def is_empty(self) -> bool:
         return not (self.added or self.removed or self.changed)
@@ -427,16 +442,6 @@ def diff_object_sets(
     any message printed alongside."""
     r = redactor or run_redactor()
     a_idx, b_idx = _index(before), _index(after)
-    found: dict[Action, list[ObjectChange]] = {"added": [], "removed": [], "changed": []}
-    images: list[ImageChange] = []
-    unchanged = 0
-    for rid in sorted(set(a_idx) | set(b_idx)):
-        change = object_change(rid, a_idx.get(rid), b_idx.get(rid), redactor=r)
-        if change is None:
-            unchanged += 1
-            continue
-        found[change.action].append(change)
-        images.extend(change.images)
-    return ObjectSetDiff(added=tuple(found["added"]), removed=tuple(found["removed"]),
-                         changed=tuple(found["changed"]), unchanged=unchanged,
-                         images=tuple(images))
+    return ObjectSetDiff.collect(
+        object_change(rid, a_idx.get(rid), b_idx.get(rid), redactor=r)
+        for rid in sorted(set(a_idx) | set(b_idx)))

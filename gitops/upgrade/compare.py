@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gitops.diff import Action, ImageChange, ObjectChange, ObjectSetDiff, object_change
+from gitops.diff import ObjectChange, ObjectSetDiff, object_change
 from gitops.redact import Redactor
 from gitops.render import Rendered, RenderedObject
 
@@ -54,27 +54,19 @@ class Comparison:
 
     def diff(self, before: Rendered | None, after: Rendered | None) -> ObjectSetDiff:
         """The objects added, removed and changed in a cluster (no field changes)."""
-        found: dict[Action, list[ObjectChange]] = {"added": [], "removed": [], "changed": []}
-        images: list[ImageChange] = []
         pairs, unchanged = _split(before, after)
-        for b, a in pairs:
-            pair = (b.yaml if b else None, a.yaml if a else None)
-            if pair in self._changes:
-                change = self._changes[pair]
-            else:
-                rid = a.id if a is not None else b.id if b is not None else None
-                assert rid is not None  # an object exists on one side at least
-                change = self._changes[pair] = object_change(
-                    rid, self._body(b), self._body(a), redactor=self._redactor,
-                    fields=False)
-            if change is None:
-                unchanged += 1
-                continue
-            found[change.action].append(change)
-            images.extend(change.images)
-        return ObjectSetDiff(added=tuple(found["added"]), removed=tuple(found["removed"]),
-                             changed=tuple(found["changed"]), unchanged=unchanged,
-                             images=tuple(images))
+        return ObjectSetDiff.collect((self._change(b, a) for b, a in pairs),
+                                     unchanged=unchanged)
+
+    def _change(self, b: Side, a: Side) -> ObjectChange | None:
+        """One object's change, computed once per distinct (before, after) text pair."""
+        pair = (b.yaml if b else None, a.yaml if a else None)
+        if pair not in self._changes:
+            rid = a.id if a is not None else b.id if b is not None else None
+            assert rid is not None  # an object exists on one side at least
+            self._changes[pair] = object_change(
+                rid, self._body(b), self._body(a), redactor=self._redactor, fields=False)
+        return self._changes[pair]
 
 
 Side = RenderedObject | None
