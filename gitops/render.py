@@ -37,6 +37,7 @@ from gitops.kustomize import (
     find_kustomize,
     walk,
 )
+from gitops.paths import write_atomic
 from gitops.resource import ResourceId, split_api_version
 from gitops.stack import CLUSTERS_DIR, Stack
 from gitops.yamlio import load_safe
@@ -433,20 +434,6 @@ def split_names(rendered: Rendered) -> list[str]:
             for o, n in zip(rendered.objects, plain, strict=True)]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) -> list[Path]:
     """Write <out>/<cluster>.yaml, or with `split` the folder <out>/<cluster>/ with one file
     per object. Both are written beside their target and renamed into place, so a reader
@@ -458,7 +445,7 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
     if not split:
         target = out_dir / f"{rendered.cluster}.yaml"
         try:
-            _atomic_write(target, rendered.text)
+            write_atomic(target, rendered.text)
         except OSError as e:
             raise RenderError(f"cannot write {target}: {e.strerror or e}.",
                               hint="Choose another folder with --out.") from e

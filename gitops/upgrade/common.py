@@ -13,6 +13,7 @@ from gitops import git
 from gitops.errors import ExitCode, UpgradeError
 from gitops.lock import LockEntry
 from gitops.merge import Conflict, MergeReport, TreeMerge
+from gitops.paths import write_atomic
 from gitops.stack import Stack
 from gitops.upgrade.report import UpgradeReport
 from gitops.upgrade.state import (
@@ -21,7 +22,6 @@ from gitops.upgrade.state import (
     UpgradeState,
     ensure_state_dir,
     load_state,
-    write_atomic,
 )
 
 Progress = Callable[[str], None]

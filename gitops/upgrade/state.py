@@ -9,14 +9,13 @@ the reports never show up in `git status`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gitops.errors import ConfigError
 from gitops.merge import Conflict, ConflictKind
+from gitops.paths import write_atomic
 from gitops.resource import ResourceId
 from gitops.stack import STATE_DIR
 
@@ -148,18 +147,6 @@ def ensure_state_dir(root: Path) -> Path:
         ignore.write_text("# stackctl's local state and reports: never committed\n*\n",
                           encoding="utf-8")
     return d
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_state(root: Path, state: UpgradeState) -> None:
