@@ -118,12 +118,15 @@ def test_a_folder_move_rewrites_overlay_references_in_the_same_style() -> None:
         "vendor/up/apps/", "vendor/up/applications/")
     assert m.files[V + "applications/foo/deployment.yaml"].decode() == DEPLOY.replace(
         "replicas: 1", "replicas: 3").replace("foo:1.0", "foo:2.0")
-    assert m.rewritten_references == (
-        RewrittenReference("overlays/o/kustomization.yaml", "../../vendor/up/apps/foo",
-                           "../../vendor/up/applications/foo"),
-        RewrittenReference("overlays/o/kustomization.yaml", "../../vendor/up/apps/bar/cm.yaml",
-                           "../../vendor/up/applications/bar/cm.yaml"),
-    )
+    assert [(r.file, r.old, r.new, r.evidence_kind) for r in m.rewritten_references] == [
+        ("overlays/o/kustomization.yaml", "../../vendor/up/apps/foo",
+         "../../vendor/up/applications/foo", "upstream-references"),
+        ("overlays/o/kustomization.yaml", "../../vendor/up/apps/bar/cm.yaml",
+         "../../vendor/up/applications/bar/cm.yaml", "upstream-references"),
+    ]
+    assert m.rewritten_references[0].evidence == (
+        "upstream's vendor/up/example/kustomization.yaml changed ../apps/foo to "
+        "../applications/foo: vendor/up/apps/foo moved to vendor/up/applications/foo")
     assert (m.conflicts, m.unresolved_references) == ((), ())
     assert not any(p.startswith(V + "apps/") for p in m.files)
 

@@ -35,6 +35,15 @@ class ConflictKind(StrEnum):
     """A file that is not UTF-8 text changed on both sides: ours is kept."""
     UNPARSABLE = "unparsable"
     """A YAML file changed on both sides does not parse on one side; merged as text."""
+    UNRESOLVED_REFERENCE = "unresolved-reference"
+    """A local kustomization's reference whose target upstream deleted, with no new place
+    on strong enough evidence: kept as it is (the cluster no longer renders) until a person
+    gives the new path (--resolve ADDRESS --path NEW), drops it (--theirs) or edits it."""
+    NO_EFFECT = "no-effect"
+    """A local customization that changed what a cluster deploys before the upgrade and
+    changes nothing after it (an image name no container uses any more, a patch whose
+    target is gone, a vendor edit overridden further up): kept as it is, reported with its
+    likely successor until a person edits it (--mark) or accepts it (--ours)."""
 
 
 class MergeKind(StrEnum):
@@ -74,6 +83,11 @@ class Conflict:
     message: str = ""
     segments: tuple[str, ...] = ()
     """The field path as segments (`containers[name=web]` for a keyed list entry)."""
+    hunk: tuple[int, int] | None = None
+    """For a hunk of a multi-line string value: the 1-based inclusive range of ours' lines
+    of the value (the field reads `FIELD@L12-13`); base/ours/theirs hold the hunk's lines."""
+    values: tuple[Any, Any, Any] | None = None
+    """The whole base, ours and theirs values when base/ours/theirs show only a hunk."""
 
     @property
     def resource_key(self) -> str:
@@ -106,6 +120,9 @@ class Conflict:
             "theirs": self.theirs,
             "message": self.message,
             "address": self.address,
+            "hunk": list(self.hunk) if self.hunk is not None else None,
+            "values": None if self.values is None else dict(
+                zip(("base", "ours", "theirs"), self.values, strict=True)),
         }
 
 

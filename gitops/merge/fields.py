@@ -30,6 +30,7 @@ from gitops.merge.conflict import (
     Redaction,
     is_secret_field,
 )
+from gitops.merge.strings import is_multiline, merge_string
 from gitops.resource import ResourceId
 
 
@@ -192,6 +193,10 @@ class FieldMerge:
 
     # --- conflicts -----------------------------------------------------------------------
 
+    def shown(self, fpath: str, v: Any) -> Any:
+        """A value as a conflict shows it (secret fields hashed)."""
+        return self._value(fpath, v)
+
     def _value(self, fpath: str, v: Any) -> Any:
         if v is MISSING:
             return None
@@ -222,6 +227,8 @@ class FieldMerge:
         if same(b, o):
             self.changed = True
             return _keep_style(o, t)
+        if is_multiline(b, o, t):
+            return merge_string(self, b, o, t, fpath)
         if isinstance(o, Mapping) and isinstance(t, Mapping):
             self.merge_map(b if isinstance(b, Mapping) else {}, o, t, fpath)
             return o

@@ -1,7 +1,9 @@
 """Files and folders upstream moved or renamed between base and theirs.
 
-Three passes over the files base has and theirs lacks (deleted) and theirs has and base lacks
+Passes over the files base has and theirs lacks (deleted) and theirs has and base lacks
 (added), none quadratic:
+0. upstream's own references (relocate.UpstreamReferences, when given): a file under a
+   folder upstream's kustomizations now reference elsewhere goes to the same path there;
 1. exact content: added files indexed by content hash; among equal contents the candidate
    with the same basename and the longest common path suffix wins;
 2. similar content: candidates share the basename (index by basename), ranked by common path
@@ -10,7 +12,12 @@ Three passes over the files base has and theirs lacks (deleted) and theirs has a
    votes `apps` -> `applications` and `apps/x` -> `applications/x`); a folder that vanished
    upstream maps to its most voted new folder, and the remaining deleted files under it move
    to the same relative path there when theirs has it, however much their content changed
-   (Kubeflow `common/istio-1-9` -> `common/istio-1-11`).
+   (Kubeflow `common/istio-1-9` -> `common/istio-1-11`);
+4. weak moves checked against their folder: a move found only by similar content or by
+   the same few bytes (an empty overlay's kustomization is the same in every component)
+   goes where the other files of its folder went, when theirs has that path (Kubeflow
+   v1.10.0's `contrib/ray/.../overlays/kubeflow/kustomization.yaml` reads exactly like
+   spark's, but ray's other files went to `experimental/ray/`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gitops.merge.relocate import UpstreamReferences
 
 SIMILARITY = 0.5
 MIN_EXACT_BYTES = 64  # tiny files (an empty kustomization) match too much by content alone
@@ -77,13 +88,23 @@ def _common_lines(paths: list[str], trees: list[Mapping[str, bytes]]) -> frozens
     return frozenset(line for line, n in df.items() if n > limit)
 
 
-def detect_moves(base: Mapping[str, bytes], theirs: Mapping[str, bytes]) -> Moves:
+def detect_moves(base: Mapping[str, bytes], theirs: Mapping[str, bytes],
+                 hints: UpstreamReferences | None = None) -> Moves:
     deleted = sorted(p for p in base if p not in theirs)
     added = sorted(p for p in theirs if p not in base)
     if not deleted or not added:
         return Moves()
     files: dict[str, str] = {}
     free = set(added)
+    weak: set[str] = set()  # moves on similar content or a few equal bytes only
+
+    # 0. upstream's own references
+    if hints:
+        for old in deleted:
+            new, _, _ = hints.lookup(old, free.__contains__)
+            if new is not None:
+                files[old] = new
+                free.discard(new)
 
     def best(old: str, candidates: list[str]) -> list[str]:
         op = old.split("/")
@@ -95,6 +116,8 @@ def detect_moves(base: Mapping[str, bytes], theirs: Mapping[str, bytes]) -> Move
     for p in added:
         by_hash[hashlib.sha1(theirs[p]).digest()].append(p)
     for old in deleted:
+        if old in files:
+            continue
         data = base[old]
         cands = [c for c in by_hash.get(hashlib.sha1(data).digest(), []) if c in free]
         base_name = old.rsplit("/", 1)[-1]
@@ -104,6 +127,8 @@ def detect_moves(base: Mapping[str, bytes], theirs: Mapping[str, bytes]) -> Move
             new = best(old, cands)[0]
             files[old] = new
             free.discard(new)
+            if len(data) < MIN_EXACT_BYTES:
+                weak.add(old)
     # 2. similar content, same basename
     by_name: dict[str, list[str]] = defaultdict(list)
     for p in added:
@@ -131,6 +156,7 @@ def detect_moves(base: Mapping[str, bytes], theirs: Mapping[str, bytes]) -> Move
             new = max(scored, key=lambda s: (s[0], s[1]))[2]
             files[old] = new
             free.discard(new)
+            weak.add(old)
     # 3. whole folders
     folders = _folder_moves(files, base, theirs)
     for old in deleted:
@@ -145,7 +171,47 @@ def detect_moves(base: Mapping[str, bytes], theirs: Mapping[str, bytes]) -> Move
                     files[old] = new
                     free.discard(new)
                 break
+    # 4. weak moves against the folder evidence of the other files
+    _follow_folders(files, weak, free)
     return Moves(files=files, folders=_folder_moves(files, base, theirs))
+
+
+def _votes_of(old: str, new: str) -> list[tuple[str, str]]:
+    """The folder renames one file move votes for (`apps/x/f` -> `applications/x/f`:
+    `apps` -> `applications`, `apps/x` -> `applications/x`)."""
+    op, np_ = old.split("/"), new.split("/")
+    s = _suffix_len(op, np_)
+    po, pn = op[: len(op) - s], np_[: len(np_) - s]
+    if not po or not pn:
+        return []
+    tail = op[len(op) - s: -1]  # the common folders below the renamed one
+    return [("/".join(po + tail[:k]), "/".join(pn + tail[:k])) for k in range(len(tail) + 1)]
+
+
+def _follow_folders(files: dict[str, str], weak: set[str], free: set[str]) -> None:
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
+    for old, new in files.items():
+        for a, b in _votes_of(old, new):
+            votes[a][b] += 1
+    for old in sorted(weak):
+        new = files[old]
+        own = dict(_votes_of(old, new))
+        parts = old.split("/")
+        for i in range(len(parts) - 1, 0, -1):
+            head = "/".join(parts[:i])
+            others = votes.get(head, Counter()).copy()
+            if head in own:
+                others[own[head]] -= 1
+            others = +others
+            if not others:
+                continue
+            target = max(others.items(), key=lambda kv: (kv[1], kv[0]))[0]
+            expected = target + "/" + "/".join(parts[i:])
+            if expected != new and expected in free:
+                files[old] = expected
+                free.discard(expected)
+                free.add(new)
+            break
 
 
 def _dirs(paths: Mapping[str, bytes]) -> set[str]:
@@ -161,14 +227,8 @@ def _folder_moves(files: Mapping[str, str], base: Mapping[str, bytes],
                   theirs: Mapping[str, bytes]) -> dict[str, str]:
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     for old, new in files.items():
-        op, np_ = old.split("/"), new.split("/")
-        s = _suffix_len(op, np_)
-        po, pn = op[: len(op) - s], np_[: len(np_) - s]
-        if not po or not pn:
-            continue
-        tail = op[len(op) - s: -1]  # the common folders below the renamed one
-        for k in range(len(tail) + 1):
-            votes["/".join(po + tail[:k])]["/".join(pn + tail[:k])] += 1
+        for a, b in _votes_of(old, new):
+            votes[a][b] += 1
     theirs_dirs = _dirs(theirs)
     size: Counter[str] = Counter()
     for p in base:

@@ -33,12 +33,14 @@ class MergeReport:
     carried: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_tree(cls, tree: TreeMerge) -> MergeReport:
+    def from_tree(cls, tree: TreeMerge, findings: tuple[Conflict, ...] = ()) -> MergeReport:
+        """The report of a merge; `findings`: conflicts found after it (the upgrade's
+        effect check), listed and settled like the merge's own."""
         merged = {str(k): 0 for k in MergeKind}
         for kind in tree.merged.values():
             merged[str(kind)] += 1
         return cls(
-            conflicts=tuple(sorted(tree.conflicts, key=_conflict_order)),
+            conflicts=tuple(sorted((*tree.conflicts, *findings), key=_conflict_order)),
             merged=merged,
             taken_upstream=tree.outcomes.get(TAKEN_UPSTREAM, 0),
             kept_local=tree.outcomes.get(KEPT_LOCAL, 0),

@@ -28,6 +28,7 @@ from gitops.merge.references import (
     UnresolvedReference,
     fix_references,
 )
+from gitops.merge.relocate import Relocator, UpstreamReferences, dirs_of
 from gitops.merge.successors import detect_successors
 
 # How each file of base ∪ theirs was decided (the report counts them).
@@ -139,7 +140,10 @@ def merge_trees(
     against the previous one (base). See docs/merge.md."""
     prefix = vendor_prefix.rstrip("/") + "/"
     st = _State(redaction or Redaction())
-    moves = detect_moves(base, theirs)
+    # Upstream's own kustomizations say first where their references went (relocate.py).
+    upstream = UpstreamReferences.collect(base, theirs)
+    moves = detect_moves(base, theirs, hints=upstream)
+    upstream.add_moved(base, theirs, moves.files)
     files: dict[str, bytes] = dict(ours)
     origin: dict[str, str] = {}
     moved_new = set(moves.files.values())
@@ -180,13 +184,21 @@ def merge_trees(
             origin[new] = path
             all_moves[path] = new
     carried = _carry_to_successors(st, base, ours, theirs, files)
+    after_dirs = dirs_of(files)
+    relocator = Relocator(base, theirs,
+                          exists_after=lambda p: p in files or p in after_dirs,
+                          upstream=upstream, file_moves=moves.files)
     rewritten, unresolved = fix_references(
-        files, ours=ours, theirs=theirs, vendor_prefix=prefix, moves=moves, origin=origin)
+        files, ours=ours, theirs=theirs, vendor_prefix=prefix, relocator=relocator,
+        origin=origin)
+    for _u, conflict in unresolved:
+        st.conflicts.append(conflict)
+        st.outcomes[CONFLICT] += 1
     deleted = tuple(sorted(p for p in ours if p not in files))
     return TreeMerge(
         files=files, deleted=deleted, conflicts=tuple(st.conflicts), moves=all_moves,
         folder_moves=dict(moves.folders), rewritten_references=tuple(rewritten),
-        unresolved_references=tuple(unresolved), merged=dict(st.merged),
+        unresolved_references=tuple(u for u, _c in unresolved), merged=dict(st.merged),
         outcomes=dict(st.outcomes), carried=carried,
     )
 

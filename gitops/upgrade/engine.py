@@ -28,6 +28,7 @@ from gitops.upgrade.common import (
     open_stack_repo,
     write_reports,
 )
+from gitops.upgrade.effects import lost_effects
 from gitops.upgrade.markers import add_markers
 from gitops.upgrade.renders import SideRenders, summarise
 from gitops.upgrade.report import ClusterSummary, UpgradeReport
@@ -80,10 +81,11 @@ def _origins(tree: TreeMerge) -> dict[str, str]:
     return back
 
 
-def _records(tree: TreeMerge, base: git.Files, ours: git.Files,
+def _records(report: MergeReport, tree: TreeMerge, base: git.Files, ours: git.Files,
              theirs: git.Files) -> tuple[ConflictRecord, ...]:
+    """The conflicts in report order (ids match the report), with where each side's
+    version of their file is."""
     back = _origins(tree)
-    report = MergeReport.from_tree(tree)  # conflicts in report order: ids match the report
     out = []
     for n, c in enumerate(report.conflicts, 1):
         old = back.get(c.path, c.path)
@@ -203,9 +205,6 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             merged[LOCK_FILE] = (git.MODE_FILE, lock_text.encode())
             # The merged tree renders while this thread writes its git objects.
             after_renders = None if before_renders is None else sides.start("after", merged)
-            merge_report = MergeReport.from_tree(tree)
-            outcome = ("up-to-date" if up_to_date else "dry-run" if dry_run
-                       else "conflicts" if tree.conflicts else "committed")
             head_tree = repo.commit_tree_id(head)
             assert head_tree is not None
             stack_tree = repo.write_tree(merged)
@@ -213,9 +212,15 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 else stack_tree
             clusters: tuple[ClusterSummary, ...] = ()
             kversion = None
+            findings: tuple[Conflict, ...] = ()
             if before_renders is not None and after_renders is not None:
-                clusters = summarise(before_renders.result(), after_renders.result())
+                b_res, a_res = before_renders.result(), after_renders.result()
+                clusters = summarise(b_res, a_res)
                 kversion = kustomize.version
+                findings = lost_effects(base, ours, vrel, b_res, a_res, tree)
+            merge_report = MergeReport.from_tree(tree, findings)
+            outcome = ("up-to-date" if up_to_date else "dry-run" if dry_run
+                       else "conflicts" if merge_report.conflicts else "committed")
             report = UpgradeReport(
                 name=stack.name, from_version=previous.resolved, to_version=entry.resolved,
                 original_branch=original,
@@ -229,7 +234,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 base_commit=base_commit, vendor_commit=imp.vendor_commit,
                 merged_tree=full_tree, from_version=previous.resolved,
                 to_version=entry.resolved, lock_text=lock_text, started_at=now(),
-                conflicts=_records(tree, base, ours, theirs),
+                conflicts=_records(merge_report, tree, base, ours, theirs),
                 extra={"merge": merge_report.to_dict(), "kustomizeVersion": kversion},
             )
             merge_commit = None
