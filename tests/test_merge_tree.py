@@ -124,9 +124,10 @@ def test_a_folder_move_rewrites_overlay_references_in_the_same_style() -> None:
         ("overlays/o/kustomization.yaml", "../../vendor/up/apps/bar/cm.yaml",
          "../../vendor/up/applications/bar/cm.yaml", "upstream-references"),
     ]
+    # One reference renaming apps/foo is no move; both of upstream's renaming apps are.
     assert m.rewritten_references[0].evidence == (
         "upstream's vendor/up/example/kustomization.yaml changed ../apps/foo to "
-        "../applications/foo: vendor/up/apps/foo moved to vendor/up/applications/foo")
+        "../applications/foo (and 1 more): vendor/up/apps moved to vendor/up/applications")
     assert (m.conflicts, m.unresolved_references) == ((), ())
     assert not any(p.startswith(V + "apps/") for p in m.files)
 
@@ -209,7 +210,8 @@ Resolve each with `stackctl upgrade --resolve ADDRESS --ours` or `--theirs`:
         "path": "vendor/up/d.yaml", "kind": "both-changed",
         "resource": "apps/Deployment//foo", "field": "spec.replicas", "lines": None,
         "base": 1, "ours": 3, "theirs": 2, "message": "",
-        "address": "vendor/up/d.yaml:apps/Deployment//foo:spec.replicas"}
+        "address": "vendor/up/d.yaml:apps/Deployment//foo:spec.replicas", "hunk": None,
+        "values": None}
 
 
 SVC = ("apiVersion: v1\nkind: Service\nmetadata:\n  name: gw\nspec:\n  type: ClusterIP\n")

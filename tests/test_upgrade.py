@@ -394,9 +394,10 @@ Resolve each with `stackctl upgrade --resolve ADDRESS --ours` or `--theirs`:
 
 ### References rewritten
 
-| file | old | new |
-|---|---|---|
-| `overlays/gw/kustomization.yaml` | `../../vendor/mlstack/gw-1` | `../../vendor/mlstack/gw-2` |
+| file | old | new | evidence |
+|---|---|---|---|
+| `overlays/gw/kustomization.yaml` | `../../vendor/mlstack/gw-1` | `../../vendor/mlstack/gw-2` \
+| similar-content: its kustomization tree is 1.00 similar to vendor/mlstack/gw-2's |
 
 ### Moved by upstream
 
@@ -408,6 +409,14 @@ Resolve each with `stackctl upgrade --resolve ADDRESS --ours` or `--theirs`:
 - `vendor/mlstack/gw-1/service.yaml` -> `vendor/mlstack/gw-2/service.yaml`
 
 </details>
+
+### What the rewritten references change
+
+Each rewritten reference's old target rendered from `main` against its new target \
+rendered from the merged tree:
+
+- `overlays/gw/kustomization.yaml`: `../../vendor/mlstack/gw-1` -> \
+`../../vendor/mlstack/gw-2` (clusters: dev): moved unchanged: the same objects
 
 ## Clusters
 
@@ -613,11 +622,8 @@ def test_abort_without_an_upgrade_in_progress_exits_2(
 # -------------------------------------------------------------------- cluster renders
 
 
-def test_a_cluster_that_no_longer_renders_is_reported_not_a_crash(
-    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # v1.1.0 drops the db component; the cluster still includes it by path.
+def _dropped_db_repo(tmp_path: Path, deploy_repo: Callable[..., Path]) -> Path:
+    """v1.1.0 drops the db component; the cluster still includes it by path."""
     releases = {k: dict(v) for k, v in RELEASES.items()}
     for p in ("db/kustomization.yaml", "db/secret.yaml"):
         del releases["v1.1.0"][p]
@@ -631,18 +637,68 @@ def test_a_cluster_that_no_longer_renders_is_reported_not_a_crash(
         "- ../../vendor/mlstack/app\n- ../../vendor/mlstack/db\n- ../../overlays/gw\n",
     })
     commit_all(pygit2.Repository(str(root)), "local customizations")
+    return root
+
+
+DB_REF = "clusters/dev/kustomization.yaml::resources[../../vendor/mlstack/db]"
+
+
+def test_a_reference_upstream_deleted_is_a_conflict_and_its_cluster_failing_is_reported(
+    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _dropped_db_repo(tmp_path, deploy_repo)
     monkeypatch.chdir(root)
     code, out, err = run(capsys, "--vendor", "v1.1")
-    assert code == 1, err  # committed, but a person must look at the cluster
+    assert code == 1, err
     assert refs(root)["HEAD"] == f"refs/heads/{BRANCH}"
     assert "dev: fails to render after:" in out
+    assert f"  {DB_REF}\n    unresolved-reference: vendor/mlstack/db no longer exists" in out
     data = json.loads((root / ".stackctl/upgrade/report.json").read_text())
-    assert data["outcome"] == "committed"
+    assert data["outcome"] == "conflicts"
+    assert data["openConflicts"] == [DB_REF]
     assert data["clusters"][0]["status"] == "failed"
     assert data["clusters"][0]["errorSide"] == "after"
     assert data["merge"]["unresolved_references"] == [{
         "file": "clusters/dev/kustomization.yaml", "reference": "../../vendor/mlstack/db",
-        "target": "vendor/mlstack/db"}]
+        "target": "vendor/mlstack/db", "candidates": []}]
+    kfile = root / "clusters/dev/kustomization.yaml"
+    assert "# stackctl conflict #1 (resources[../../vendor/mlstack/db]): unresolved-reference" \
+        in kfile.read_text()
+
+    # --theirs takes upstream's deletion: the entry goes, and the cluster renders again.
+    assert run(capsys, "--resolve", DB_REF, "--theirs")[0] == 0
+    assert kfile.read_text() == KUSTOMIZATION + "namespace: dev\nresources:\n" \
+        "- ../../vendor/mlstack/app\n- ../../overlays/gw\n"
+    code, out, err = run(capsys, "--continue")
+    assert code == 0, err
+    assert "dev: changed" in out
+
+
+def test_an_unresolved_reference_takes_the_new_path_given_and_refuses_one_that_is_not_there(
+    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _dropped_db_repo(tmp_path, deploy_repo)
+    write_files(root, {"overlays/db/kustomization.yaml": KUSTOMIZATION + "resources:\n"
+                       "- secret.yaml\n", "overlays/db/secret.yaml": secret("local-db")})
+    commit_all(pygit2.Repository(str(root)), "a local db")
+    monkeypatch.chdir(root)
+    assert run(capsys, "--vendor", "v1.1")[0] == 1
+    code, _out, err = run(capsys, "--resolve", DB_REF, "--path", "../../overlays/nope")
+    assert code == 2
+    assert "../../overlays/nope does not exist from clusters/dev/" in err
+    code, _out, err = run(capsys, "--resolve", DB_REF, "--path", "../../overlays/db")
+    assert code == 0, err
+    assert (root / "clusters/dev/kustomization.yaml").read_text() == (
+        KUSTOMIZATION + "namespace: dev\nresources:\n- ../../vendor/mlstack/app\n"
+        "- ../../overlays/db\n- ../../overlays/gw\n")
+    code, _out, err = run(capsys, "--resolve", REPLICAS, "--path", "x")
+    assert code == 2 and "no conflict of the upgrade has the address" in err
+    code, out, err = run(capsys, "--continue")
+    assert code == 0, err
+    report = json.loads((root / ".stackctl/upgrade/report.json").read_text())
+    assert report["resolutions"] == {DB_REF: "path ../../overlays/db"}
 
 
 # ------------------------------------------------------- whole files and whole resources

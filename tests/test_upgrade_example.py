@@ -44,6 +44,9 @@ from tests.test_example_stack import (
 BRANCH = "upgrade/mlstack-v1.4.1"
 V = "vendor/mlstack"
 ADDRESS = f"{V}/{PLANNED_CONFLICT[0]}:{PLANNED_CONFLICT[1]}:{PLANNED_CONFLICT[2]}"
+# v1.4 drops usage-reporter: both clusters' registry mirrors of its image lose their effect.
+LOST_MIRRORS = tuple(f"clusters/{c}/kustomization.yaml::images[name=ghcr.io/mlstack/"
+                     "usage-reporter]" for c in ("eks-prod", "microk8s-dev"))
 
 Build = Callable[[Path], list[dict[str, Any]]]
 
@@ -129,10 +132,17 @@ def test_upgrade_to_v1_4_reports_exactly_the_planned_conflict(
     data = json.loads(out)
     assert (data["from"], data["to"], data["upgradeBranch"]) == ("v1.3.0", "v1.4.1", BRANCH)
     path, resource, field, base, ours, theirs = PLANNED_CONFLICT
+    conflicts = data["merge"]["conflicts"]
     assert [(c["path"], c["resource"], c["field"], c["base"], c["ours"], c["theirs"])
-            for c in data["merge"]["conflicts"]] == [
+            for c in conflicts if c["kind"] != "no-effect"] == [
         (f"{V}/{path}", resource, field, base, ours, theirs)]
-    assert data["openConflicts"] == [ADDRESS]
+    lost = [c for c in conflicts if c["kind"] == "no-effect"]
+    assert [c["address"] for c in lost] == list(LOST_MIRRORS)
+    assert lost[0]["theirs"] == (
+        "no container runs 123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlstack/usage-reporter"
+        " any more (Deployment/usage-reporter -n mlstack-prod no longer rendered: upstream "
+        "dropped it?)")
+    assert data["openConflicts"] == [*LOST_MIRRORS, ADDRESS]
     assert [(r["file"], r["old"], r["new"]) for r in data["merge"]["rewritten_references"]] == [
         ("overlays/internal-gateway/kustomization.yaml",
          "../../vendor/mlstack/common/gateway-1-9/ingress-gateway/base",
@@ -158,6 +168,9 @@ def test_resolving_and_continuing_gives_v1_4_1_with_every_customization(
     assert run(capsys, "--vendor", "v1.4")[0] == 1
     code, _, err = run(capsys, "--resolve", ADDRESS, f"--{choice}")
     assert code == 0, err
+    for lost in LOST_MIRRORS:  # the mirrors of the image v1.4 no longer ships stay
+        code, _, err = run(capsys, "--resolve", lost, "--ours")
+        assert code == 0, err
     code, out, err = run(capsys, "--continue")
     assert code == 0, err
     assert "microk8s-dev: changed, 48 -> 50 objects" in out

@@ -66,26 +66,19 @@ def _print_status(state: UpgradeState | None) -> int:
         return int(ExitCode.FINDING)
     open_ = state.open_conflicts
     click.echo(f"conflicts: {len(state.conflicts)}, open: {len(open_)}")
+    from gitops.upgrade.report import describe_conflict
+
     for r in state.conflicts:
-        c = r.conflict
         mark = f"resolved ({r.resolution})" if r.resolution else "open"
         click.echo(f"  #{r.id} {mark}: {r.address}")
-        click.echo(f"      {c.kind}: base {_v(c.base)}, ours {_v(c.ours)}, "
-                   f"theirs {_v(c.theirs)}")
+        for line in describe_conflict(r.conflict, resolved=r.resolution is not None,
+                                      indent="      "):
+            click.echo(line)
     if open_:
         click.echo("next: 'stackctl upgrade --resolve ADDRESS --ours|--theirs|--mark'")
         return int(ExitCode.FINDING)
     click.echo("next: 'stackctl upgrade --continue' commits the merge")
     return int(ExitCode.OK)
-
-
-def _v(value: object) -> str:
-    import json
-
-    if isinstance(value, str) and value.startswith("<"):
-        return value
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= 60 else text[:59] + "…"
 
 
 @click.command("upgrade")
@@ -109,30 +102,36 @@ def _v(value: object) -> str:
               help="With --resolve: take the new release's value.")
 @click.option("--mark", "choice", flag_value="mark",
               help="With --resolve: you edited the file yourself; mark it resolved.")
+@click.option("--path", "new_path", metavar="NEW",
+              help="With --resolve: the new path of an unresolved reference, written as the "
+                   "file's other references are (relative to its folder).")
 @click.option("--continue", "continue_", is_flag=True,
               help="Commit the resolved merge on the upgrade branch.")
 @click.option("--abort", is_flag=True,
               help="Drop the upgrade: back to the original branch, exactly as it was.")
 @click.option("--status", is_flag=True, help="Show the upgrade in progress.")
 def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bool, fmt: str,
-            address: str | None, choice: str | None, continue_: bool, abort: bool,
-            status: bool) -> int:
+            address: str | None, choice: str | None, new_path: str | None, continue_: bool,
+            abort: bool, status: bool) -> int:
     """Merge a new upstream release with your local edits and overlays, three-way and
     resource by resource, on a new branch: the current branch is never modified.
 
     Imports REF onto the branch vendor/NAME, creates upgrade/NAME-VERSION from the current
     branch and merges: files changed only upstream take upstream, local edits stay, files
     changed on both sides merge field by field, references to moved upstream paths in
-    overlays/ and clusters/ are rewritten. Every cluster is rendered before and after.
-    A clean merge is committed (exit 0); conflicts are checked out with a marker comment
-    above each, for --resolve and --continue (exit 1). Reports:
-    .stackctl/upgrade/report.md and report.json.
+    overlays/ and clusters/ are rewritten on evidence (upstream's own kustomizations, or
+    content), else reported unresolved. Every cluster is rendered before and after, and
+    every local customization that loses its effect is reported. A clean merge is
+    committed (exit 0); conflicts are checked out with a marker comment above each, for
+    --resolve and --continue (exit 1). Reports: .stackctl/upgrade/report.md and report.json.
 
     \b
     Examples:
       stackctl upgrade --vendor v1.4 --dry-run
       stackctl upgrade --vendor v1.4
       stackctl upgrade --resolve vendor/x/app.yaml:apps/Deployment//web:spec.replicas --theirs
+      stackctl upgrade --resolve 'clusters/c/kustomization.yaml::resources[../../vendor/x/a]' \
+          --path ../../vendor/x/b
       stackctl upgrade --continue
       stackctl upgrade --abort
     """
@@ -145,9 +144,14 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
             f"--status (got {', '.join(modes) or 'none'}).")
     if ref is None and (source or branch or dry_run):
         raise click.UsageError("--source, --branch and --dry-run go with --vendor REF.")
+    if new_path is not None:
+        if choice is not None:
+            raise click.UsageError("--path NEW settles an unresolved reference by itself; "
+                                   "give it without --ours, --theirs or --mark.")
+        choice = "path"
     if (address is None) != (choice is None):
-        raise click.UsageError("--resolve ADDRESS takes one of --ours, --theirs or --mark, "
-                               "and they take --resolve.")
+        raise click.UsageError("--resolve ADDRESS takes one of --ours, --theirs, --mark or "
+                               "--path NEW, and they take --resolve.")
 
     from gitops.redact import Redactor, set_run_redactor
     from gitops.stack import load_stack
@@ -169,7 +173,7 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
                                progress=_progress)
         return _print_result(result, fmt)
     if address is not None and choice is not None:
-        res = resolve(stack, address=address, choice=choice)
+        res = resolve(stack, address=address, choice=choice, path=new_path)
         for r in res.resolved:
             click.echo(f"resolved {r.address} ({r.resolution})")
         if res.open:

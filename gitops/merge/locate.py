@@ -243,6 +243,11 @@ def set_document(text: str, source: str | None, *, resource: ResourceId | None,
     return _join(segs)
 
 
+def join_documents(parts: list[str]) -> str:
+    """Document texts joined into one file again (a newline between them when needed)."""
+    return _join(parts)
+
+
 def _join(parts: list[str]) -> str:
     out = ""
     for p in parts:
@@ -252,5 +257,5 @@ def _join(parts: list[str]) -> str:
     return out
 
 
-__all__ = ["NotFound", "find_document", "get", "list_key_for", "put", "set_document",
-           "set_field"]
+__all__ = ["NotFound", "find_document", "get", "join_documents", "list_key_for", "put",
+           "set_document", "set_field"]

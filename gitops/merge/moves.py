@@ -13,16 +13,21 @@ Passes over the files base has and theirs lacks (deleted) and theirs has and bas
    upstream maps to its most voted new folder, and the remaining deleted files under it move
    to the same relative path there when theirs has it, however much their content changed
    (Kubeflow `common/istio-1-9` -> `common/istio-1-11`);
-4. weak moves checked against their folder: a move found only by similar content or by
-   the same few bytes (an empty overlay's kustomization is the same in every component)
-   goes where the other files of its folder went, when theirs has that path (Kubeflow
-   v1.10.0's `contrib/ray/.../overlays/kubeflow/kustomization.yaml` reads exactly like
-   spark's, but ray's other files went to `experimental/ray/`).
+4. weak moves checked against the strong ones (upstream's references, the same content of
+   64 bytes or more) before 3: a move found only by similar content or by the same few
+   bytes (an overlay's tiny kustomization reads the same in every component) goes where
+   the strong moves of its folder went, when theirs has that path (Kubeflow v1.9.1's
+   `contrib/ray/.../overlays/kubeflow/kustomization.yaml` reads exactly like spark's, but
+   ray went to `experimental/ray/`); without such evidence it stays only if it keeps the
+   file in its component (`plausible`): the example stack's v1.4 deletes
+   `apps/usage-reporter` and adds `apps/model-registry`, whose deployment.yaml and
+   kustomization.yaml look alike, and no local edit may go from one to the other.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -157,6 +162,9 @@ def detect_moves(base: Mapping[str, bytes], theirs: Mapping[str, bytes],
             files[old] = new
             free.discard(new)
             weak.add(old)
+    # 4. weak moves against the folder evidence of the strong ones (done before 3, so
+    # that a folder is never moved on weak moves alone)
+    _follow_folders(files, weak, free)
     # 3. whole folders
     folders = _folder_moves(files, base, theirs)
     for old in deleted:
@@ -171,8 +179,6 @@ def detect_moves(base: Mapping[str, bytes], theirs: Mapping[str, bytes],
                     files[old] = new
                     free.discard(new)
                 break
-    # 4. weak moves against the folder evidence of the other files
-    _follow_folders(files, weak, free)
     return Moves(files=files, folders=_folder_moves(files, base, theirs))
 
 
@@ -188,30 +194,55 @@ def _votes_of(old: str, new: str) -> list[tuple[str, str]]:
     return [("/".join(po + tail[:k]), "/".join(pn + tail[:k])) for k in range(len(tail) + 1)]
 
 
+def _stem(name: str) -> str:
+    return re.sub(r"[-_.]?v?\d+", "", name) or name
+
+
+def plausible(old: str, new: str) -> bool:
+    """A move that keeps the file in its component: the new folder is the old one, a
+    folder below or above it, the old one moved into a wrapper folder, or a folder whose
+    name differs only in its version (`apps/foo/x` -> `apps/foo/base/x`,
+    `common/oidc-authservice/base/x` -> `common/oidc-client/oidc-authservice/base/x`,
+    `common/istio-1-9-0/x` -> `common/istio-1-9/x`; not `apps/usage-reporter/x` ->
+    `apps/model-registry/x`)."""
+    op, np_ = old.split("/")[:-1], new.split("/")[:-1]
+    i = 0
+    while i < min(len(op), len(np_)) and op[i] == np_[i]:
+        i += 1
+    a, b = op[i:], np_[i:]
+    if not a or not b:
+        return True  # one folder is within the other
+    if a == b[len(b) - len(a):] or b == a[len(a) - len(b):]:
+        return True  # moved into (or out of) a wrapper folder
+    return _stem(a[0]) == _stem(b[0]) and a[1:] == b[1:]
+
+
 def _follow_folders(files: dict[str, str], weak: set[str], free: set[str]) -> None:
+    """Weak moves go where the strong moves of their folders went; one with no such
+    evidence stays only when it is plausible on its own, else the file is no move."""
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     for old, new in files.items():
-        for a, b in _votes_of(old, new):
-            votes[a][b] += 1
+        if old not in weak:
+            for a, b in _votes_of(old, new):
+                votes[a][b] += 1
     for old in sorted(weak):
         new = files[old]
-        own = dict(_votes_of(old, new))
         parts = old.split("/")
         for i in range(len(parts) - 1, 0, -1):
             head = "/".join(parts[:i])
-            others = votes.get(head, Counter()).copy()
-            if head in own:
-                others[own[head]] -= 1
-            others = +others
-            if not others:
+            if not votes.get(head):
                 continue
-            target = max(others.items(), key=lambda kv: (kv[1], kv[0]))[0]
+            target = max(votes[head].items(), key=lambda kv: (kv[1], kv[0]))[0]
             expected = target + "/" + "/".join(parts[i:])
             if expected != new and expected in free:
                 files[old] = expected
                 free.discard(expected)
                 free.add(new)
             break
+        else:
+            if not plausible(old, new):
+                del files[old]
+                free.add(new)
 
 
 def _dirs(paths: Mapping[str, bytes]) -> set[str]:

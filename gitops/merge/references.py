@@ -103,6 +103,11 @@ def reference_places(data: Any) -> Iterator[tuple[tuple[str, ...], str]]:
         yield ("openapi", "path"), str(openapi["path"])
 
 
+def _same_tail(a: str, b: str, n: int = 2) -> bool:
+    """The last `n` path components are the same (`kuberay-operator/base`)."""
+    return a.split("/")[-n:] == b.split("/")[-n:]
+
+
 def _resolve(folder: str, ref: str) -> str:
     return posixpath.normpath(posixpath.join(folder, ref.rstrip("/") or "."))
 
@@ -178,7 +183,8 @@ def fix_references(
                     found.evidence.detail))
             else:
                 near = tuple(c for c in found.candidates
-                             if c.score is None or c.score >= SIMILAR / 2)
+                             if c.score is None or c.score >= SIMILAR / 2
+                             or _same_tail(c.path, old_target))
                 u = UnresolvedReference(path, ref, old_target, near)
                 unresolved.append((u, u.conflict(segments)))
         if new_text != text:

@@ -13,10 +13,11 @@ weaker is an unresolved reference a person settles (docs/merge.md, "Moves and re
    oauth2-proxy`) is a replacement, not a move: used only when no folder evidence applies.
 2. Content (next). The kustomization tree a folder reference points at (the kustomization
    and every local file it reads, recursively) against the trees of the new folders of the
-   same name: the best is taken when its lines overlap by SIMILAR or more, beats the next
-   by MARGIN, and is not where another deleted folder went (a better match of its own, or
-   upstream's references). `contrib/security/PSS/dynamic/baseline` never becomes
-   `.../restricted`: that name differs, and restricted went to its own new place.
+   same name (version numbers aside: `gw-1`, `gw-2`): the best is taken when its lines
+   overlap by SIMILAR or more, beats the next by MARGIN, and is not where another deleted
+   folder went (a better match of its own, or upstream's references).
+   `contrib/security/PSS/dynamic/baseline` never becomes `.../restricted`: that name
+   differs, and restricted went to its own new place.
 3. A file reference follows upstream's references, a file moved with the same content, or
    its folder when the folder relocates on evidence.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import posixpath
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -76,9 +78,15 @@ class Relocation:
 class _Votes:
     count: int = 0
     examples: list[tuple[str, str, str]] = field(default_factory=list)  # file, old, new
+    refs: set[str] = field(default_factory=set)  # the distinct old references voting
 
-    def add(self, example: tuple[str, str, str]) -> None:
+    @property
+    def distinct(self) -> int:
+        return len(self.refs)
+
+    def add(self, example: tuple[str, str, str], ref: str) -> None:
         self.count += 1
+        self.refs.add(ref)
         if len(self.examples) < 3:
             self.examples.append(example)
 
@@ -174,14 +182,14 @@ class UpstreamReferences:
         xp, yp = x.split("/"), y.split("/")
         s = _suffix_len(xp, yp)
         if s == 0:
-            self.replacements[x].setdefault(y, _Votes()).add(example)
+            self.replacements[x].setdefault(y, _Votes()).add(example, x)
             return
         xh, yh, tail = xp[: len(xp) - s], yp[: len(yp) - s], xp[len(xp) - s:]
         if not xh or not yh:
             return
         for k in range(len(tail) + 1):
             old, new = "/".join(xh + tail[:k]), "/".join(yh + tail[:k])
-            self.moves[old].setdefault(new, _Votes()).add(example)
+            self.moves[old].setdefault(new, _Votes()).add(example, x)
             self.reverse[new].add(old)
 
     def __bool__(self) -> bool:
@@ -198,8 +206,13 @@ class UpstreamReferences:
             if head not in self.moves:
                 continue
             rest = parts[i:]
+            # A folder renamed to another name (not a version of it, not wrapped in or
+            # out of a folder) takes two references saying so: one reference replaced by
+            # another component's (`apps/usage-reporter/upstream/base` by
+            # `apps/model-registry/upstream/base`) is no move.
             options = {_join(n, rest): v for n, v in self.moves[head].items()
-                       if usable(_join(n, rest))}
+                       if usable(_join(n, rest))
+                       and (v.distinct >= 2 or not is_rename(head, n))}
             if not options:
                 continue
             ranked = sorted(options.items(), key=lambda kv: (-kv[1].count, kv[0]))
@@ -230,6 +243,24 @@ class UpstreamReferences:
                 if exists_base(old):
                     return old
         return None
+
+
+def _stem(name: str) -> str:
+    return re.sub(r"[-_.]?v?\d+", "", name) or name
+
+
+def is_rename(old: str, new: str) -> bool:
+    """The two folder paths differ by a folder renamed to another name: not a version of
+    it (`istio-1-17` -> `istio`), not a folder wrapped around it or taken away
+    (`cert-manager/cert-manager` -> `cert-manager`)."""
+    a, b = old.split("/"), new.split("/")
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    a, b = a[i:], b[i:]
+    if not a or not b or a == b[len(b) - len(a):] or b == a[len(a) - len(b):]:
+        return False
+    return not (_stem(a[0]) == _stem(b[0]) and a[1:] == b[1:])
 
 
 def new_head(new: str, rest: list[str]) -> str:
@@ -284,6 +315,12 @@ class _Trees:
         result = frozenset(out)
         self._memo[folder] = result
         return result
+
+
+def _name(folder: str) -> str:
+    """A folder's name without version numbers: content moves keep the name (`istio-1-9`
+    and `istio-1-11` are one name, `baseline` and `restricted` two)."""
+    return _stem(posixpath.basename(folder))
 
 
 def _jaccard(a: frozenset[bytes], b: frozenset[bytes], common: frozenset[bytes]) -> float:
@@ -384,7 +421,7 @@ class Relocator:
                     if is_kustomization(p):
                         folder = posixpath.dirname(p)
                         if folder not in other.dirs:  # deleted (base) or new (theirs)
-                            kdirs[side][posixpath.basename(folder)].append(folder)
+                            kdirs[side][_name(folder)].append(folder)
             self._kdirs = kdirs
         return self._trees
 
@@ -404,8 +441,7 @@ class Relocator:
         assert self._kdirs is not None
         if bt.kustomization(old) is None:
             return Relocation(old, None)
-        leaf = posixpath.basename(old)
-        pool = [c for c in self._kdirs[1].get(leaf, []) if self._usable(c)]
+        pool = [c for c in self._kdirs[1].get(_name(old), []) if self._usable(c)]
         scored = sorted(((self.score(old, c), c) for c in self._ranked(old, pool)),
                         key=lambda sc: (-sc[0], sc[1]))
         if not scored:
@@ -437,7 +473,7 @@ class Relocator:
     def _rival(self, old: str, new: str, score: float) -> tuple[float, str] | None:
         """Another deleted folder of the same name that matches `new` better."""
         assert self._kdirs is not None
-        pool = [c for c in self._kdirs[0].get(posixpath.basename(new), [])
+        pool = [c for c in self._kdirs[0].get(_name(new), [])
                 if c != old and not self.exists_after(c)]
         best: tuple[float, str] | None = None
         for c in self._ranked(new, pool):

@@ -12,6 +12,7 @@ from typing import Any
 
 from gitops.merge.conflict import Conflict, MergeKind
 from gitops.merge.references import RewrittenReference, UnresolvedReference
+from gitops.merge.relocate import Candidate
 from gitops.merge.tree import KEPT_LOCAL, SAME, TAKEN_UPSTREAM, TreeMerge
 
 REPORT_VERSION = 1
@@ -80,9 +81,13 @@ class MergeReport:
             "folder_moves": [{"from": a, "to": b} for a, b in self.folder_moves.items()],
             "carried": [{"from": a, "to": b} for a, b in self.carried.items()],
             "rewritten_references": [
-                {"file": r.file, "old": r.old, "new": r.new} for r in self.rewritten_references],
+                {"file": r.file, "old": r.old, "new": r.new, "oldTarget": r.old_target,
+                 "newTarget": r.new_target, "evidenceKind": r.evidence_kind,
+                 "evidence": r.evidence} for r in self.rewritten_references],
             "unresolved_references": [
-                {"file": r.file, "reference": r.reference, "target": r.target}
+                {"file": r.file, "reference": r.reference, "target": r.target,
+                 "candidates": [{"path": c.path, "score": c.score, "why": c.why}
+                                for c in r.candidates]}
                 for r in self.unresolved_references],
             "deleted": list(self.deleted),
         }
@@ -128,15 +133,31 @@ class MergeReport:
             lines += ["", "Resolve each with `stackctl upgrade --resolve ADDRESS --ours` or "
                       "`--theirs`:", ""]
             lines += [f"- `{c.address}`" for c in self.conflicts]
+        hunks = [c for c in self.conflicts if c.hunk is not None]
+        if hunks:
+            lines += ["", "## Conflicting lines of multi-line values", ""]
+            for c in hunks:
+                lines += [f"`{_esc(c.address)}`:", ""]
+                for side, value in (("base", c.base), ("ours (kept)", c.ours),
+                                    ("theirs", c.theirs)):
+                    lines += [f"{side}:", "```text", *str(value).rstrip("\n").split("\n"),
+                              "```"]
+                lines.append("")
         if self.unresolved_references:
             lines += ["", "## References that no longer resolve", "",
-                      "| file | reference | resolves to |", "|---|---|---|"]
-            lines += [f"| `{_esc(r.file)}` | `{_esc(r.reference)}` | `{_esc(r.target)}` |"
+                      "Upstream deleted the target and no new place has strong enough "
+                      "evidence. Give the new path with `stackctl upgrade --resolve ADDRESS "
+                      "--path NEW`, drop the entry with `--theirs`, or edit the file and "
+                      "`--mark`.", "",
+                      "| file | reference | resolves to | candidates |", "|---|---|---|---|"]
+            lines += [f"| `{_esc(r.file)}` | `{_esc(r.reference)}` | `{_esc(r.target)}` | "
+                      f"{_esc(candidates_text(r.candidates)) or 'none'} |"
                       for r in self.unresolved_references]
         if self.rewritten_references:
-            lines += ["", "## References rewritten", "", "| file | old | new |",
-                      "|---|---|---|"]
-            lines += [f"| `{_esc(r.file)}` | `{_esc(r.old)}` | `{_esc(r.new)}` |"
+            lines += ["", "## References rewritten", "",
+                      "| file | old | new | evidence |", "|---|---|---|---|"]
+            lines += [f"| `{_esc(r.file)}` | `{_esc(r.old)}` | `{_esc(r.new)}` | "
+                      f"{r.evidence_kind}: {_esc(r.evidence)} |"
                       for r in self.rewritten_references]
         if self.carried:
             lines += ["", "## Local edits carried to a new versioned folder", "",
@@ -150,6 +171,11 @@ class MergeReport:
             lines += [f"- `{a}` -> `{b}`" for a, b in self.moves.items()]
             lines += ["", "</details>"]
         return "\n".join(lines) + "\n"
+
+
+def candidates_text(candidates: tuple[Candidate, ...]) -> str:
+    return "; ".join(c.path + (f" ({c.score:.2f})" if c.score is not None else "")
+                     + (f": {c.why}" if c.why else "") for c in candidates)
 
 
 def _conflict_order(c: Conflict) -> tuple[str, str, str]:

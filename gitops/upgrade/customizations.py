@@ -187,8 +187,10 @@ class Finder:
     """Enumerates the customizations of `ours` against the pristine release `base`."""
 
     def __init__(self, base: Mapping[str, bytes], ours: Mapping[str, bytes],
-                 vendor_prefix: str) -> None:
-        self.base, self.ours = base, ours
+                 vendor_prefix: str, read: set[str] | None = None) -> None:
+        """`read`: the files some cluster's render reads (None: all); a customization in
+        a file no cluster reads has no effect to check."""
+        self.base, self.ours, self.read = base, ours, read
         self.prefix = vendor_prefix.rstrip("/") + "/"
         self._memo: dict[tuple[bool, str], tuple[tuple[str, str], ...]] = {}
 
@@ -198,7 +200,7 @@ class Finder:
         for path in sorted(self.ours):
             data = self.ours[path]
             old = self.base.get(path)
-            if data == old:
+            if data == old or (self.read is not None and path not in self.read):
                 continue
             if is_kustomization(path):
                 out += self._kustomization(path, _first(data, path), _first(old, path))

@@ -28,6 +28,7 @@ from gitops.merge.fields import field_string
 from gitops.merge.tree import TreeMerge
 from gitops.merge.yamlmerge import _leaves
 from gitops.render import Rendered, RenderedObject
+from gitops.stack import CLUSTERS_DIR
 from gitops.upgrade.customizations import Customization, Finder
 from gitops.upgrade.probes import (
     AbsentProbe,
@@ -41,6 +42,7 @@ from gitops.upgrade.probes import (
     label,
     split_image,
 )
+from gitops.upgrade.rewrites import closure
 
 MAX_SHOWN = 60
 
@@ -114,7 +116,11 @@ def _successor(probe: Probe, rb: Result, ra: Result, before: RenderIndex,
             repo = sorted(set(now))[0]
             return (f"no container runs {probe.repo} any more; {rb.where[0]} now runs "
                     f"{repo}", f"images entry name {repo} (the same container's image)")
-        return f"no container runs {probe.repo} any more", ""
+        gone = [label(o) for o in rb.objects if not any(
+            x.id == o.id for x in after.by_kind.get(o.id.kind, []))]
+        return (f"no container runs {probe.repo} any more"
+                + (f" ({', '.join(dict.fromkeys(gone))} no longer rendered: upstream dropped "
+                   "it?)" if gone else ""), "")
     if isinstance(probe, AbsentProbe):
         return f"rendered again: {', '.join(ra.where[:3])}", ""
     if not ra.objects:
@@ -189,8 +195,11 @@ def lost_effects(base: Mapping[str, tuple[int, bytes]], ours: Mapping[str, tuple
                  after: Mapping[str, Rendered | UserError], tree: TreeMerge
                  ) -> tuple[Conflict, ...]:
     """The `no-effect` conflicts of an upgrade (trees with file modes, as git reads them)."""
+    read: set[str] = set()
+    for name in before:
+        read |= set(closure(ours, f"{CLUSTERS_DIR}/{name}"))
     finder = Finder({p: d for p, (_m, d) in base.items()},
-                    {p: d for p, (_m, d) in ours.items()}, vendor_prefix)
+                    {p: d for p, (_m, d) in ours.items()}, vendor_prefix, read)
     moved = {**tree.moves}
     return tuple(f.conflict() for f in check_effects(finder, before, after, moved))
 

@@ -30,8 +30,9 @@ from gitops.upgrade.common import (
 )
 from gitops.upgrade.effects import lost_effects
 from gitops.upgrade.markers import add_markers
-from gitops.upgrade.renders import SideRenders, summarise
+from gitops.upgrade.renders import SideRenders, clusters_in, summarise
 from gitops.upgrade.report import ClusterSummary, UpgradeReport
+from gitops.upgrade.rewrites import RewriteEffect, rewrite_effects
 from gitops.upgrade.state import (
     CONFLICTS,
     REPORT_MD,
@@ -213,11 +214,14 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             clusters: tuple[ClusterSummary, ...] = ()
             kversion = None
             findings: tuple[Conflict, ...] = ()
+            rewrites: tuple[RewriteEffect, ...] = ()
             if before_renders is not None and after_renders is not None:
                 b_res, a_res = before_renders.result(), after_renders.result()
                 clusters = summarise(b_res, a_res)
                 kversion = kustomize.version
                 findings = lost_effects(base, ours, vrel, b_res, a_res, tree)
+                rewrites = rewrite_effects(tree.rewritten_references, ours, merged,
+                                           clusters_in(merged), kustomize)
             merge_report = MergeReport.from_tree(tree, findings)
             outcome = ("up-to-date" if up_to_date else "dry-run" if dry_run
                        else "conflicts" if merge_report.conflicts else "committed")
@@ -226,7 +230,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 original_branch=original,
                 upgrade_branch=None if (dry_run or up_to_date) else upgrade_branch,
                 outcome=outcome, merge=merge_report, clusters=clusters,
-                kustomize_version=kversion)
+                kustomize_version=kversion, rewrites=rewrites)
             state = UpgradeState(
                 phase=STARTING, name=stack.name, prefix=prefix, original_branch=original,
                 original_commit=head, upgrade_branch=upgrade_branch,
@@ -235,7 +239,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 merged_tree=full_tree, from_version=previous.resolved,
                 to_version=entry.resolved, lock_text=lock_text, started_at=now(),
                 conflicts=_records(merge_report, tree, base, ours, theirs),
-                extra={"merge": merge_report.to_dict(), "kustomizeVersion": kversion},
+                extra={"merge": merge_report.to_dict(), "kustomizeVersion": kversion,
+                       "rewrites": [r.to_dict() for r in rewrites]},
             )
             merge_commit = None
             if outcome == "committed":

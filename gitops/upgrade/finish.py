@@ -24,6 +24,7 @@ from gitops.upgrade.common import (
 from gitops.upgrade.markers import remove_markers
 from gitops.upgrade.renders import cluster_summaries
 from gitops.upgrade.report import UpgradeReport
+from gitops.upgrade.rewrites import RewriteEffect
 from gitops.upgrade.serial import merge_report_from_dict
 from gitops.upgrade.state import CONFLICTS, remove_state
 
@@ -43,7 +44,8 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
         name=state.name, from_version=state.from_version, to_version=state.to_version,
         original_branch=state.original_branch, upgrade_branch=state.upgrade_branch,
         outcome="conflicts", merge=merge, resolutions=resolutions,
-        kustomize_version=state.extra.get("kustomizeVersion"))
+        kustomize_version=state.extra.get("kustomizeVersion"),
+        rewrites=tuple(RewriteEffect.from_dict(r) for r in state.extra.get("rewrites") or ()))
 
     def result(report: UpgradeReport, commit: str | None = None,
                paths: tuple[Path, ...] = ()) -> UpgradeResult:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gitops.merge import Conflict
+from gitops.merge import Conflict, ConflictKind
 from gitops.merge.fields import MISSING
 from gitops.merge.locate import document_segments, find_document, get, list_key_for, load_document
 from gitops.merge.yamlmerge import _DOC_START, UnparsableYaml
@@ -40,18 +40,44 @@ def supports_markers(path: str) -> bool:
     return name == "Kustomization" or name.endswith(YAML_SUFFIXES + HASH_COMMENT_SUFFIXES)
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, width: int = VALUE_WIDTH) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                            sort_keys=True)
     text = text.rstrip("\n").replace("\n", "\\n")  # text lines: one line shows bare
-    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def marker_text(n: int, c: Conflict, report: str) -> str:
     where = c.field or (str(c.resource) if c.resource is not None else "whole file")
-    kept = "deleted" if c.kind == "deleted-locally" else f"ours {_short(c.ours)} kept"
-    return (f"{PREFIX}{n} ({where}): {c.kind}, {kept}, theirs {_short(c.theirs)}, "
-            f"base {_short(c.base)}; see {report}")
+    if c.kind == ConflictKind.NO_EFFECT:
+        return (f"{PREFIX}{n} ({where}): no-effect after the upgrade: "
+                f"{_short(c.theirs, 160)}; see {report}")
+    if c.kind == ConflictKind.UNRESOLVED_REFERENCE:
+        return (f"{PREFIX}{n} ({where}): unresolved-reference, upstream deleted its target; "
+                f"'stackctl upgrade --resolve ADDRESS --path NEW'; see {report}")
+    b, o, t = _differing(c.base, c.ours, c.theirs)
+    kept = "deleted" if c.kind == ConflictKind.DELETED_LOCALLY else f"ours {o} kept"
+    lines = f" lines {c.hunk[0]}-{c.hunk[1]} of the value," if c.hunk else ""
+    return (f"{PREFIX}{n} ({where}): {c.kind},{lines} {kept}, theirs {t}, base {b}; "
+            f"see {report}")
+
+
+def _differing(*values: Any) -> tuple[str, ...]:
+    """Each value shown short, from a little before where they start to differ."""
+    texts = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
+             for v in values]
+    texts = [x.rstrip("\n").replace("\n", "\\n") for x in texts]
+    plain = [x for x in texts if not x.startswith("<")]
+    common = 0
+    while plain and all(len(x) > common for x in plain) \
+            and len({x[common] for x in plain}) == 1:
+        common += 1
+    start = max(0, common - 8) if common > VALUE_WIDTH // 2 else 0
+    out = []
+    for x in texts:
+        cut = x if x.startswith("<") or not start else "…" + x[start:]
+        out.append(cut if len(cut) <= VALUE_WIDTH else cut[: VALUE_WIDTH - 1] + "…")
+    return tuple(out)
 
 
 def _yaml_line(text: str, c: Conflict) -> int | None:

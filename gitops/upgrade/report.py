@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.diff import ImageChange, ObjectSetDiff
-from gitops.merge import Conflict, MergeReport
+from gitops.merge import Conflict, ConflictKind, MergeReport
 from gitops.plan.lines import flag_lines, header, image_line
+from gitops.upgrade.rewrites import RewriteEffect
 
 REPORT_VERSION = 1
 OBJECT_LINES = 200  # objects listed per cluster in the markdown and text forms
@@ -101,6 +102,7 @@ class UpgradeReport:
     resolutions: dict[str, str] = field(default_factory=dict)  # address -> ours|theirs|marked
     kustomize_version: str | None = None
     commit: str | None = None
+    rewrites: tuple[RewriteEffect, ...] = ()  # what each rewritten reference changes
 
     @property
     def conflicts(self) -> tuple[Conflict, ...]:
@@ -116,10 +118,10 @@ class UpgradeReport:
 
     @property
     def needs_attention(self) -> bool:
-        """Open conflicts, references that no longer resolve, or a cluster that fails to
-        render: a person must look (exit code 1)."""
-        return bool(self.open_conflicts or self.merge.unresolved_references
-                    or self.failed_clusters)
+        """Open conflicts (references that no longer resolve and customizations without
+        effect among them), or a cluster that fails to render: a person must look (exit
+        code 1)."""
+        return bool(self.open_conflicts or self.failed_clusters)
 
     # --- JSON ----------------------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class UpgradeReport:
             "resolutions": dict(self.resolutions),
             "merge": self.merge.to_dict(),
             "kustomizeVersion": self.kustomize_version,
+            "rewrites": [r.to_dict() for r in self.rewrites],
             "clusters": [c.to_dict() for c in self.clusters],
         }
 
@@ -160,6 +163,18 @@ class UpgradeReport:
         merge_md = self.merge.to_markdown(title="Merge")
         for ln in merge_md.splitlines():
             lines.append("#" + ln if ln.startswith("#") else ln)
+        changing = [r for r in self.rewrites if r.added or r.removed or r.note]
+        if changing:
+            lines += ["", "### What the rewritten references change", "",
+                      "Each rewritten reference's old target rendered from "
+                      f"`{self.original_branch}` against its new target rendered from the "
+                      "merged tree:", ""]
+            for r in changing:
+                where = ", ".join(r.clusters) or "no cluster"
+                lines.append(f"- `{_esc(r.file)}`: `{_esc(r.old)}` -> `{_esc(r.new)}` "
+                             f"(clusters: {where})" + (f": {_esc(r.note)}" if r.note else ""))
+                lines += [f"  - `+ {_esc(o)}`" for o in r.added]
+                lines += [f"  - `- {_esc(o)}`" for o in r.removed]
         if self.resolutions:
             lines += ["", "### Resolved", "", "| conflict | resolution |", "|---|---|"]
             lines += [f"| `{_esc(a)}` | {r} |" for a, r in sorted(self.resolutions.items())]
@@ -218,16 +233,22 @@ class UpgradeReport:
             for c in m.conflicts:
                 state = self.resolutions.get(c.address)
                 lines.append(f"  {c.address}" + (f"  [resolved: {state}]" if state else ""))
-                kept = " (kept)" if not state and c.kind != "deleted-locally" else ""
-                lines.append(f"    {c.kind}: base {_val(c.base)}, ours {_val(c.ours)}{kept}, "
-                             f"theirs {_val(c.theirs)}")
-        if m.unresolved_references:
-            lines.append("references that no longer resolve:")
-            lines += [f"  {r.file}: {r.reference} (-> {r.target})"
-                      for r in m.unresolved_references]
+                lines += describe_conflict(c, resolved=state is not None)
         if m.rewritten_references:
-            lines.append("references rewritten:")
-            lines += [f"  {r.file}: {r.old} -> {r.new}" for r in m.rewritten_references]
+            effects = {(r.file, r.old): r for r in self.rewrites}
+            lines.append("references rewritten (evidence):")
+            for r in m.rewritten_references:
+                lines.append(f"  {r.file}: {r.old} -> {r.new}")
+                if r.evidence:
+                    lines.append(f"    {r.evidence_kind}: {r.evidence}")
+                e = effects.get((r.file, r.old))
+                if e is not None and (e.added or e.removed or e.note):
+                    where = ", ".join(e.clusters) or "no cluster"
+                    lines.append(f"    in {where}: {e.note}" if e.note and not (
+                        e.added or e.removed) else f"    in {where}: {len(e.added)} "
+                        f"object(s) added, {len(e.removed)} removed")
+                    lines += [f"      + {o}" for o in e.added]
+                    lines += [f"      - {o}" for o in e.removed]
         if m.folder_moves:
             lines.append("folders moved by upstream:")
             lines += [f"  {a} -> {b}" for a, b in m.folder_moves.items()]
@@ -253,15 +274,61 @@ def _cluster_text(c: ClusterSummary) -> list[str]:
     return out
 
 
+def describe_conflict(c: Conflict, *, resolved: bool = False, indent: str = "    "
+                      ) -> list[str]:
+    """A conflict's lines under its address: the kind and the three sides; a hunk of a
+    multi-line value line by line; a lost effect or an unresolved reference in words."""
+    if c.kind == ConflictKind.NO_EFFECT:
+        return [f"{indent}no-effect: {c.ours}", f"{indent}  before: {c.base}",
+                f"{indent}  after:  {c.theirs}"]
+    if c.kind == ConflictKind.UNRESOLVED_REFERENCE:
+        return [f"{indent}unresolved-reference: {c.message}"]
+    if c.hunk is not None:
+        kept = "" if resolved else " (ours kept)"
+        a, z = c.hunk
+        where = f"line {a}" if a == z else f"lines {a}-{z}"
+        out = [f"{indent}{c.kind} in {where} of the value{kept}:"]
+        for side, value in (("base", c.base), ("ours", c.ours), ("theirs", c.theirs)):
+            text = str(value).rstrip("\n")
+            for ln in (text.split("\n") if text else ["(no lines)"]):
+                out.append(f"{indent}  {side:<6} | {ln}")
+        return out
+    kept = " (kept)" if not resolved and c.kind != ConflictKind.DELETED_LOCALLY else ""
+    b, o, t = _three(c.base, c.ours, c.theirs)
+    return [f"{indent}{c.kind}: base {b}, ours {o}{kept}, theirs {t}"]
+
+
+def _three(b: Any, o: Any, t: Any, width: int = 80) -> tuple[str, str, str]:
+    """The three values shown, cut around where they differ when they are long and share
+    a beginning (so that the difference is what shows, not the same first characters)."""
+    texts = [_val(v, width=10**6) for v in (b, o, t)]
+    if all(len(x) <= width for x in texts):
+        return texts[0], texts[1], texts[2]
+    plain = [x for x in texts if not x.startswith("<")]
+    common = 0
+    while plain and all(len(x) > common for x in plain) \
+            and len({x[common] for x in plain}) == 1:
+        common += 1
+    start = max(0, common - 10)
+    out = []
+    for x in texts:
+        if x.startswith("<"):
+            out.append(x)
+            continue
+        cut = ("…" if start else "") + x[start:]
+        out.append(cut if len(cut) <= width else cut[: width - 1] + "…")
+    return out[0], out[1], out[2]
+
+
 def _n(v: int | None) -> str:
     return "-" if v is None else str(v)
 
 
-def _val(value: Any) -> str:
+def _val(value: Any, width: int = 80) -> str:
     if isinstance(value, str) and value.startswith("<"):
         return value
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= 80 else text[:79] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _esc(text: str) -> str:

@@ -15,12 +15,32 @@ shorter one (`PATH:RESOURCE`, `PATH`) that settles every open conflict under it.
 from __future__ import annotations
 
 import contextlib
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.scalarstring import ScalarString
 
 from gitops import git
 from gitops.errors import UpgradeError
-from gitops.merge.locate import NotFound, set_document, set_field
+from gitops.merge.conflict import ConflictKind
+from gitops.merge.fields import MISSING
+from gitops.merge.locate import (
+    NotFound,
+    document_segments,
+    dump_document,
+    find_document,
+    get,
+    join_documents,
+    list_key_for,
+    load_document,
+    put,
+    set_document,
+    set_field,
+)
+from gitops.merge.references import replace_reference
 from gitops.merge.text import merge_lines
 from gitops.merge.yamlmerge import UnparsableYaml
 from gitops.stack import Stack
@@ -29,7 +49,7 @@ from gitops.upgrade.markers import is_marker_line, remove_markers
 from gitops.upgrade.state import CONFLICTS, ConflictRecord, UpgradeState, save_state
 
 Progress = Callable[[str], None]
-CHOICES = ("ours", "theirs", "mark")
+CHOICES = ("ours", "theirs", "mark", "path")
 
 
 @dataclass(frozen=True)
@@ -53,12 +73,17 @@ def _listing(records: tuple[ConflictRecord, ...]) -> str:
     return "; ".join(r.address for r in records) or "none"
 
 
-def resolve(stack: Stack, *, address: str, choice: str,
+def resolve(stack: Stack, *, address: str, choice: str, path: str | None = None,
             progress: Progress | None = None) -> Resolution:
-    """Settle the conflicts `address` names with `choice` (ours, theirs or mark)."""
+    """Settle the conflicts `address` names with `choice` (ours, theirs, mark, or path:
+    an unresolved reference rewritten to `path`)."""
     say = progress or (lambda _m: None)
     if choice not in CHOICES:
-        raise UpgradeError(f"unknown resolution {choice!r}: use ours, theirs or mark.")
+        raise UpgradeError(f"unknown resolution {choice!r}: use ours, theirs, mark or path.")
+    new_path = path  # `path` names each conflicted file below
+    if (choice == "path") != (new_path is not None):
+        raise UpgradeError("--path NEW is the resolution of an unresolved reference; give it "
+                           "alone, without --ours, --theirs or --mark.")
     repo, prefix = open_stack_repo(stack)
     state = require_state(stack)
     if state.phase != CONFLICTS:
@@ -76,6 +101,7 @@ def resolve(stack: Stack, *, address: str, choice: str,
             hint="Copy an address from 'stackctl upgrade --status' or "
             ".stackctl/upgrade/report.md (PATH, PATH:RESOURCE or PATH:RESOURCE:FIELD).")
     todo = [r for r in found if r.open]
+    _check_choice(todo, choice)
     if not todo:
         done = ", ".join(f"{r.address} ({r.resolution})" for r in found)
         raise UpgradeError(
@@ -96,13 +122,16 @@ def resolve(stack: Stack, *, address: str, choice: str,
                                          [r.id for r in records]).encode()
         # Bottom-up, so a text resolution never shifts the lines of the next one.
         for r in sorted(records, key=lambda r: -(r.conflict.lines or (0, 0))[0]):
-            if choice != "mark":
+            if r.conflict.kind == ConflictKind.UNRESOLVED_REFERENCE and choice != "mark":
+                current = _apply_reference(root, prefix, r, current, choice, new_path)
+                delta = 0
+            elif r.conflict.kind == ConflictKind.NO_EFFECT or choice == "mark":
+                delta = 0  # a finding of the effect check: nothing to write
+            else:
                 current, delta = _apply(repo, state, prefix, r, current, choice,
                                         list(updated.values()))
-            else:
-                delta = 0
-            updated[r.id] = replace(r, resolution=choice if choice != "mark" else "marked",
-                                    line_delta=delta)
+            recorded = {"mark": "marked", "path": f"path {new_path}"}.get(choice, choice)
+            updated[r.id] = replace(r, resolution=recorded, line_delta=delta)
             say(f"resolved {r.address} ({choice})")
         if current is None:
             if target.is_file() or target.is_symlink():
@@ -114,6 +143,59 @@ def resolve(stack: Stack, *, address: str, choice: str,
     save_state(stack.root, new_state)
     return Resolution(resolved=tuple(updated[r.id] for r in todo), choice=choice,
                       open=new_state.open_conflicts)
+
+
+def _check_choice(todo: list[ConflictRecord], choice: str) -> None:
+    for r in todo:
+        kind = r.conflict.kind
+        if choice == "path" and kind != ConflictKind.UNRESOLVED_REFERENCE:
+            raise UpgradeError(
+                f"{r.address} is a {kind} conflict: --path NEW only settles an unresolved "
+                "reference.", hint="Use --ours, --theirs or --mark.")
+        if choice == "theirs" and kind == ConflictKind.NO_EFFECT:
+            raise UpgradeError(
+                f"{r.address} is a customization that no longer has an effect: upstream has no "
+                "value to take for it.",
+                hint="Edit it (the report names the likely successor), then run --resolve "
+                "ADDRESS --mark; or keep it as it is with --ours.")
+
+
+def _apply_reference(root: Path, prefix: str, r: ConflictRecord, current: bytes | None,
+                     choice: str, new: str | None) -> bytes | None:
+    """An unresolved reference: kept (ours), dropped from its list (theirs), or rewritten
+    to `new` (path), which must exist from the kustomization's folder."""
+    c = r.conflict
+    if current is None or choice == "ours":
+        return current
+    text = current.decode("utf-8")
+    ref = str(c.base)
+    if choice == "path":
+        assert new is not None
+        folder = (root / join(prefix, c.path)).parent
+        if not (folder / new.rstrip("/")).exists():
+            raise UpgradeError(
+                f"{new} does not exist from {posixpath.dirname(c.path) or '.'}/ (where "
+                f"{c.path} resolves its references), so it cannot replace {ref}.",
+                hint="Give the path relative to that folder, as the other references of the "
+                "file are written.")
+        out = replace_reference(text, ref, new)
+        if out == text:
+            raise UpgradeError(f"{ref} is no longer in {c.path}; it was edited since the "
+                               "merge.", hint=f"Run 'stackctl upgrade --resolve "
+                               f"'{r.address}' --mark'.")
+        return out.encode()
+    # theirs: upstream deleted the target; the entry goes (a patch or generator file
+    # reference takes its whole entry with it).
+    segments = c.segments
+    if segments and segments[-1] in ("path", "env"):
+        segments = segments[:-1]
+    try:
+        return set_field(text, None, resource=None, segments=segments, path=c.path).encode()
+    except (NotFound, UnparsableYaml) as e:
+        raise UpgradeError(
+            f"cannot drop {ref} from {c.path}: the entry is no longer there ({e}).",
+            hint=f"Edit the file, then run 'stackctl upgrade --resolve '{r.address}' "
+            "--mark'.") from e
 
 
 def _source(repo: git.Repo, state: UpgradeState, prefix: str, r: ConflictRecord,
@@ -143,6 +225,8 @@ def _apply(repo: git.Repo, state: UpgradeState, prefix: str, r: ConflictRecord,
     try:
         if c.lines is not None:
             return _apply_lines(repo, state, prefix, r, current, side, records)
+        if c.hunk is not None:
+            return _apply_hunk(repo, state, prefix, r, current, side, records)
         if c.segments:
             if current is None:
                 raise NotFound(c.path)
@@ -163,6 +247,68 @@ def _apply(repo: git.Repo, state: UpgradeState, prefix: str, r: ConflictRecord,
             f"({e}); it was edited since the merge.",
             hint=f"Edit the file yourself, then run 'stackctl upgrade --resolve "
             f"'{r.address}' --mark'.") from e
+
+
+def _side_text(repo: git.Repo, commit: str, prefix: str, path: str | None) -> str:
+    if path is None:
+        return ""
+    folder, _, name = join(prefix, path).rpartition("/")
+    entry = repo.read_tree(commit, folder).get(name)
+    return entry[1].decode("utf-8") if entry else ""
+
+
+def _value_at(text: str, r: ConflictRecord) -> Any:
+    c = r.conflict
+    i = find_document(text, c.resource, path=c.path)
+    if i is None:
+        return MISSING
+    return get(load_document(document_segments(text)[i]), c.segments,
+               list_key=list_key_for(c.path))
+
+
+def _apply_hunk(repo: git.Repo, state: UpgradeState, prefix: str, r: ConflictRecord,
+                current: bytes | None, side: str,
+                records: list[ConflictRecord]) -> tuple[bytes | None, int]:
+    """One hunk of a multi-line string value swapped for theirs' lines (or kept)."""
+    c = r.conflict
+    assert c.hunk is not None
+    values = [_value_at(_side_text(repo, commit, prefix, path), r) for commit, path in (
+        (state.base_commit, r.base_path), (state.original_commit, r.ours_path),
+        (state.vendor_commit, r.theirs_path))]
+    if current is None or not all(isinstance(v, str) for v in values):
+        raise NotFound(c.field)
+    _, raw = merge_lines("value.txt", *values)
+    found = next((x for x in raw if x.lines == c.hunk), None)
+    if found is None:
+        raise NotFound(c.field)
+    if side == "ours":
+        return current, 0
+    text = current.decode("utf-8")
+    segs = document_segments(text)
+    i = find_document(text, c.resource, path=c.path)
+    if i is None:
+        raise NotFound(str(c.resource))
+    data = load_document(segs[i])
+    lk = list_key_for(c.path)
+    value = get(data, c.segments, list_key=lk)
+    if not isinstance(value, str):
+        raise NotFound(c.field)
+    shift = sum(x.line_delta for x in records
+                if x.conflict.path == c.path and x.conflict.segments == c.segments
+                and x.resolution and x.conflict.hunk and x.conflict.hunk[0] < c.hunk[0])
+    insertion = c.field.endswith(f"@after-L{c.hunk[0]}")
+    start = (c.hunk[0] if insertion else c.hunk[0] - 1) + shift
+    lines = value.splitlines(keepends=True)
+    ours_lines = str(found.ours).splitlines(keepends=True)
+    new_lines = str(found.theirs).splitlines(keepends=True)
+    if lines[start:start + len(ours_lines)] != ours_lines:
+        raise NotFound(c.field)
+    lines[start:start + len(ours_lines)] = new_lines
+    new_value = "".join(lines)
+    put(data, c.segments, type(value)(new_value) if isinstance(value, ScalarString)
+        else new_value, list_key=lk)
+    segs[i] = dump_document(data, segs[i], text)
+    return join_documents(segs).encode(), len(new_lines) - len(ours_lines)
 
 
 def _apply_lines(repo: git.Repo, state: UpgradeState, prefix: str, r: ConflictRecord,

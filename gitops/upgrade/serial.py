@@ -6,6 +6,7 @@ from typing import Any
 
 from gitops.merge import Conflict, ConflictKind, MergeReport
 from gitops.merge.references import RewrittenReference, UnresolvedReference
+from gitops.merge.relocate import Candidate
 from gitops.resource import ResourceId
 
 
@@ -14,12 +15,15 @@ def _conflict(d: dict[str, Any]) -> Conflict:
     if d.get("resource"):
         group, kind, namespace, name = str(d["resource"]).split("/", 3)
         resource = ResourceId(group=group, kind=kind, namespace=namespace, name=name)
-    lines = d.get("lines")
+    lines, hunk, values = d.get("lines"), d.get("hunk"), d.get("values")
     return Conflict(path=d["path"], kind=ConflictKind(d["kind"]), resource=resource,
                     field=d.get("field") or "", base=d.get("base"), ours=d.get("ours"),
                     theirs=d.get("theirs"),
                     lines=(int(lines[0]), int(lines[1])) if lines else None,
-                    message=d.get("message") or "")
+                    message=d.get("message") or "",
+                    hunk=(int(hunk[0]), int(hunk[1])) if hunk else None,
+                    values=(values["base"], values["ours"], values["theirs"])
+                    if values else None)
 
 
 def merge_report_from_dict(d: dict[str, Any]) -> MergeReport:
@@ -34,12 +38,18 @@ def merge_report_from_dict(d: dict[str, Any]) -> MergeReport:
         moves={m["from"]: m["to"] for m in d.get("moves") or ()},
         folder_moves={m["from"]: m["to"] for m in d.get("folder_moves") or ()},
         carried={m["from"]: m["to"] for m in d.get("carried") or ()},
-        rewritten_references=tuple(RewrittenReference(file=r["file"], old=r["old"],
-                                                      new=r["new"])
-                                   for r in d.get("rewritten_references") or ()),
-        unresolved_references=tuple(UnresolvedReference(file=r["file"],
-                                                        reference=r["reference"],
-                                                        target=r["target"])
-                                    for r in d.get("unresolved_references") or ()),
+        rewritten_references=tuple(
+            RewrittenReference(file=r["file"], old=r["old"], new=r["new"],
+                               old_target=r.get("oldTarget") or "",
+                               new_target=r.get("newTarget") or "",
+                               evidence_kind=r.get("evidenceKind") or "",
+                               evidence=r.get("evidence") or "")
+            for r in d.get("rewritten_references") or ()),
+        unresolved_references=tuple(
+            UnresolvedReference(file=r["file"], reference=r["reference"], target=r["target"],
+                                candidates=tuple(Candidate(c["path"], c.get("score"),
+                                                           c.get("why") or "")
+                                                 for c in r.get("candidates") or ()))
+            for r in d.get("unresolved_references") or ()),
         deleted=tuple(d.get("deleted") or ()),
     )

@@ -71,13 +71,15 @@ class ConflictRecord:
     def from_dict(cls, d: dict[str, Any]) -> ConflictRecord:
         c = d["conflict"]
         rid = c.get("resourceId")
-        lines = c.get("lines")
+        lines, hunk, values = c.get("lines"), c.get("hunk"), c.get("values")
         conflict = Conflict(
             path=c["path"], kind=ConflictKind(c["kind"]),
             resource=ResourceId(**rid) if rid else None, field=c.get("field") or "",
             base=c.get("base"), ours=c.get("ours"), theirs=c.get("theirs"),
             lines=(int(lines[0]), int(lines[1])) if lines else None,
             message=c.get("message") or "", segments=tuple(c.get("segments") or ()),
+            hunk=(int(hunk[0]), int(hunk[1])) if hunk else None,
+            values=(values["base"], values["ours"], values["theirs"]) if values else None,
         )
         return cls(id=int(d["id"]), conflict=conflict, base_path=d.get("basePath"),
                    ours_path=d.get("oursPath"), theirs_path=d.get("theirsPath"),
