@@ -185,6 +185,9 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
         return int(ExitCode.OK)
     if continue_:
         result = continue_upgrade(stack, progress=_progress)
+        if result.outcome == "conflicts" and result.report_paths:
+            # The renders of the resolved tree found customizations that lost their effect.
+            return _print_result(result, fmt)
         if result.outcome == "conflicts":
             open_ = result.open_conflicts
             click.echo(f"error: {len(open_)} conflict(s) are still open; resolve each with "

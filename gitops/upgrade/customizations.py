@@ -192,6 +192,7 @@ class Finder:
         a file no cluster reads has no effect to check."""
         self.base, self.ours, self.read = base, ours, read
         self.prefix = vendor_prefix.rstrip("/") + "/"
+        self._base_dirs = _dirs(base)
         self._memo: dict[tuple[bool, str], tuple[tuple[str, str], ...]] = {}
 
     def all(self) -> list[Customization]:
@@ -268,13 +269,13 @@ class Finder:
             for v in values:
                 if v in old_values:
                     continue
-                objs = self._ids(self.ours, _resolve(folder, v), local_only=True)
+                objs = self._ids(self.ours, _resolve(folder, v))
                 add(f"{field}[{v}]", f"{field} entry {v}",
                     [PresentProbe(kd, n) for kd, n in objs[:10]])
             if path in self.base:
                 for v in old_values:
                     if v not in values:
-                        objs = self._ids(self.base, _resolve(folder, v), local_only=False)
+                        objs = self._component_ids(_resolve(folder, v))
                         if objs:
                             add(f"{field}[{v}]", f"{field} entry {v} removed locally",
                                 [AbsentProbe(objs[:MAX_OBJECTS])])
@@ -423,17 +424,18 @@ class Finder:
 
     # --- objects of a folder ---------------------------------------------------------------
 
-    def _ids(self, files: Mapping[str, bytes], target: str, *, local_only: bool
-             ) -> tuple[tuple[str, str], ...]:
-        """(kind, name) of the objects a resources entry brings: its file's documents, or
-        those of the files its folder's kustomization lists, recursively."""
+    def _ids(self, files: Mapping[str, bytes], target: str) -> tuple[tuple[str, str], ...]:
+        """(kind, name) of the objects a resources entry brings from local files: its
+        file's documents, or those of the files its folder's kustomization lists,
+        recursively, never into upstream's own components (the reference check covers a
+        component upstream moves or drops; what its objects become is upstream's)."""
         key = (files is self.base, target)
         if key in self._memo:
             return self._memo[key]
         self._memo[key] = ()
+        if target.startswith(self.prefix) and target in self._base_dirs:
+            return ()
         out: list[tuple[str, str]] = []
-        if local_only and target.startswith(self.prefix) and target in _dirs(self.base):
-            return ()  # upstream's own component: the reference check covers it
         if target in files:
             out += [(str(d["kind"]), str((d.get("metadata") or {}).get("name") or ""))
                     for d in _docs(files[target], target)
@@ -445,11 +447,35 @@ class Finder:
                     data = _first(k, target)
                     for v in data.get("resources") or []:
                         if isinstance(v, str) and "://" not in v:
-                            out += self._ids(files, _resolve(target, v), local_only=False)
+                            out += self._ids(files, _resolve(target, v))
                     break
         result = tuple(dict.fromkeys(o for o in out if o[1]))[:MAX_OBJECTS]
         self._memo[key] = result
         return result
+
+    def _component_ids(self, target: str) -> tuple[tuple[str, str], ...]:
+        """(kind, name) of every object an upstream component of the base release holds
+        (the objects a local removal of it keeps out)."""
+        out: list[tuple[str, str]] = []
+        todo, seen = [target], set()
+        while todo and len(out) < MAX_OBJECTS:
+            t = todo.pop()
+            if t in seen:
+                continue
+            seen.add(t)
+            if t in self.base:
+                out += [(str(d["kind"]), str((d.get("metadata") or {}).get("name") or ""))
+                        for d in _docs(self.base[t], t)
+                        if isinstance(d, Mapping) and d.get("kind")]
+                continue
+            for name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+                k = self.base.get(f"{t}/{name}")
+                if k is not None:
+                    for v in _first(k, t).get("resources") or []:
+                        if isinstance(v, str) and "://" not in v:
+                            todo.append(_resolve(t, v))
+                    break
+        return tuple(dict.fromkeys(o for o in out if o[1]))[:MAX_OBJECTS]
 
 
 def _dirs(files: Mapping[str, bytes]) -> set[str]:

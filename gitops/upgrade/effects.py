@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gitops.errors import UserError
 from gitops.merge.conflict import Conflict, ConflictKind
 from gitops.merge.fields import field_string
-from gitops.merge.tree import TreeMerge
 from gitops.merge.yamlmerge import _leaves
 from gitops.render import Rendered, RenderedObject
 from gitops.stack import CLUSTERS_DIR
 from gitops.upgrade.customizations import Customization, Finder
 from gitops.upgrade.probes import (
+    DATA,
+    LINES,
     AbsentProbe,
     ImageProbe,
     LeafProbe,
@@ -131,7 +132,15 @@ def _successor(probe: Probe, rb: Result, ra: Result, before: RenderIndex,
                         f"{label(new)} (the object under its new name)")
         where = ", ".join(rb.where[:2])
         return f"{where} no longer rendered" if where else "nothing matches any more", ""
-    if isinstance(probe, LeafProbe) and probe.mode != "data" and not probe.secret:
+    if isinstance(probe, LeafProbe) and probe.mode in (LINES, DATA) \
+            and isinstance(probe.value, tuple):
+        if probe.secret:
+            return f"{ra.where[0]} lacks the lines it wrote: overridden further up", ""
+        return (f"{ra.where[0]} lacks the lines it wrote ("
+                + ", ".join(_short(x.strip()) for x in probe.value[:2])
+                + (f" and {len(probe.value) - 2} more" if len(probe.value) > 2 else "")
+                + "): overridden further up", "")
+    if isinstance(probe, LeafProbe) and probe.mode != DATA and not probe.secret:
         value = follow(ra.objects[0].body, probe.steps)
         shown = "absent" if type(value).__name__ == "_NoneType" else _short(value)
         return f"{ra.where[0]} has {shown} there (overridden further up?)", ""
@@ -192,16 +201,27 @@ def _collapse(found: list[LostEffect]) -> list[LostEffect]:
 
 def lost_effects(base: Mapping[str, tuple[int, bytes]], ours: Mapping[str, tuple[int, bytes]],
                  vendor_prefix: str, before: Mapping[str, Rendered | UserError],
-                 after: Mapping[str, Rendered | UserError], tree: TreeMerge
+                 after: Mapping[str, Rendered | UserError], moves: Mapping[str, str]
                  ) -> tuple[Conflict, ...]:
-    """The `no-effect` conflicts of an upgrade (trees with file modes, as git reads them)."""
+    """The `no-effect` conflicts of an upgrade (trees with file modes, as git reads them;
+    `moves`: where the merge moved files of the current branch)."""
     read: set[str] = set()
     for name in before:
         read |= set(closure(ours, f"{CLUSTERS_DIR}/{name}"))
     finder = Finder({p: d for p, (_m, d) in base.items()},
                     {p: d for p, (_m, d) in ours.items()}, vendor_prefix, read)
-    moved = {**tree.moves}
-    return tuple(f.conflict() for f in check_effects(finder, before, after, moved))
+    return tuple(f.conflict() for f in check_effects(finder, before, after, moves))
+
+
+def fold(conflicts: tuple[Conflict, ...], findings: tuple[Conflict, ...]
+         ) -> tuple[tuple[Conflict, ...], tuple[Conflict, ...]]:
+    """A finding at the place of a conflict already reported is told in that conflict's
+    message (one address, one conflict to settle); the others are new conflicts."""
+    by_address = {c.address: f for f in findings for c in conflicts if c.address == f.address}
+    merged = tuple(replace(c, message="; and ".join(
+        x for x in (c.message, by_address[c.address].message) if x))
+        if c.address in by_address else c for c in conflicts)
+    return merged, tuple(f for f in findings if f.address not in by_address)
 
 
 __all__ = ["LostEffect", "check_effects", "lost_effects"]

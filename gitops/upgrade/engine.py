@@ -28,7 +28,7 @@ from gitops.upgrade.common import (
     open_stack_repo,
     write_reports,
 )
-from gitops.upgrade.effects import lost_effects
+from gitops.upgrade.effects import fold, lost_effects
 from gitops.upgrade.markers import add_markers
 from gitops.upgrade.renders import SideRenders, clusters_in, summarise
 from gitops.upgrade.report import ClusterSummary, UpgradeReport
@@ -219,7 +219,9 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 b_res, a_res = before_renders.result(), after_renders.result()
                 clusters = summarise(b_res, a_res)
                 kversion = kustomize.version
-                findings = lost_effects(base, ours, vrel, b_res, a_res, tree)
+                conflicts, findings = fold(tree.conflicts, lost_effects(
+                    base, ours, vrel, b_res, a_res, tree.moves))
+                tree = replace(tree, conflicts=conflicts)
                 rewrites = rewrite_effects(tree.rewritten_references, ours, merged,
                                            clusters_in(merged), kustomize)
             merge_report = MergeReport.from_tree(tree, findings)

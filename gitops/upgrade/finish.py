@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from gitops import git
 from gitops.errors import UpgradeError
 from gitops.kustomize import find_kustomize
 from gitops.lock import parse_lock
+from gitops.merge import Conflict
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
@@ -21,12 +23,20 @@ from gitops.upgrade.common import (
     tree_paths,
     write_reports,
 )
-from gitops.upgrade.markers import remove_markers
-from gitops.upgrade.renders import cluster_summaries
-from gitops.upgrade.report import UpgradeReport
+from gitops.upgrade.effects import lost_effects
+from gitops.upgrade.markers import add_markers, remove_markers
+from gitops.upgrade.renders import render_both, summarise
+from gitops.upgrade.report import ClusterSummary, UpgradeReport
 from gitops.upgrade.rewrites import RewriteEffect
 from gitops.upgrade.serial import merge_report_from_dict
-from gitops.upgrade.state import CONFLICTS, remove_state
+from gitops.upgrade.state import (
+    CONFLICTS,
+    REPORT_MD,
+    ConflictRecord,
+    UpgradeState,
+    remove_state,
+    save_state,
+)
 
 
 def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> UpgradeResult:
@@ -108,8 +118,19 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
                                 [state.original_commit, state.vendor_commit])
     before = repo.read_tree(state.original_commit, prefix)
     after = repo.read_tree(commit, prefix)
-    clusters, kversion = cluster_summaries(stack, before, after, kustomize=kustomize,
-                                           progress=progress)
+    b_res, a_res, kversion = render_both(stack, before, after, kustomize=kustomize,
+                                         progress=progress)
+    clusters = summarise(b_res, a_res)
+    # A cluster that did not render after the merge (a reference not resolved yet) had no
+    # effect check: its customizations are checked now, and one that lost its effect
+    # stops the commit like any other finding.
+    vrel = stack.vendor_relpath
+    base = {f"{vrel}/{p}": v for p, v in repo.read_tree(state.base_commit,
+                                                         join(prefix, vrel)).items()}
+    findings = tuple(f for f in lost_effects(base, before, vrel, b_res, a_res, merge.moves)
+                     if f.address not in {r.address for r in state.conflicts})
+    if findings:
+        return _reopen(stack, state, findings, base_report, clusters, kversion, result)
     say(f"committing the merge on {state.upgrade_branch}")
     repo.set_branch(state.upgrade_branch, commit, message="stackctl: upgrade merged")
     repo.reset_index(commit)
@@ -118,3 +139,30 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
                      kustomize_version=kversion, commit=commit)
     paths = write_reports(stack.root, report)
     return result(report, commit, paths)
+
+
+def _reopen(stack: Stack, state: UpgradeState, findings: tuple[Conflict, ...],
+            base_report: UpgradeReport, clusters: tuple[ClusterSummary, ...],
+            kversion: str, result: Callable[..., UpgradeResult]) -> UpgradeResult:
+    """New `no-effect` findings: added to the upgrade as open conflicts, with markers;
+    nothing is committed."""
+    repo, prefix = open_stack_repo(stack)
+    first = max((r.id for r in state.conflicts), default=0) + 1
+    records = tuple(ConflictRecord(id=first + i, conflict=c, base_path=None,
+                                   ours_path=c.path, theirs_path=None)
+                    for i, c in enumerate(findings))
+    for r in records:
+        target = repo.root / join(prefix, r.conflict.path)
+        if target.is_file():
+            text = target.read_text(encoding="utf-8")
+            target.write_text(add_markers(r.conflict.path, text, [(r.id, r.conflict)],
+                                          REPORT_MD), encoding="utf-8")
+    state = state.with_conflicts((*state.conflicts, *records))
+    merge_dict = dict(state.extra.get("merge") or {})
+    merge_dict["conflicts"] = [*merge_dict.get("conflicts", []),
+                               *(c.to_dict() for c in findings)]
+    state = replace(state, extra={**state.extra, "merge": merge_dict})
+    save_state(stack.root, state)
+    merge = merge_report_from_dict(merge_dict)
+    report = replace(base_report, merge=merge, clusters=clusters, kustomize_version=kversion)
+    return result(report, None, write_reports(stack.root, report))

@@ -144,12 +144,12 @@ def summarise(before: Mapping[str, Rendered | UserError],
     return tuple(out)
 
 
-def cluster_summaries(
+def render_both(
     stack: Stack, before: git.Files, after: git.Files, *,
     kustomize: Kustomize | None = None, progress: Progress | None = None,
-) -> tuple[tuple[ClusterSummary, ...], str]:
-    """Per-cluster summaries and the kustomize version used."""
+) -> tuple[Results, Results, str]:
+    """Every cluster rendered from both trees, and the kustomize version used."""
     k = kustomize or find_kustomize()
     with SideRenders(stack, k, progress=progress) as sides:
         b, a = sides.start("before", before), sides.start("after", after)
-        return summarise(b.result(), a.result()), k.version
+        return b.result(), a.result(), k.version
