@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import KustomizeError, YamlError
-from gitops.paths import sandbox_bin_dir
+from gitops.paths import pinned_kustomize, sandbox_bin_dir
 from gitops.yamlio import load_safe
 
 MIN_VERSION = (5, 0, 0)
@@ -88,8 +88,24 @@ BUILD_FLAGS = ("build",)
 _found: dict[tuple[str, int, int], Kustomize] = {}
 
 
-def find_kustomize(explicit: str | Path | None = None) -> Kustomize:
-    """The kustomize binary in lookup order, with its version checked (memoised per file)."""
+SUPPORTED = "v5.0.1 to v5.8.3"  # the v5 releases the Go module proxy has (v5.0.0 was retracted)
+
+
+def _pin_hint(version: str) -> str:
+    return (f"Build it with 'sandbox/build.sh kustomize {version}' (Go modules, into "
+            f"{pinned_kustomize(version)}), or point --kustomize or $STACKCTL_KUSTOMIZE at a "
+            f"kustomize {version} binary; or change the pin in stack.yaml with 'stackctl "
+            f"upgrade --kustomize VERSION'. Supported: {SUPPORTED}.")
+
+
+def find_kustomize(explicit: str | Path | None = None, *,
+                   version: str | None = None) -> Kustomize:
+    """The kustomize binary in lookup order, with its version checked (memoised per file).
+    `version`: the release the stack pins (stack.yaml `kustomize:`): a binary given
+    explicitly must be that release; otherwise the pinned build, the sandbox build or the
+    one on PATH, whichever is that release."""
+    if version is not None:
+        return _find_pinned(explicit, version)
     candidates: list[tuple[str, Path]] = []
     if explicit:
         candidates.append(("--kustomize", Path(explicit).expanduser()))
@@ -116,6 +132,34 @@ def find_kustomize(explicit: str | Path | None = None) -> Kustomize:
     if key not in _found:
         _found[key] = Kustomize(path=path, version=_check_version(path))
     return _found[key]
+
+
+def _find_pinned(explicit: str | Path | None, version: str) -> Kustomize:
+    want = _VERSION.search(version)
+    if want is None:
+        raise KustomizeError(f"stack.yaml pins kustomize {version!r}, which is not a version "
+                             "(vMAJOR.MINOR.PATCH).", hint=_pin_hint("v5.8.2"))
+    wanted = "v" + ".".join(want.groups())
+    if explicit or os.environ.get("STACKCTL_KUSTOMIZE"):
+        k = find_kustomize(explicit)
+        if k.version != wanted:
+            origin = "--kustomize" if explicit else "$STACKCTL_KUSTOMIZE"
+            raise KustomizeError(
+                f"stack.yaml pins kustomize {wanted}, but {k.path} (given by {origin}) is "
+                f"{k.version}: the renders would not be the ones the stack is reviewed with.",
+                hint=_pin_hint(wanted))
+        return k
+    seen: list[str] = []
+    for path in (pinned_kustomize(wanted), sandbox_bin_dir() / "kustomize",
+                 Path(shutil.which("kustomize") or "/nonexistent")):
+        if path.is_file() and os.access(path, os.X_OK):
+            k = find_kustomize(path)
+            if k.version == wanted:
+                return k
+            seen.append(f"{path} is {k.version}")
+    found = f" ({'; '.join(seen)})" if seen else ""
+    raise KustomizeError(f"stack.yaml pins kustomize {wanted}, and no such binary was "
+                         f"found{found}.", hint=_pin_hint(wanted))
 
 
 def _check_version(path: Path) -> str:

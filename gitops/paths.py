@@ -24,6 +24,11 @@ def sandbox_bin_dir() -> Path:
     return cache_dir() / "sandbox" / "current" / "bin"
 
 
+def pinned_kustomize(version: str) -> Path:
+    """Where `sandbox/build.sh kustomize VERSION` puts a kustomize release a stack pins."""
+    return cache_dir() / "kustomize" / version / "kustomize"
+
+
 def project_root() -> Path:
     """The source checkout stackctl runs from (it holds sandbox/ and examples/)."""
     return Path(__file__).resolve().parent.parent

@@ -262,8 +262,12 @@ def header(name: str, source: str | None, version: str) -> str:
 # Rendering
 
 
-def _kustomize(k: Kustomize | str | Path | None) -> Kustomize:
-    return k if isinstance(k, Kustomize) else find_kustomize(k)
+def _kustomize(k: Kustomize | str | Path | None, pin: str | None = None) -> Kustomize:
+    """The binary to render with: `k`, or found; a stack's pin (stack.yaml `kustomize:`)
+    decides which release it must be."""
+    if isinstance(k, Kustomize):
+        return k if pin is None else find_kustomize(k.path, version=pin)
+    return find_kustomize(k, version=pin)
 
 
 def _check_remote(inputs: Inputs, what: str, base: Path) -> None:
@@ -354,8 +358,8 @@ def render_cluster(stack: Stack, cluster: str | Cluster, *,
     path = _cluster_dir(stack.root, name, stack.root)
     if isinstance(cluster, Cluster) and find_kustomization(cluster.path) is not None:
         path = cluster.path
-    return render_path(path, name=name, kustomize=kustomize, use_cache=use_cache,
-                       base=stack.root)
+    return render_path(path, name=name, kustomize=_kustomize(kustomize, stack.kustomize),
+                       use_cache=use_cache, base=stack.root)
 
 
 def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None,
@@ -366,7 +370,7 @@ def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None
     number of cores); each cluster's result or its error, in the order given. No names:
     every cluster of the tree (at `ref` when given)."""
     say = progress or (lambda _m: None)
-    k = _kustomize(kustomize)
+    k = _kustomize(kustomize, stack.kustomize)
 
     def run(root: Path, source: str | None) -> dict[str, Rendered | UserError]:
         names = list(dict.fromkeys(clusters)) or _known(root)

@@ -31,6 +31,9 @@ STACK_SPEC = {
     "source": Field((str,), required=True,
                     doc="A git URL, a local git repository, or a local .tar.gz/.zip archive."),
     "ref": Field((str,), doc="The release to track, e.g. `ref: v1.9` (highest v1.9.x)."),
+    "kustomize": Field((str,), doc="The kustomize release every render uses, e.g. "
+                       "`kustomize: v5.8.2`; change it with 'stackctl upgrade --kustomize "
+                       "VERSION' (a planned change: every cluster rendered with both)."),
     "description": Field((str,)),
     "redact": Field((dict,), fields={
         "sensitiveKeys": Field((list,), items=(str,),
@@ -49,6 +52,7 @@ class Stack:
     name: str
     source: str
     ref: str | None = None
+    kustomize: str | None = None  # the pinned kustomize release, e.g. v5.8.2
 
     @property
     def vendor_dir(self) -> Path:
@@ -107,4 +111,5 @@ def load_stack(root: Path | None = None) -> Stack:
     path = root / STACK_FILE
     data = load_config(path, STACK_SPEC)
     validate_name(data["name"], what=f"stack name in {path}")
-    return Stack(root=root, name=data["name"], source=data["source"], ref=data.get("ref"))
+    return Stack(root=root, name=data["name"], source=data["source"], ref=data.get("ref"),
+                 kustomize=data.get("kustomize"))

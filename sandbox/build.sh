@@ -2,11 +2,16 @@
 # Builds the sandbox binaries from Go modules into a cache outside the repo, keyed by
 # versions and go.sum content, so that a second run is a no-op.
 #   sandbox/build.sh [all|kustomize]    prints the bin directory on its last line.
+#   sandbox/build.sh kustomize VERSION  builds that kustomize release (v5.x, as the Go module
+#                                       proxy has it) into <cache>/kustomize/VERSION/, for a
+#                                       stack that pins it (stack.yaml `kustomize:`); prints
+#                                       the binary's path on its last line.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 . "$here/versions.env"
 what="${1:-all}"
+pinned="${2:-}"
 
 if ! command -v go >/dev/null 2>&1; then
   echo "error: the Go toolchain (1.26 or newer) is needed to build the sandbox binaries;" \
@@ -15,6 +20,28 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 cache_root="${STACKCTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stackctl}"
+
+if [ "$what" = kustomize ] && [ -n "$pinned" ]; then
+  if ! [[ "$pinned" =~ ^v5\.[0-9]+\.[0-9]+$ ]]; then
+    echo "error: '$pinned' is not a kustomize v5 release (vMAJOR.MINOR.PATCH, e.g. v5.5.0);" \
+         "list them with 'go list -m -versions sigs.k8s.io/kustomize/kustomize/v5'." >&2
+    exit 2
+  fi
+  dest="$cache_root/kustomize/$pinned"
+  if [ -x "$dest/kustomize" ]; then
+    echo "cached: kustomize $pinned" >&2
+  else
+    echo "building: kustomize $pinned (go install from the module proxy)" >&2
+    mkdir -p "$dest"
+    tmp="$(mktemp -d "$dest/.build.XXXXXX")"
+    (cd "$tmp" && GOFLAGS=-trimpath GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN="$tmp" \
+      go install -ldflags "-s -w -X sigs.k8s.io/kustomize/api/provenance.version=kustomize/$pinned" \
+      "sigs.k8s.io/kustomize/kustomize/v5@$pinned")
+    mv "$tmp/kustomize" "$dest/kustomize" && rm -rf "$tmp"
+  fi
+  echo "$dest/kustomize"
+  exit 0
+fi
 digest="$(cat "$here"/kube/go.sum "$here"/kube/go.mod "$here"/kube/cmd/etcd/main.go \
   "$here"/kwok/go.sum "$here"/kustomize/go.sum | sha256sum | cut -c1-12)"
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_kustomize-${KUSTOMIZE_VERSION}_${digest}"

@@ -52,7 +52,7 @@ def render(clusters: tuple[str, ...], all_clusters: bool, out_dir: Path | None, 
     stack = load_stack()
     if clusters and all_clusters:
         raise click.UsageError("give either --cluster NAME ... or --all, not both.")
-    k = find_kustomize(kustomize_bin)
+    k = find_kustomize(kustomize_bin, version=stack.kustomize)
     out = out_dir if out_dir is not None else stack.root / "rendered"
     # No --cluster: every cluster of the tree rendered (at --ref, the commit's clusters).
     results = render_each(stack, list(clusters), ref=ref, jobs=jobs, use_cache=not no_cache,

@@ -85,6 +85,10 @@ def _print_status(state: UpgradeState | None) -> int:
 @click.option("--vendor", "ref", metavar="REF",
               help="Start an upgrade to this release: tag, branch or commit; v1.4 picks the "
                    "highest v1.4.x.")
+@click.option("--kustomize", "kustomize_version", metavar="VERSION",
+              help="Move the stack's kustomize pin (stack.yaml `kustomize:`) to VERSION: "
+                   "every cluster rendered with both releases, the differences reported, "
+                   "the new pin committed on upgrade/kustomize-VERSION.")
 @click.option("--source", metavar="SRC", help="Read the release from this source instead of "
                                              "stack.yaml's.")
 @click.option("--branch", metavar="NAME",
@@ -110,7 +114,8 @@ def _print_status(state: UpgradeState | None) -> int:
 @click.option("--abort", is_flag=True,
               help="Drop the upgrade: back to the original branch, exactly as it was.")
 @click.option("--status", is_flag=True, help="Show the upgrade in progress.")
-def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bool, fmt: str,
+def upgrade(ref: str | None, kustomize_version: str | None, source: str | None,
+            branch: str | None, dry_run: bool, fmt: str,
             address: str | None, choice: str | None, new_path: str | None, continue_: bool,
             abort: bool, status: bool) -> int:
     """Merge a new upstream release with your local edits and overlays, three-way and
@@ -129,21 +134,28 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
     Examples:
       stackctl upgrade --vendor v1.4 --dry-run
       stackctl upgrade --vendor v1.4
+      stackctl upgrade --kustomize v5.8.2 --dry-run
       stackctl upgrade --resolve vendor/x/app.yaml:apps/Deployment//web:spec.replicas --theirs
       stackctl upgrade --resolve 'clusters/c/kustomization.yaml::resources[../../vendor/x/a]' \
           --path ../../vendor/x/b
       stackctl upgrade --continue
       stackctl upgrade --abort
     """
-    modes = [m for m, on in (("--vendor", ref is not None), ("--resolve", address is not None),
+    modes = [m for m, on in (("--vendor", ref is not None),
+                             ("--kustomize", kustomize_version is not None),
+                             ("--resolve", address is not None),
                              ("--continue", continue_), ("--abort", abort),
                              ("--status", status)) if on]
     if len(modes) != 1:
         raise click.UsageError(
-            "give exactly one of --vendor REF, --resolve ADDRESS, --continue, --abort, "
+            "give exactly one of --vendor REF, --kustomize VERSION, --resolve ADDRESS, "
+            "--continue, --abort, "
             f"--status (got {', '.join(modes) or 'none'}).")
-    if ref is None and (source or branch or dry_run):
-        raise click.UsageError("--source, --branch and --dry-run go with --vendor REF.")
+    if ref is None and kustomize_version is None and (source or branch or dry_run):
+        raise click.UsageError("--source, --branch and --dry-run go with --vendor REF (and "
+                               "--branch, --dry-run with --kustomize VERSION).")
+    if kustomize_version is not None and source:
+        raise click.UsageError("--source goes with --vendor REF.")
     if new_path is not None:
         if choice is not None:
             raise click.UsageError("--path NEW settles an unresolved reference by itself; "
@@ -165,6 +177,12 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
 
     stack = load_stack()
     set_run_redactor(Redactor.from_config(stack.root))
+    if kustomize_version is not None:
+        from gitops.upgrade.tool import upgrade_kustomize
+
+        result = upgrade_kustomize(stack, version=kustomize_version, branch=branch,
+                                   dry_run=dry_run, progress=_progress)
+        return _print_result(result, fmt)
     if ref is not None:
         from gitops.source import spec_for_stack
 

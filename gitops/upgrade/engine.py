@@ -10,6 +10,7 @@ the new release's commit on the vendor branch, as `vendor import` does.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
 
 from gitops import git
@@ -17,7 +18,7 @@ from gitops.errors import ConfigError, DirtyWorktreeError, GitError, UpgradeErro
 from gitops.kustomize import find_kustomize
 from gitops.lock import Lock, LockEntry, parse_lock, render_lock
 from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_trees
-from gitops.stack import LOCK_FILE, Stack
+from gitops.stack import LOCK_FILE, STACK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
     UpgradeResult,
@@ -99,6 +100,24 @@ def _records(report: MergeReport, tree: TreeMerge, base: git.Files, ours: git.Fi
     return tuple(out)
 
 
+_REF = re.compile(r"^ref:[ \t]*([^\s#]+)", re.MULTILINE)
+
+
+def _track_ref(merged: git.Files, ref: str) -> tuple[str, str] | None:
+    """stack.yaml's `ref:` (the release line the stack tracks) moved to the ref the upgrade
+    was asked for (`--vendor v1.10` after `ref: v1.8`), the rest of the file as it was;
+    (old, new), or None when stack.yaml names no ref or already this one."""
+    entry = merged.get(STACK_FILE)
+    if entry is None:
+        return None
+    text = entry[1].decode("utf-8")
+    m = _REF.search(text)
+    if m is None or m.group(1).strip("'\"") == ref:
+        return None
+    merged[STACK_FILE] = (entry[0], (text[: m.start(1)] + ref + text[m.end(1):]).encode())
+    return m.group(1).strip("'\""), ref
+
+
 def _lock_of(files: git.Files, stack: Stack) -> Lock:
     data = files.get(LOCK_FILE)
     if data is None:
@@ -170,7 +189,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                           path=stack.root / LOCK_FILE,
                           hint="Import the release vendor/ holds first: 'stackctl vendor "
                           "import --ref REF'.")
-    kustomize = find_kustomize()  # a missing binary stops the upgrade before any change
+    # A missing binary (or not the release stack.yaml pins) stops it before any change.
+    kustomize = find_kustomize(version=stack.kustomize)
     # On a failure (Ctrl-C, which reaches kustomize too, or an error of the merge) the error
     # is shown without waiting for the renders.
     with SideRenders(stack, kustomize, progress=progress) as sides:
@@ -204,6 +224,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             merged = _merged_files(tree, base, ours, theirs)
             lock_text = render_lock(lock.with_entry(entry))
             merged[LOCK_FILE] = (git.MODE_FILE, lock_text.encode())
+            stack_ref = _track_ref(merged, entry.ref)
             # The merged tree renders while this thread writes its git objects.
             after_renders = None if before_renders is None else sides.start("after", merged)
             head_tree = repo.commit_tree_id(head)
@@ -232,7 +253,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 original_branch=original,
                 upgrade_branch=None if (dry_run or up_to_date) else upgrade_branch,
                 outcome=outcome, merge=merge_report, clusters=clusters,
-                kustomize_version=kversion, rewrites=rewrites)
+                kustomize_version=kversion, rewrites=rewrites, stack_ref=stack_ref)
             state = UpgradeState(
                 phase=STARTING, name=stack.name, prefix=prefix, original_branch=original,
                 original_commit=head, upgrade_branch=upgrade_branch,
@@ -242,7 +263,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 to_version=entry.resolved, lock_text=lock_text, started_at=now(),
                 conflicts=_records(merge_report, tree, base, ours, theirs),
                 extra={"merge": merge_report.to_dict(), "kustomizeVersion": kversion,
-                       "rewrites": [r.to_dict() for r in rewrites]},
+                       "rewrites": [r.to_dict() for r in rewrites],
+                       "stackRef": list(stack_ref) if stack_ref else None},
             )
             merge_commit = None
             if outcome == "committed":

@@ -55,7 +55,8 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
         original_branch=state.original_branch, upgrade_branch=state.upgrade_branch,
         outcome="conflicts", merge=merge, resolutions=resolutions,
         kustomize_version=state.extra.get("kustomizeVersion"),
-        rewrites=tuple(RewriteEffect.from_dict(r) for r in state.extra.get("rewrites") or ()))
+        rewrites=tuple(RewriteEffect.from_dict(r) for r in state.extra.get("rewrites") or ()),
+        stack_ref=tuple(state.extra["stackRef"]) if state.extra.get("stackRef") else None)
 
     def result(report: UpgradeReport, commit: str | None = None,
                paths: tuple[Path, ...] = ()) -> UpgradeResult:
@@ -84,7 +85,7 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
             f"{state.original_commit[:12]}), then run 'stackctl upgrade --continue' again.")
     if state.open_conflicts:
         return result(base_report)
-    kustomize = find_kustomize()
+    kustomize = find_kustomize(version=stack.kustomize)
     root = repo.root
     # Markers left over (a manual edit marked with --mark) never reach the commit.
     for r in state.conflicts:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops import git
-from gitops.errors import UserError
+from gitops.errors import KustomizeError, UserError
 from gitops.kustomize import Kustomize, find_kustomize
 from gitops.redact import run_redactor
 from gitops.render import Rendered, render_each
@@ -66,9 +66,23 @@ def render_side(stack: Stack, files: git.Files, k: Kustomize, *, label: str,
         with tempfile.TemporaryDirectory(prefix="stackctl-upgrade-") as tmp:
             root = Path(tmp)
             git.write_files(root, files)
-            done.update(render_each(Stack(root=root, name=stack.name, source=stack.source),
-                                    rest, kustomize=k, progress=tell))
+            found = render_each(Stack(root=root, name=stack.name, source=stack.source),
+                                rest, kustomize=k, progress=tell)
+        # The folder is gone once rendered: an error names the stack's own paths instead.
+        done.update({n: _without(r, root, label) for n, r in found.items()})
     return {n: done[n] for n in names}
+
+
+def _without(r: Rendered | UserError, root: Path, label: str) -> Rendered | UserError:
+    """A render error with the temporary folder it was rendered in taken out of its
+    message (paths read from the stack's root, as the repository has them)."""
+    if not isinstance(r, UserError) or str(root) not in str(r):
+        return r
+    def clean(text: str) -> str:
+        return text.replace(f"{root}/", "").replace(str(root), ".")
+    where = "the merged tree" if label == "after" else "the current branch"
+    return KustomizeError(f"{clean(r.message)} (rendered from {where}, exported to a "
+                          "temporary folder)", hint=clean(r.hint) if r.hint else None)
 
 
 class SideRenders:

@@ -103,6 +103,8 @@ class UpgradeReport:
     kustomize_version: str | None = None
     commit: str | None = None
     rewrites: tuple[RewriteEffect, ...] = ()  # what each rewritten reference changes
+    tool: bool = False  # an upgrade of kustomize itself (no merge; both sides one tree)
+    stack_ref: tuple[str, str] | None = None  # stack.yaml's ref: old, new
 
     @property
     def conflicts(self) -> tuple[Conflict, ...]:
@@ -139,6 +141,9 @@ class UpgradeReport:
             "resolutions": dict(self.resolutions),
             "merge": self.merge.to_dict(),
             "kustomizeVersion": self.kustomize_version,
+            "kind": "kustomize" if self.tool else "vendor",
+            "stackRef": None if self.stack_ref is None else {
+                "from": self.stack_ref[0], "to": self.stack_ref[1]},
             "rewrites": [r.to_dict() for r in self.rewrites],
             "clusters": [c.to_dict() for c in self.clusters],
         }
@@ -147,6 +152,11 @@ class UpgradeReport:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     # --- markdown ------------------------------------------------------------------------
+
+    def _outcome(self) -> str:
+        if self.tool and self.outcome == "committed":
+            return "committed"
+        return OUTCOMES.get(self.outcome, self.outcome)
 
     def _title(self) -> str:
         return f"Upgrade {self.name} {self.from_version} -> {self.to_version}"
@@ -158,9 +168,12 @@ class UpgradeReport:
 
     def to_markdown(self) -> str:
         lines = [f"# {self._title()}", "",
-                 f"{self._where()}: **{OUTCOMES.get(self.outcome, self.outcome)}**"
+                 f"{self._where()}: **{self._outcome()}**"
                  + (f" (commit `{self.commit[:12]}`)" if self.commit else "") + ".", ""]
-        merge_md = self.merge.to_markdown(title="Merge")
+        if self.stack_ref:
+            lines += [f"`stack.yaml` now tracks `ref: {self.stack_ref[1]}` (was "
+                      f"`{self.stack_ref[0]}`).", ""]
+        merge_md = "" if self.tool else self.merge.to_markdown(title="Merge")
         for ln in merge_md.splitlines():
             lines.append("#" + ln if ln.startswith("#") else ln)
         changing = [r for r in self.rewrites if r.added or r.removed or r.note]
@@ -183,8 +196,11 @@ class UpgradeReport:
             lines.append("No clusters (`clusters/<name>/kustomization.yaml`) to render.")
         else:
             k = f" with kustomize {self.kustomize_version}" if self.kustomize_version else ""
-            lines += [f"Each cluster rendered before (`{self.original_branch}`) and after "
-                      f"(the merged tree){k}.", "",
+            said = (f"Each cluster of `{self.original_branch}` rendered with kustomize "
+                    f"{self.from_version} (before) and {self.to_version} (after)." if self.tool
+                    else f"Each cluster rendered before (`{self.original_branch}`) and after "
+                    f"(the merged tree){k}.")
+            lines += [said, "",
                       "| cluster | status | objects before | after | added | removed | "
                       "changed | image changes |",
                       "|---|---|---|---|---|---|---|---|"]
@@ -219,8 +235,16 @@ class UpgradeReport:
     def to_text(self) -> str:
         m = self.merge
         lines = [f"{self._title().lower()}: {self._where().replace('`', '')}: "
-                 f"{OUTCOMES.get(self.outcome, self.outcome)}"
+                 f"{self._outcome()}"
                  + (f" ({self.commit[:12]})" if self.commit else "")]
+        if self.tool:
+            lines.append(f"clusters (rendered from {self.original_branch} with kustomize "
+                         f"{self.from_version} and {self.to_version}):")
+            for cs in self.clusters:
+                lines += _cluster_text(cs)
+            return "\n".join(lines) + "\n"
+        if self.stack_ref:
+            lines.append(f"stack.yaml: ref {self.stack_ref[0]} -> {self.stack_ref[1]}")
         merged = ", ".join(f"{k} {v}" for k, v in m.merged.items() if v)
         lines.append(
             f"merge: {m.taken_upstream} file(s) taken from upstream, {m.kept_local} kept "
