@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from gitops import git
 from gitops.errors import ConfigError, DirtyWorktreeError, GitError, UpgradeError
+from gitops.gitstore import loose_objects, tidy
 from gitops.kustomize import find_kustomize
 from gitops.lock import Lock, LockEntry, parse_lock, render_lock
 from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_trees
@@ -193,6 +194,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
     kustomize = find_kustomize(version=stack.kustomize)
     # On a failure (Ctrl-C, which reaches kustomize too, or an error of the merge) the error
     # is shown without waiting for the renders.
+    loose_before = loose_objects(repo)
+    created: list[str] = []  # trees this upgrade wrote (dropped again by a dry run)
     with SideRenders(stack, kustomize, progress=progress) as sides:
         base_commit = pristine_commit(stack, progress=progress)
         vendor_before = repo.branch_commit(stack.vendor_branch)
@@ -232,6 +235,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             stack_tree = repo.write_tree(merged)
             full_tree = repo.replace_subtree(head_tree, prefix, stack_tree) if prefix \
                 else stack_tree
+            created += [stack_tree, full_tree]
             clusters: tuple[ClusterSummary, ...] = ()
             kversion = None
             findings: tuple[Conflict, ...] = ()
@@ -281,11 +285,22 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                     and repo.branch_commit(stack.vendor_branch) != vendor_before:
                 repo.set_branch(stack.vendor_branch, vendor_before,
                                 message="stackctl: vendor branch put back (upgrade not made)")
+            _tidy(repo, stack, loose_before, created)
     return UpgradeResult(
         outcome=outcome, report=report, original_branch=original,
         upgrade_branch=report.upgrade_branch, vendor_commit=imp.vendor_commit,
         merge_commit=merge_commit, lock_entry=entry, previous=previous, tree=tree,
         report_paths=paths)
+
+
+def _tidy(repo: git.Repo, stack: Stack, before: set[str], created: list[str]) -> None:
+    """The objects this upgrade wrote: packed if a branch, a reflog or the upgrade in
+    progress still needs them, deleted if only its dropped trees did (a dry run's merged
+    tree)."""
+    state = load_state(stack.root)
+    keep = [] if state is None else [state.merged_tree, state.vendor_commit, *(
+        str(state.extra.get(k)) for k in ("markedTree", "snapshot") if state.extra.get(k))]
+    tidy(repo, before, created=created, keep=keep)
 
 
 def _commit_clean(repo: git.Repo, stack: Stack, state: UpgradeState, ours: git.Files,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gitops import git
 from gitops.errors import UpgradeError
+from gitops.gitstore import loose_objects, tidy
 from gitops.kustomize import find_kustomize
 from gitops.lock import parse_lock
 from gitops.merge import Conflict
@@ -86,6 +87,7 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
     if state.open_conflicts:
         return result(base_report)
     kustomize = find_kustomize(version=stack.kustomize)
+    loose_before = loose_objects(repo)
     root = repo.root
     # Markers left over (a manual edit marked with --mark) never reach the commit.
     for r in state.conflicts:
@@ -136,6 +138,7 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
     repo.set_branch(state.upgrade_branch, commit, message="stackctl: upgrade merged")
     repo.reset_index(commit)
     remove_state(stack.root)
+    tidy(repo, loose_before)
     report = replace(base_report, outcome="committed", clusters=clusters,
                      kustomize_version=kversion, commit=commit)
     paths = write_reports(stack.root, report)
