@@ -177,3 +177,55 @@ def test_kubeflow_v1_10_1_to_v1_10_2_follows_the_apps_to_applications_move(
                V + "applications/local-extra/limits.yaml",
                V + "applications/katib/upstream/components/controller/local-limits.yaml"}
     assert_rest_is_upstream(m, theirs, touched)
+
+
+# Every wrong rewrite issue 15 saw, on the real releases: where each reference must go
+# (None: nowhere on strong enough evidence, an unresolved reference to settle).
+RESTRUCTURES = [
+    ("v1.9.1", "v1.10.2", {
+        "contrib/ray/kuberay-operator/overlays/kubeflow":  # not spark's look-alike
+            "experimental/ray/kuberay-operator/overlays/kubeflow",
+        "contrib/security/PSS/dynamic/baseline": None,  # only restricted survives
+        "contrib/security/PSS/dynamic/restricted": "experimental/security/PSS/dynamic/restricted",
+        "common/istio-1-22/istio-install/base": "common/istio/istio-install/base",
+        "apps/pipeline/upstream/env/cert-manager/platform-agnostic-multi-user":
+            "applications/pipeline/upstream/env/cert-manager/platform-agnostic-multi-user",
+    }),
+    ("v1.8.1", "v1.9.1", {
+        "common/istio-1-17/istio-install/base": "common/istio-1-22/istio-install/base",
+        "common/istio-1-17/cluster-local-gateway/base":
+            "common/istio-1-22/cluster-local-gateway/base",
+    }),
+    ("v1.8.1", "v1.10.2", {
+        "common/istio-1-17/istio-install/base": "common/istio/istio-install/base",
+        "common/istio-1-16/istio-install/base": None,  # common/istio is where 1-17 went
+        "common/cert-manager/cert-manager/base": "common/cert-manager/base",
+        "common/oidc-client/oidc-authservice/base": None,  # replaced by oauth2-proxy
+        "contrib/ray/kuberay-operator/base": None,  # the operator changed beyond recognition
+    }),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), RESTRUCTURES,
+                         ids=[f"{a}-to-{b}" for a, b, _ in RESTRUCTURES])
+def test_references_across_restructures_are_rewritten_only_on_evidence(
+    kubeflow_tree: Callable[[str], Path], old: str, new: str,
+    expected: dict[str, str | None],
+) -> None:
+    base, theirs = load(kubeflow_tree(old)), load(kubeflow_tree(new))
+    ours = dict(base)
+    ours["overlays/team/kustomization.yaml"] = ("resources:\n" + "".join(
+        f"- ../../{V}{ref}\n" for ref in expected)).encode()
+
+    m = merge_trees(base, ours, theirs, vendor_prefix=V)
+
+    got: dict[str, str | None] = {
+        r.old_target.removeprefix(V): r.new_target.removeprefix(V)
+        for r in m.rewritten_references}
+    got.update({u.target.removeprefix(V): None for u in m.unresolved_references})
+    assert got == expected
+    assert all(r.evidence_kind in ("upstream-references", "similar-content") and r.evidence
+               for r in m.rewritten_references)
+    unresolved = [c for c in m.conflicts if c.kind is ConflictKind.UNRESOLVED_REFERENCE]
+    assert [c.field.split("[", 1)[1].rstrip("]").removeprefix(f"../../{V}") for c in unresolved] \
+        == [ref for ref, target in expected.items() if target is None]

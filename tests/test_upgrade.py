@@ -224,6 +224,21 @@ def test_dry_run_prints_the_report_and_changes_no_branch_and_no_file(
     assert json.loads((clean / ".stackctl/upgrade/report.json").read_text()) == data
 
 
+def test_an_upgrade_leaves_no_loose_objects_behind(
+    clean: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gitops import git
+    from gitops.gitstore import loose_objects
+
+    repo = git.open_repo(clean)
+    before = loose_objects(repo)
+    assert run(capsys, "--vendor", "v1.1", "--dry-run")[0] == 0
+    assert loose_objects(repo) <= before  # the import packed, the merged tree deleted
+    assert run(capsys, "--vendor", "v1.1")[0] == 0
+    assert loose_objects(repo) <= before
+    assert repo_status(clean) == {}
+
+
 def test_upgrading_to_the_vendored_release_changes_nothing(
     clean: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
