@@ -1,26 +1,38 @@
 """Benchmark: `stackctl upgrade` on real Kubeflow upgrades with a platform team's
 customizations, against a plain `git merge` of the same branches and `kpt pkg update`.
 
-    .venv/bin/python bench/bench_upgrade.py [--runs 3] [--scenarios v1.3.0 v1.7.0 v1.10.1]
-                                            [--no-kpt] [--json] [--save FILE]
+    .venv/bin/python bench/bench_upgrade.py [--runs 3] [--scenarios v1.3.0 v1.8.1 ...]
+                                            [--no-kpt] [--no-timing] [--json] [--save FILE]
 
-The scenarios are tests/fixtures/upgrade_scenarios.py's (v1.3.0 -> v1.4.0, v1.7.0 -> v1.8.0,
-v1.10.1 -> v1.10.2, 17 customizations each: the eight kinds as vendor edits and as overlays,
-and one conflict made on purpose). For each, a deployment repo is made for real (`stackctl
-init`, `vendor import` of the base release from ../shared's archive folder, one commit of
+The scenarios are tests/fixtures/upgrade_scenarios.py's: three single-release pairs
+(v1.3.0 -> v1.4.0, v1.7.0 -> v1.8.0, v1.10.1 -> v1.10.2; 17 customizations each: the eight
+kinds as vendor edits and as overlays, and one conflict made on purpose) and three
+multi-release jumps across upstream's restructures (v1.4.0 -> v1.6.1, v1.6.1 -> v1.9.1,
+v1.8.1 -> v1.10.2; 40 to 45 customizations: the platform kinds too, with a team's own
+composition of components). For each, a deployment repo is made for real (`stackctl init`,
+`vendor import` of the base release from ../shared's archive folder, one commit of
 customizations), then upgraded three ways, each in its own copy:
 
-  stackctl   `start_upgrade` (import onto vendor/kubeflow, merge, per-cluster render report)
+  stackctl   the upgrade as a person takes it to its commit: `start_upgrade`, the
+             scenario's answers (`--resolve ADDRESS --path NEW` for references upstream
+             deleted), every other conflict or finding kept as it is (`--ours`),
+             `--continue`
   git merge  the vendor branch moved to the new release (stackctl's import, merge=False),
              then `git merge vendor/kubeflow` with the git CLI, as a team without stackctl
              would merge its vendor branch
   kpt        the same customizations on a package fetched by `kpt pkg get` from a git
              upstream holding both releases, then `kpt pkg update --strategy resource-merge`
 
-Outcomes: conflicts reported (intended: the one made on purpose; spurious: any other) and
-customizations lost, judged on what kustomize renders from the result's two clusters, or on
-the files (`evidence`) when a cluster does not render (conflict markers, broken references).
-Units: stackctl counts conflicts per field, git per file; kpt reports none.
+Outcomes, judged on what kustomize renders from the result's two clusters (or on the files,
+`evidence`, when a cluster does not render):
+- conflicts reported: real (the one made on purpose, or one naming a customization the
+  upgrade cannot keep) and spurious (any other);
+- each customization kept (its checks hold in the render), reported (a conflict or finding
+  names it) or lost silently (neither);
+- references: wrong rewrites (to a place the scenario does not expect, or a guess where no
+  evidence is strong enough) and references left broken (upstream moved the target, the
+  tool did not follow).
+Units: stackctl counts conflicts per field or finding, git per file; kpt reports none.
 
 Timings, rounds interleaved so that load from other processes falls on every case alike:
   merge      merge_trees on the three trees in memory vs `git merge` (the CLI, working tree
@@ -51,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import KUBEFLOW_DIR, command_line, interleaved, median, table
 from gitops.kustomize import BUILD_FLAGS, find_kustomize
 from gitops.merge import merge_trees
+from gitops.merge.references import SAME_TARGET
 from gitops.stack import load_stack
 from gitops.upgrade import start_upgrade
 from gitops.vendor import import_release
@@ -58,10 +71,14 @@ from tests.fixtures.upgrade_repo import (
     DeployRepo,
     Evaluation,
     build_repo,
+    classify,
     customize,
     evaluate,
     merge_inputs,
     release_reader,
+    reports,
+    upgrade_as_a_person,
+    wrong_rewrites,
 )
 from tests.fixtures.upgrade_scenarios import CLUSTERS, NAME, Scenario, V, scenarios
 
@@ -74,8 +91,13 @@ class ToolResult:
     tool: str
     conflicts: int | None  # None: the tool did not run
     intended: int = 0
+    real: int = 0
     spurious: int = 0
-    lost: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    reported: tuple[str, ...] = ()
+    lost: tuple[str, ...] = ()  # silently
+    wrong_rewrites: tuple[str, ...] = ()
+    broken_references: int = 0
     renders: bool = True
     seconds: float | None = None
     note: str = ""
@@ -84,9 +106,20 @@ class ToolResult:
     def to_dict(self) -> dict[str, Any]:
         return {"tool": self.tool, "ran": self.conflicts is not None,
                 "conflicts": self.conflicts, "intended_conflicts_reported": self.intended,
-                "spurious_conflicts": self.spurious, "spurious": self.spurious_items,
-                "lost_customizations": list(self.lost), "renders": self.renders,
+                "real_conflicts": self.real, "spurious_conflicts": self.spurious,
+                "spurious": self.spurious_items, "kept": list(self.kept),
+                "reported": list(self.reported), "lost_customizations": list(self.lost),
+                "wrong_rewrites": list(self.wrong_rewrites),
+                "broken_references": self.broken_references, "renders": self.renders,
                 "seconds": self.seconds, "note": self.note}
+
+
+def _split(scenario: Scenario, addresses: list[str], intended: set[str]
+           ) -> tuple[list[str], list[str]]:
+    """(real, spurious) conflicts: real ones are made on purpose or name a customization."""
+    markers = [m for c in scenario.customizations for m in c.report_markers]
+    real = [a for a in addresses if a in intended or any(reports(m, a) for m in markers)]
+    return real, [a for a in addresses if a not in real]
 
 
 def run(cmd: list[str], cwd: Path, *, timeout: float | None = None,
@@ -115,11 +148,16 @@ def git_outcome(scenario: Scenario, tree: Path) -> ToolResult:
     intended_paths = {c.path for c in scenario.conflicts} | {
         old for old, new in scenario.followed_moves.items()
         if new in {c.path for c in scenario.conflicts}}
-    spurious = [p for p in unmerged if p not in intended_paths]
+    real, spurious = _split(scenario, unmerged, intended_paths)
     ev = evaluate(scenario, tree)
-    return ToolResult("git merge", len(unmerged), intended=len(unmerged) - len(spurious),
-                      spurious=len(spurious), lost=ev.lost, renders=ev.renders,
-                      spurious_items=spurious, note=_errors(ev))
+    v = classify(scenario, ev, unmerged)
+    # git rewrites no reference: every one whose target upstream moved is left broken.
+    broken = sum(1 for new in scenario.rewrites.values() if new is not None)
+    return ToolResult("git merge", len(unmerged),
+                      intended=len([p for p in unmerged if p in intended_paths]),
+                      real=len(real), spurious=len(spurious), kept=v.kept,
+                      reported=v.reported, lost=v.lost, broken_references=broken,
+                      renders=ev.renders, spurious_items=spurious, note=_errors(ev))
 
 
 def _errors(ev: Evaluation) -> str:
@@ -173,7 +211,10 @@ def kpt_outcome(scenario: Scenario, work: Path, kpt: str) -> ToolResult:
                           note=f"kpt pkg update failed: {error[-1]}")
     ev = evaluate(scenario, repo)
     markers = len(ev.markers)
-    return ToolResult("kpt pkg update", markers, spurious=markers, lost=ev.lost,
+    v = classify(scenario, ev, ev.markers)
+    return ToolResult("kpt pkg update", markers, spurious=markers, kept=v.kept,
+                      reported=v.reported, lost=v.lost,
+                      broken_references=sum(1 for n in scenario.rewrites.values() if n),
                       renders=ev.renders, seconds=seconds,
                       note="; ".join(x for x in (_errors(ev), "reports no conflicts: "
                                                  "upstream wins on conflicting fields") if x))
@@ -192,7 +233,7 @@ def kustomize_alone(trees: list[Path]) -> Callable[[], None]:
 
 
 def bench_scenario(scenario: Scenario, work: Path, *, runs: int, with_kpt: str | None,
-                   say: Callable[[str], None]) -> dict[str, Any]:
+                   say: Callable[[str], None], timing: bool = True) -> dict[str, Any]:
     say(f"{scenario.name}: building the deployment repo")
     repo: DeployRepo = build_repo(work / "deploy", scenario, archives=KUBEFLOW_DIR)
     base, ours, theirs = merge_inputs(repo)
@@ -202,19 +243,28 @@ def bench_scenario(scenario: Scenario, work: Path, *, runs: int, with_kpt: str |
     import_release(load_stack(git_src), ref=scenario.new, merge=False)
 
     # Correctness, one run each.
-    say(f"{scenario.name}: stackctl upgrade")
+    say(f"{scenario.name}: stackctl upgrade (to the commit, as a person answers)")
     first = copy_repo(repo.root, work / "stackctl-1")
     os.environ["STACKCTL_CACHE"] = str(work / "cache-first")
     t0 = time.perf_counter()
-    result = start_upgrade(load_stack(first), ref=scenario.new)
+    person = upgrade_as_a_person(first, scenario)
     first_s = time.perf_counter() - t0
-    intended = {(c.path, c.field) for c in scenario.conflicts}
-    got = [(c.path, c.field) for c in result.conflicts]
-    spurious = [f"{p}:{f}" for p, f in got if (p, f) not in intended]
-    ev = evaluate(scenario, first)
-    tools = [ToolResult("stackctl", len(got), intended=len(got) - len(spurious),
-                        spurious=len(spurious), lost=ev.lost, renders=ev.renders,
-                        seconds=first_s, spurious_items=spurious, note=_errors(ev))]
+    result = person.start
+    intended_addresses = {c.address for c in result.conflicts
+                          if (c.path, c.field) in {(x.path, x.field) for x in scenario.conflicts}}
+    real, spurious = _split(scenario, list(person.addresses), intended_addresses)
+    ev = evaluate(scenario, first, use_cache=True)
+    v = classify(scenario, ev, person.addresses)
+    tree = result.tree
+    wrong = wrong_rewrites(
+        scenario, [(r.old_target, r.new_target) for r in tree.rewritten_references
+                   if r.evidence_kind != SAME_TARGET],
+        [u.target for u in tree.unresolved_references]) if tree is not None else []
+    tools = [ToolResult("stackctl", len(person.addresses), intended=len(intended_addresses),
+                        real=len(real), spurious=len(spurious), kept=v.kept,
+                        reported=v.reported, lost=v.lost, wrong_rewrites=tuple(wrong),
+                        renders=ev.renders, seconds=first_s, spurious_items=spurious,
+                        note=_errors(ev))]
     say(f"{scenario.name}: git merge")
     gm = copy_repo(git_src, work / "git-1")
     t0 = time.perf_counter()
@@ -229,6 +279,16 @@ def bench_scenario(scenario: Scenario, work: Path, *, runs: int, with_kpt: str |
     else:
         tools.append(ToolResult("kpt pkg update", None, note="skipped (--no-kpt or no kpt)"))
 
+    outcome = {
+        "scenario": scenario.name, "note": scenario.note, "multi": scenario.multi,
+        "customizations": len(scenario.customizations),
+        "expected_reported": sorted(scenario.outcomes),
+        "intended_conflicts": len(scenario.conflicts),
+        "files": {"ours": len(ours), "theirs": len(theirs)},
+        "tools": [t.to_dict() for t in tools],
+    }
+    if not timing:
+        return outcome
     # Timings, interleaved rounds.
     say(f"{scenario.name}: timing the merge ({runs} rounds)")
     copies = iter(range(10_000))
@@ -266,11 +326,7 @@ def bench_scenario(scenario: Scenario, work: Path, *, runs: int, with_kpt: str |
     }, runs)["kustomize alone"]
 
     return {
-        "scenario": scenario.name, "note": scenario.note,
-        "customizations": len(scenario.customizations),
-        "intended_conflicts": len(scenario.conflicts),
-        "files": {"ours": len(ours), "theirs": len(theirs)},
-        "tools": [t.to_dict() for t in tools],
+        **outcome,
         "merge": {"merge_trees_s": merge_times, "git_merge_s": git_times,
                   "median_merge_trees_s": median(merge_times),
                   "median_git_merge_s": median(git_times)},
@@ -281,51 +337,65 @@ def bench_scenario(scenario: Scenario, work: Path, *, runs: int, with_kpt: str |
     }
 
 
-def _lost(t: dict[str, Any]) -> str:
-    if not t["ran"]:
-        return "-"
-    n = len(t["lost_customizations"])
-    return f"{n}" + (f" ({', '.join(t['lost_customizations'])})" if n else "")
+def _names(items: list[str]) -> str:
+    return f"{len(items)}" + (f" ({', '.join(items)})" if items else "")
 
 
 def print_tables(results: list[dict[str, Any]]) -> None:
     rows = []
     for r in results:
         for t in r["tools"]:
-            rows.append([r["scenario"], t["tool"],
-                         "-" if not t["ran"] else str(t["conflicts"]),
-                         "-" if not t["ran"] else f"{t['intended_conflicts_reported']}"
-                         f"/{r['intended_conflicts']}",
-                         "-" if not t["ran"] else str(t["spurious_conflicts"]),
-                         _lost(t), "-" if not t["ran"] else ("yes" if t["renders"] else "no"),
-                         "-" if t["seconds"] is None else f"{t['seconds']:.1f}"])
-    print(table(["upgrade", "tool", "conflicts", "intended reported", "spurious",
-                 "customizations lost", "renders", "tool's own step, s"], rows))
+            ran = t["ran"]
+            rows.append([
+                r["scenario"], t["tool"],
+                "-" if not ran else str(t["conflicts"]),
+                "-" if not ran else f"{t['intended_conflicts_reported']}/"
+                f"{r['intended_conflicts']}",
+                "-" if not ran else str(t["real_conflicts"]),
+                "-" if not ran else str(t["spurious_conflicts"]),
+                "-" if not ran else f"{len(t['kept'])}/{r['customizations']}",
+                "-" if not ran else str(len(t["reported"])),
+                "-" if not ran else _names(t["lost_customizations"]),
+                "-" if not ran else str(len(t["wrong_rewrites"])),
+                "-" if not ran else str(t["broken_references"]),
+                "-" if not ran else ("yes" if t["renders"] else "no"),
+                "-" if t["seconds"] is None else f"{t['seconds']:.1f}"])
+    print(table(["upgrade", "tool", "conflicts", "intended", "real", "spurious", "kept",
+                 "reported", "lost silently", "wrong rewrites", "broken refs", "renders",
+                 "s"], rows))
     notes = [f"- {r['scenario']} {t['tool']}: {t['note']}" for r in results
              for t in r["tools"] if t["note"]]
     notes += [f"- {r['scenario']} {t['tool']}: spurious conflicts in "
               + ", ".join(f"`{x}`" for x in t["spurious"]) for r in results
               for t in r["tools"] if t["spurious"]]
+    notes += [f"- {r['scenario']} {t['tool']}: wrong rewrites "
+              + ", ".join(f"`{x}`" for x in t["wrong_rewrites"]) for r in results
+              for t in r["tools"] if t["wrong_rewrites"]]
     if notes:
         print("\n" + "\n".join(notes))
+    timed = [r for r in results if "merge" in r]
+    if not timed:
+        return
     print()
     print(table(["upgrade", "merge_trees (median)", "git merge (median)", "target < 2 s"], [
         [r["scenario"], f"{r['merge']['median_merge_trees_s']:.2f} s",
          f"{r['merge']['median_git_merge_s']:.2f} s",
-         "ok" if r["merge"]["median_merge_trees_s"] < 2 else "MISSED"] for r in results]))
+         "ok" if r["merge"]["median_merge_trees_s"] < 2 else "MISSED"] for r in timed]))
     print()
     print(table(["upgrade", "stackctl upgrade (median)", "kustomize alone, 4 builds (median)",
                  "ratio", "target <= 1.2x"], [
         [r["scenario"], f"{r['upgrade']['median_upgrade_s']:.1f} s",
          f"{r['upgrade']['median_kustomize_alone_s']:.1f} s", f"{r['upgrade']['ratio']:.2f}x",
-         "ok" if r["upgrade"]["ratio"] <= 1.2 else "MISSED"] for r in results]))
+         "ok" if r["upgrade"]["ratio"] <= 1.2 else "MISSED"] for r in timed]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="timed rounds (median reported)")
-    ap.add_argument("--scenarios", nargs="+", default=["v1.3.0", "v1.7.0", "v1.10.1"],
-                    help="base releases of the scenarios to run")
+    ap.add_argument("--scenarios", nargs="+", default=None,
+                    help="base releases of the scenarios to run (default: every one)")
+    ap.add_argument("--no-timing", action="store_true",
+                    help="outcomes only: no timed rounds of the merge and the upgrade")
     ap.add_argument("--no-kpt", action="store_true", help="leave kpt out (it takes minutes)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     ap.add_argument("--save", type=Path, help="also write the JSON to this file")
@@ -352,11 +422,11 @@ def main() -> None:
                            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
                            "GIT_COMMITTER_NAME": "bench",
                            "GIT_COMMITTER_EMAIL": "bench@localhost"})
-        for base in args.scenarios:
+        for base in args.scenarios or list(all_scenarios):
             work = Path(tmp) / base
             work.mkdir()
             results.append(bench_scenario(all_scenarios[base], work, runs=args.runs,
-                                          with_kpt=kpt, say=say))
+                                          with_kpt=kpt, say=say, timing=not args.no_timing))
             shutil.rmtree(work, ignore_errors=True)
     k = find_kustomize()
     out = {"benchmark": "upgrade", "command": command_line(), "runs": args.runs,

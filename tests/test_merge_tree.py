@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from gitops.merge import ConflictKind, MergeReport, Redaction, merge_trees
-from gitops.merge.references import RewrittenReference, UnresolvedReference
+from gitops.merge.references import UnresolvedReference
 
 V = "vendor/up/"
 DEPLOY = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: foo\nspec:\n"

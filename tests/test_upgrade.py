@@ -710,7 +710,7 @@ def test_an_unresolved_reference_takes_the_new_path_given_and_refuses_one_that_i
         "- ../../overlays/db\n- ../../overlays/gw\n")
     code, _out, err = run(capsys, "--resolve", REPLICAS, "--path", "x")
     assert code == 2 and "no conflict of the upgrade has the address" in err
-    code, out, err = run(capsys, "--continue")
+    code, _out, err = run(capsys, "--continue")
     assert code == 0, err
     report = json.loads((root / ".stackctl/upgrade/report.json").read_text())
     assert report["resolutions"] == {DB_REF: "path ../../overlays/db"}
