@@ -156,6 +156,8 @@ class UpgradeReport:
     def _outcome(self) -> str:
         if self.tool and self.outcome == "committed":
             return "committed"
+        if self.tool and self.outcome == "up-to-date":
+            return "already pinned: nothing to upgrade"
         return OUTCOMES.get(self.outcome, self.outcome)
 
     def _title(self) -> str:
