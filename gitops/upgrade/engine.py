@@ -268,6 +268,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 conflicts=_records(merge_report, tree, base, ours, theirs),
                 extra={"merge": merge_report.to_dict(), "kustomizeVersion": kversion,
                        "rewrites": [r.to_dict() for r in rewrites],
+                       # clusters the effect check could not see (checked at --continue)
+                       "unchecked": [c.name for c in clusters if c.status == "failed"],
                        "stackRef": list(stack_ref) if stack_ref else None},
             )
             merge_commit = None

@@ -130,8 +130,12 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
     vrel = stack.vendor_relpath
     base = {f"{vrel}/{p}": v for p, v in repo.read_tree(state.base_commit,
                                                          join(prefix, vrel)).items()}
-    findings = tuple(f for f in lost_effects(base, before, vrel, b_res, a_res, merge.moves)
-                     if f.address not in {r.address for r in state.conflicts})
+    unchecked = set(state.extra.get("unchecked") or ())
+    settled = {r.address for r in state.conflicts}
+    findings = tuple(f for f in lost_effects(
+        base, before, vrel, {n: r for n, r in b_res.items() if n in unchecked},
+        {n: r for n, r in a_res.items() if n in unchecked}, merge.moves)
+        if f.address not in settled) if unchecked else ()
     if findings:
         return _reopen(stack, state, findings, base_report, clusters, kversion, result)
     say(f"committing the merge on {state.upgrade_branch}")
