@@ -54,7 +54,9 @@ from tests.fixtures.upgrade_scenarios import (
     scenarios,
 )
 
-pytestmark = [pytest.mark.kubeflow, pytest.mark.slow]
+# A scenario upgraded once serves five tests; its renders (seconds each) count against the
+# first, which on a loaded 2-core machine can take minutes.
+pytestmark = [pytest.mark.kubeflow, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _all() -> list[Scenario]:
