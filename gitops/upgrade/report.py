@@ -244,6 +244,8 @@ class UpgradeReport:
                          f"{self.from_version} and {self.to_version}):")
             for cs in self.clusters:
                 lines += _cluster_text(cs)
+                # What a release changes is the point of this upgrade: every object shows.
+                lines += [f"    {o}" for o in cs.objects[:OBJECT_LINES]]
             return "\n".join(lines) + "\n"
         if self.stack_ref:
             lines.append(f"stack.yaml: ref {self.stack_ref[0]} -> {self.stack_ref[1]}")
