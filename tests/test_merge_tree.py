@@ -256,3 +256,67 @@ def test_a_new_overlay_beside_an_old_one_is_no_successor() -> None:
     m = merge_trees(base, ours, theirs, vendor_prefix=V)
     assert m.carried == {}
     assert m.files[V + "web/overlays/oauth2-proxy/kustomization.yaml"] == KUST.encode()
+
+
+# ----------------------------------------------------------- references on evidence
+
+def _component(top: str, name: str, lines: list[str]) -> dict[str, str]:
+    body = "".join(f"  {x}: '{i}'\n" for i, x in enumerate(lines))
+    return {f"{V}{top}/{name}/kustomization.yaml": "resources:\n- cm.yaml\n",
+            f"{V}{top}/{name}/cm.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                        f"  name: {name}\ndata:\n{body}"}
+
+
+WORDS = [f"key-{w}" for w in ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot")]
+
+
+def _overlay(*refs: str) -> bytes:
+    return ("resources:\n" + "".join(f"- ../../{V}{r}\n" for r in refs)).encode()
+
+
+def test_a_folder_only_content_says_moved_is_rewritten_naming_the_similarity() -> None:
+    base = b(_component("contrib/ray", "operator", WORDS))
+    theirs = b(_component("experimental/ray", "operator", WORDS + ["key-golf"])
+               | _component("applications/spark", "operator", ["other"]))
+    ours = {**base, "overlays/o/kustomization.yaml": _overlay("contrib/ray/operator")}
+    m = merge_trees(base, ours, theirs, vendor_prefix=V)
+    (r,) = m.rewritten_references
+    assert (r.new, r.evidence_kind) == ("../../vendor/up/experimental/ray/operator",
+                                        "similar-content")
+    assert r.evidence == ("its kustomization tree is 0.93 similar to vendor/up/experimental/"
+                          "ray/operator's (next best vendor/up/applications/spark/operator: "
+                          "0.50)")
+
+
+def test_a_look_alike_of_another_name_or_a_tie_is_an_unresolved_reference_not_a_guess() -> None:
+    base = b(_component("pss", "baseline", WORDS) | _component("pss", "restricted", WORDS))
+    theirs = b(_component("security/pss", "restricted", WORDS))
+    ours = {**base, "overlays/o/kustomization.yaml": _overlay("pss/baseline",
+                                                              "pss/restricted")}
+    m = merge_trees(base, ours, theirs, vendor_prefix=V)
+    # restricted went where its own content went; baseline's look-alike has another name.
+    assert [(r.old_target, r.new_target) for r in m.rewritten_references] == [
+        (V + "pss/restricted", V + "security/pss/restricted")]
+    (u,) = m.unresolved_references
+    assert u.target == V + "pss/baseline"
+    (c,) = m.conflicts
+    assert (c.kind, c.address) == (
+        ConflictKind.UNRESOLVED_REFERENCE,
+        "overlays/o/kustomization.yaml::resources[../../vendor/up/pss/baseline]")
+    # Two new folders equally like the old one: a tie, no rewrite.
+    theirs = b(_component("a", "baseline", WORDS) | _component("b", "baseline", WORDS))
+    m = merge_trees(base, {**base, "overlays/o/kustomization.yaml": _overlay("pss/baseline")},
+                    theirs, vendor_prefix=V)
+    assert m.rewritten_references == ()
+    assert "a tie" in m.unresolved_references[0].candidates[0].why
+
+
+def test_one_reference_replaced_by_another_components_is_no_move() -> None:
+    base = b(_component("apps", "usage-reporter", WORDS)
+             | {f"{V}example/kustomization.yaml": "resources:\n- ../apps/usage-reporter\n"})
+    theirs = b(_component("apps", "model-registry", ["other", "keys"])
+               | {f"{V}example/kustomization.yaml": "resources:\n- ../apps/model-registry\n"})
+    ours = {**base, "overlays/o/kustomization.yaml": _overlay("apps/usage-reporter")}
+    m = merge_trees(base, ours, theirs, vendor_prefix=V)
+    assert m.rewritten_references == () and m.moves == {}
+    assert [u.target for u in m.unresolved_references] == [V + "apps/usage-reporter"]

@@ -326,3 +326,58 @@ def test_a_resource_replaced_by_an_unrelated_one_is_not_taken_for_a_rename() -> 
     m = merge_file("cm.yaml", cm, edit(cm, ("x: '1'", "x: '9'")), other)
     assert [c.kind for c in m.conflicts] == [ConflictKind.DELETED_UPSTREAM]
     assert m.text == other + "---\n" + edit(cm, ("x: '1'", "x: '9'"))
+
+
+# --------------------------------------------------------------- multi-line strings
+
+def _configmap(value: str, key: str = "config.yaml") -> str:
+    body = "".join(f"    {line}\n" for line in value.splitlines())
+    return (f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dex\ndata:\n"
+            f"  {key}: |\n{body}")
+
+
+SCRIPT = "".join(f"echo step {i}\n" for i in range(12))
+
+
+def test_a_multi_line_string_merges_by_lines_when_the_changes_do_not_overlap() -> None:
+    ours = SCRIPT.replace("echo step 2", "echo step 2 # local")
+    theirs = SCRIPT.replace("echo step 8", "echo step 8 --fast")
+    m = merge_file("cm.yaml", _configmap(SCRIPT, "run.sh"), _configmap(ours, "run.sh"),
+                   _configmap(theirs, "run.sh"))
+    assert m.conflicts == ()
+    assert m.text == _configmap(ours.replace("echo step 8", "echo step 8 --fast"), "run.sh")
+
+
+def test_overlapping_lines_of_a_string_conflict_as_one_hunk_with_the_whole_values() -> None:
+    ours = SCRIPT.replace("echo step 5", "echo step 5 # local")
+    theirs = SCRIPT.replace("echo step 5", "echo step five").replace("echo step 11",
+                                                                       "echo done")
+    m = merge_file("cm.yaml", _configmap(SCRIPT, "run.sh"), _configmap(ours, "run.sh"),
+                   _configmap(theirs, "run.sh"))
+    (c,) = m.conflicts
+    assert (c.field, c.hunk, c.base, c.ours, c.theirs) == (
+        'data["run.sh"]@L6', (6, 6), "echo step 5\n", "echo step 5 # local\n",
+        "echo step five\n")
+    assert c.values == (SCRIPT, ours, theirs)
+    assert c.address == 'cm.yaml:/ConfigMap//dex:data["run.sh"]@L6'
+    # ours' hunk kept, upstream's other change taken
+    assert m.text == _configmap(ours.replace("echo step 11", "echo done"), "run.sh")
+
+
+def test_a_yaml_document_inside_a_string_merges_as_data() -> None:
+    base = "logger:\n  level: debug\n  format: text\nweb:\n  http: 0.0.0.0:5556\n"
+    ours = base.replace("level: debug", "level: info")
+    theirs = base.replace("format: text", "format: json")
+    m = merge_file("cm.yaml", _configmap(base), _configmap(ours), _configmap(theirs))
+    assert m.conflicts == ()
+    assert m.text == _configmap(ours.replace("format: text", "format: json"))
+
+
+def test_a_json_document_inside_a_string_merges_as_data_in_its_layout() -> None:
+    base = '{\n  "a": 1,\n  "b": [\n    "x"\n  ],\n  "c": true\n}'
+    ours = base.replace('"a": 1', '"a": 2')
+    theirs = base.replace('"c": true', '"c": false')
+    m = merge_file("cm.yaml", _configmap(base, "s.json"), _configmap(ours, "s.json"),
+                   _configmap(theirs, "s.json"))
+    assert m.conflicts == ()
+    assert '"a": 2' in m.text and '"c": false' in m.text
