@@ -869,3 +869,98 @@ def test_continue_refuses_when_someone_committed_on_the_upgrade_branch(
     code, _, err = run(capsys, "--continue")
     assert code == 2 and f"the branch {BRANCH} moved since the upgrade started" in err
     assert "git reset --soft" in err and refs(conflicted) == before
+
+
+# ------------------------------------------------------------------------ effect check
+
+
+def test_a_mirror_of_an_image_upstream_renamed_is_a_finding_naming_the_new_image(
+    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    releases = {k: dict(v) for k, v in RELEASES.items()}
+    releases["v1.1.0"]["app/deployment.yaml"] = deployment("2", "1.1").replace(
+        "reg/web:1.1", "ghcr.io/web/web-app:1.1")
+    release_folder(tmp_path / "rf", releases)
+    root = deploy_repo(source="../rf")
+    import_release(load_stack(root), ref="v1.0.0")
+    write_files(root, {"overlays/gw/kustomization.yaml": GATEWAY_OVERLAY,
+                       "clusters/dev/kustomization.yaml": CLUSTER
+                       + "images:\n- name: reg/web\n  newName: mirror.example.com/web\n"})
+    commit_all(pygit2.Repository(str(root)), "a registry mirror")
+    monkeypatch.chdir(root)
+
+    code, out, err = run(capsys, "--vendor", "v1.1")
+
+    assert code == 1, err
+    address = "clusters/dev/kustomization.yaml::images[name=reg/web]"
+    report = json.loads((root / ".stackctl/upgrade/report.json").read_text())
+    (finding,) = [c for c in report["merge"]["conflicts"] if c["kind"] == "no-effect"]
+    assert finding["address"] == address
+    assert finding["theirs"] == (
+        "no container runs mirror.example.com/web any more; Deployment/web -n dev [web] now "
+        "runs ghcr.io/web/web-app; likely successor: images entry name ghcr.io/web/web-app "
+        "(the same container's image)")
+    assert f"  {address}\n    no-effect: images entry reg/web\n" in out
+    assert "# stackctl conflict #1 (images[name=reg/web]): no-effect after the upgrade" in (
+        root / "clusters/dev/kustomization.yaml").read_text()
+    code, _, err = run(capsys, "--resolve", address, "--theirs")
+    assert code == 2 and "upstream has no value to take for it" in err
+    # The person follows the successor and marks it.
+    kfile = root / "clusters/dev/kustomization.yaml"
+    kfile.write_text(kfile.read_text().replace("name: reg/web", "name: ghcr.io/web/web-app"))
+    assert run(capsys, "--resolve", address, "--mark")[0] == 0
+    code, out, err = run(capsys, "--continue")
+    assert code == 0, err
+    assert "- name: ghcr.io/web/web-app\n  newName: mirror.example.com/web\n" in \
+        kfile.read_text()
+
+
+SCRIPT_LINES = [f"echo step {i}" for i in range(10)]
+
+
+def _script_cm(lines: list[str]) -> str:
+    return ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\ndata:\n  run.sh: |\n"
+            + "".join(f"    {x}\n" for x in lines))
+
+
+def test_a_hunk_of_a_multi_line_value_resolves_to_theirs_in_place(
+    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    releases = {k: dict(v) for k, v in RELEASES.items()}
+    theirs = [*SCRIPT_LINES]
+    theirs[2], theirs[8] = "echo upstream step 2", "echo upstream step 8"
+    releases["v1.0.0"]["app/script.yaml"] = _script_cm(SCRIPT_LINES)
+    releases["v1.1.0"]["app/script.yaml"] = _script_cm(theirs)
+    for v in releases.values():
+        v["app/kustomization.yaml"] = str(v["app/kustomization.yaml"]).replace(
+            "- deployment.yaml\n", "- deployment.yaml\n- script.yaml\n")
+    release_folder(tmp_path / "rf", releases)
+    root = deploy_repo(source="../rf")
+    import_release(load_stack(root), ref="v1.0.0")
+    ours = [*SCRIPT_LINES]
+    ours[2] = "echo local step 2"
+    write_files(root, {"overlays/gw/kustomization.yaml": GATEWAY_OVERLAY,
+                       "clusters/dev/kustomization.yaml": CLUSTER,
+                       f"{V}/app/script.yaml": _script_cm(ours)})
+    commit_all(pygit2.Repository(str(root)), "a local script line")
+    monkeypatch.chdir(root)
+
+    code, out, err = run(capsys, "--vendor", "v1.1")
+
+    assert code == 1, err
+    address = f'{V}/app/script.yaml:/ConfigMap//script:data["run.sh"]@L3'
+    assert (f"  {address}\n    both-changed in line 3 of the value (ours kept):\n"
+            "      base   | echo step 2\n      ours   | echo local step 2\n"
+            "      theirs | echo upstream step 2\n") in out
+    script = root / V / "app/script.yaml"
+    merged = [*ours]
+    merged[8] = "echo upstream step 8"  # the other change merged cleanly
+    assert script.read_text() == _script_cm(merged).replace(
+        "\ndata:\n", "\ndata:\n  # stackctl conflict #1 (data[\"run.sh\"]@L3): both-changed, line 3 "
+        "of the value, ours echo local step 2 kept, theirs echo upstream step 2, base echo "
+        "step 2; see .stackctl/upgrade/report.md\n")
+    assert run(capsys, "--resolve", address, "--theirs")[0] == 0
+    assert script.read_text() == _script_cm(theirs)
+    assert run(capsys, "--continue")[0] == 0

@@ -57,7 +57,8 @@ def marker_text(n: int, c: Conflict, report: str) -> str:
                 f"'stackctl upgrade --resolve ADDRESS --path NEW'; see {report}")
     b, o, t = _differing(c.base, c.ours, c.theirs)
     kept = "deleted" if c.kind == ConflictKind.DELETED_LOCALLY else f"ours {o} kept"
-    lines = f" lines {c.hunk[0]}-{c.hunk[1]} of the value," if c.hunk else ""
+    lines = "" if not c.hunk else f" line {c.hunk[0]} of the value," \
+        if c.hunk[0] == c.hunk[1] else f" lines {c.hunk[0]}-{c.hunk[1]} of the value,"
     return (f"{PREFIX}{n} ({where}): {c.kind},{lines} {kept}, theirs {t}, base {b}; "
             f"see {report}")
 
