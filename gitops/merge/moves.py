@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gitops.merge.relocate import UpstreamReferences
+    from gitops.merge.upstreamrefs import UpstreamReferences
 
 SIMILARITY = 0.5
 MIN_EXACT_BYTES = 64  # tiny files (an empty kustomization) match too much by content alone

@@ -20,7 +20,8 @@ from gitops import yamlio
 from gitops.errors import YamlError
 from gitops.merge.conflict import DELETED, Conflict, ConflictKind
 from gitops.merge.kustomization import GENERATORS, _is_local, is_kustomization
-from gitops.merge.relocate import SIMILAR, Candidate, Relocator, dirs_of
+from gitops.merge.relocate import SIMILAR, Relocator
+from gitops.merge.upstreamrefs import Candidate, dirs_of
 
 # Evidence kind of a reference fixed because its own kustomization moved (not its target).
 SAME_TARGET = "same-target"

@@ -12,8 +12,8 @@ from typing import Any
 
 from gitops.merge.conflict import Conflict, MergeKind
 from gitops.merge.references import RewrittenReference, UnresolvedReference
-from gitops.merge.relocate import Candidate
 from gitops.merge.tree import KEPT_LOCAL, SAME, TAKEN_UPSTREAM, TreeMerge
+from gitops.merge.upstreamrefs import Candidate
 
 REPORT_VERSION = 1
 MAX_CELL = 80

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from gitops import yamlio
 from gitops.errors import YamlError
 from gitops.merge.kustomization import is_kustomization, references
-from gitops.merge.relocate import dirs_of
+from gitops.merge.upstreamrefs import dirs_of
 
 
 def _refs(data: bytes, folder: str) -> list[str] | None:

@@ -28,8 +28,9 @@ from gitops.merge.references import (
     UnresolvedReference,
     fix_references,
 )
-from gitops.merge.relocate import Relocator, UpstreamReferences, dirs_of
+from gitops.merge.relocate import Relocator
 from gitops.merge.successors import detect_successors
+from gitops.merge.upstreamrefs import UpstreamReferences, dirs_of
 
 # How each file of base ∪ theirs was decided (the report counts them).
 TAKEN_UPSTREAM = "taken-upstream"

@@ -18,19 +18,23 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gitops.merge.fields import STRATEGIC_KEYS, _label, canonical, same
+from gitops.merge.fields import _label, canonical, same
 from gitops.merge.kustomization import (
     GENERATORS,
     is_kustomization,
     kustomization_list_key,
 )
 from gitops.resource import ResourceId
+from gitops.upgrade.fieldprobes import (
+    MAX_LEAVES,
+    doc_probes,
+    env_pairs,
+    json_patch_probes,
+    segments_of,
+)
 from gitops.upgrade.probes import (
     DATA,
     EQUALS,
-    LINES,
-    MEMBER,
-    MISSING_VALUE,
     AbsentProbe,
     ImageProbe,
     LabelProbe,
@@ -38,13 +42,10 @@ from gitops.upgrade.probes import (
     PresentProbe,
     Probe,
     SelectorProbe,
-    Step,
 )
 from gitops.yamlio import load_all_safe
 
-MAX_LEAVES = 20  # probes per patch document or edited resource
 MAX_OBJECTS = 50  # objects an added or removed component is checked by
-_SKIP = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
 
 
 @dataclass(frozen=True)
@@ -100,84 +101,6 @@ def _entries(name: str, ours: Mapping[str, Any], base: Mapping[str, Any]
         if old is not None and same(old, item):
             continue
         yield item, old
-
-
-# ------------------------------------------------------------------------------ leaves
-
-
-def _list_key(field: str, items: list[Any]) -> str | None:
-    key = STRATEGIC_KEYS.get(field)
-    if key is None and items and all(isinstance(i, Mapping) and "name" in i for i in items):
-        key = "name"
-    return key if key is not None and "." not in key else None
-
-
-def leaves(base: Any, ours: Any, steps: tuple[Step, ...] = (), *, field: str = ""
-           ) -> Iterator[tuple[tuple[Step, ...], str, Any]]:
-    """(steps, mode, value) of what `ours` sets that `base` does not (base {} for a patch).
-    `field`: the name of the list `ours` is, when it is one."""
-    if isinstance(ours, Mapping):
-        bm = base if isinstance(base, Mapping) else {}
-        for k, v in ours.items():
-            k = str(k)
-            if k.startswith("$"):
-                continue  # strategic merge directives ($patch, $setElementOrder/...)
-            if k not in bm or not same(bm[k], v):
-                if isinstance(v, list):
-                    yield from leaves(bm.get(k), v, steps, field=k)
-                else:
-                    yield from leaves(bm.get(k), v, (*steps, k))
-        for k in bm:
-            if k not in ours and isinstance(ours, Mapping) and bm:
-                yield (*steps, str(k)), MISSING_VALUE, None
-        return
-    if isinstance(ours, list):
-        at = (*steps, field)
-        key = _list_key(field, ours)
-        if key is not None:
-            bl = base if isinstance(base, list) else []
-            by_key = {str(i.get(key)): i for i in bl if isinstance(i, Mapping)}
-            for item in ours:
-                if not isinstance(item, Mapping) or key not in item:
-                    continue
-                old = by_key.get(str(item[key]), {})
-                yield from leaves(old, {k: v for k, v in item.items() if k != key},
-                                  (*steps, (field, key, item[key])))
-            return
-        if all(isinstance(i, str | int | float) for i in ours):
-            bl = base if isinstance(base, list) else []
-            for item in ours:
-                if item not in bl:
-                    yield at, MEMBER, item
-            return
-        yield at, EQUALS, ours
-        return
-    if isinstance(ours, str) and "\n" in ours.rstrip("\n"):
-        old_lines = set(base.splitlines()) if isinstance(base, str) else set()
-        added = tuple(ln for ln in ours.splitlines() if ln.strip() and ln not in old_lines)
-        if added:
-            yield steps, LINES, added
-        return
-    yield steps, EQUALS, ours
-
-
-def segments_of(steps: tuple[Step, ...]) -> tuple[str, ...]:
-    """Probe steps as the merge's field segments (`containers[name=app]`)."""
-    return tuple(f"{s[0]}[{s[1]}={s[2]}]" if isinstance(s, tuple) else s for s in steps)
-
-
-def _doc_probes(doc: Mapping[str, Any], base_doc: Any) -> list[tuple[tuple[Step, ...], Probe]]:
-    rid = ResourceId.of(dict(doc))
-    out: list[tuple[tuple[Step, ...], Probe]] = []
-    for steps, mode, value in leaves(base_doc, doc):
-        plain_steps = tuple(s for s in steps if isinstance(s, str))
-        if plain_steps[:2] in _SKIP or plain_steps[:1] in _SKIP:
-            continue
-        out.append((steps, LeafProbe(rid.kind, rid.name, rid.namespace, steps, mode, value,
-                                     secret=rid.kind == "Secret")))
-        if len(out) >= MAX_LEAVES:
-            break
-    return out
 
 
 # ------------------------------------------------------------------------ the repo
@@ -303,7 +226,7 @@ class Finder:
             plain_name = name and all(ch.isalnum() or ch in "-." for ch in name)
             kind = str(target.get("kind") or "")
             if plain_name and kind and docs and isinstance(docs[0], list):
-                probes += _json_patch_probes(kind, name, docs[0])
+                probes += json_patch_probes(kind, name, docs[0])
             return probes
         for doc in docs:
             if not isinstance(doc, Mapping) or not doc.get("kind"):
@@ -312,7 +235,7 @@ class Finder:
             if doc.get("$patch") == "delete":
                 probes.append(AbsentProbe(((rid.kind, rid.name),)))
                 continue
-            leaf_probes = [p for _s, p in _doc_probes(doc, {})]
+            leaf_probes = [p for _s, p in doc_probes(doc, {})]
             probes += leaf_probes or [PresentProbe(rid.kind, rid.name, rid.namespace)]
         return probes
 
@@ -345,7 +268,7 @@ class Finder:
         for e in [*(item.get("envs") or []), *([item["env"]] if item.get("env") else [])]:
             if isinstance(e, str) and e not in old_envs:
                 data = self.ours.get(_resolve(folder, e))
-                for key, value in _env_pairs(data or b""):
+                for key, value in env_pairs(data or b""):
                     probes.append(LeafProbe(kind, name, ns, (key,), DATA, value, secret))
         return probes[:MAX_LEAVES]
 
@@ -389,8 +312,8 @@ class Finder:
                         probes.append(LeafProbe(kind, name, ns, (key,), DATA,
                                                 tuple(added[:50]), secret))
                 else:
-                    old_pairs = dict(_env_pairs(old))
-                    for k, v in _env_pairs(new):
+                    old_pairs = dict(env_pairs(old))
+                    for k, v in env_pairs(new):
                         if old_pairs.get(k) != v:
                             probes.append(LeafProbe(kind, name, ns, (k,), DATA, v, secret))
             return [Customization(path, "edit of a generator's input", tuple(probes))] \
@@ -412,7 +335,7 @@ class Finder:
                                          (PresentProbe(rid.kind, rid.name, rid.namespace),),
                                          resource=rid))
                 continue
-            for steps, probe in _doc_probes(doc, b):
+            for steps, probe in doc_probes(doc, b):
                 out.append(Customization(path, "vendor edit", (probe,), resource=rid,
                                          segments=segments_of(steps)))
         for rid in base_docs:
@@ -487,30 +410,4 @@ def _dirs(files: Mapping[str, bytes]) -> set[str]:
     return out
 
 
-def _env_pairs(data: bytes) -> list[tuple[str, str]]:
-    out = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        s = line.strip()
-        if s and not s.startswith("#") and "=" in s:
-            k, v = s.split("=", 1)
-            out.append((k.strip(), v.strip()))
-    return out
-
-
-def _json_patch_probes(kind: str, name: str, ops: list[Any]) -> list[Probe]:
-    out: list[Probe] = []
-    for op in ops[:MAX_LEAVES]:
-        if not isinstance(op, Mapping) or not isinstance(op.get("path"), str):
-            continue
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
-        if any(p.isdigit() or p == "-" for p in parts):
-            continue  # list positions: not found again by value
-        steps = tuple(parts)
-        if op.get("op") in ("add", "replace") and "value" in op:
-            out.append(LeafProbe(kind, name, "", steps, EQUALS, op["value"]))
-        elif op.get("op") == "remove":
-            out.append(LeafProbe(kind, name, "", steps, MISSING_VALUE))
-    return out
-
-
-__all__ = ["Customization", "Finder", "leaves", "segments_of"]
+__all__ = ["Customization", "Finder"]

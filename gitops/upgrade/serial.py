@@ -6,7 +6,7 @@ from typing import Any
 
 from gitops.merge import Conflict, ConflictKind, MergeReport
 from gitops.merge.references import RewrittenReference, UnresolvedReference
-from gitops.merge.relocate import Candidate
+from gitops.merge.upstreamrefs import Candidate
 from gitops.resource import ResourceId
 
 
