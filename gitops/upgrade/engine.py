@@ -17,6 +17,7 @@ from gitops.errors import ConfigError, DirtyWorktreeError, GitError, UpgradeErro
 from gitops.kustomize import find_kustomize
 from gitops.lock import Lock, LockEntry, parse_lock, render_lock
 from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_trees
+from gitops.remote.pins import remote_changes
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
@@ -216,12 +217,13 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             if before_renders is not None and after_renders is not None:
                 clusters = summarise(before_renders.result(), after_renders.result())
                 kversion = kustomize.version
+            remotes = remote_changes(previous.remotes, entry.remotes)
             report = UpgradeReport(
                 name=stack.name, from_version=previous.resolved, to_version=entry.resolved,
                 original_branch=original,
                 upgrade_branch=None if (dry_run or up_to_date) else upgrade_branch,
                 outcome=outcome, merge=merge_report, clusters=clusters,
-                kustomize_version=kversion)
+                kustomize_version=kversion, remotes=remotes)
             state = UpgradeState(
                 phase=STARTING, name=stack.name, prefix=prefix, original_branch=original,
                 original_commit=head, upgrade_branch=upgrade_branch,
@@ -230,7 +232,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 merged_tree=full_tree, from_version=previous.resolved,
                 to_version=entry.resolved, lock_text=lock_text, started_at=now(),
                 conflicts=_records(tree, base, ours, theirs),
-                extra={"merge": merge_report.to_dict(), "kustomizeVersion": kversion},
+                extra={"merge": merge_report.to_dict(), "kustomizeVersion": kversion,
+                       "remotes": [r.to_dict() for r in remotes]},
             )
             merge_commit = None
             if outcome == "committed":

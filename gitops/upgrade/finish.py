@@ -9,6 +9,7 @@ from gitops import git
 from gitops.errors import UpgradeError
 from gitops.kustomize import find_kustomize
 from gitops.lock import parse_lock
+from gitops.remote.pins import RemoteChange
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
@@ -43,7 +44,8 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
         name=state.name, from_version=state.from_version, to_version=state.to_version,
         original_branch=state.original_branch, upgrade_branch=state.upgrade_branch,
         outcome="conflicts", merge=merge, resolutions=resolutions,
-        kustomize_version=state.extra.get("kustomizeVersion"))
+        kustomize_version=state.extra.get("kustomizeVersion"),
+        remotes=tuple(RemoteChange.from_dict(r) for r in state.extra.get("remotes") or ()))
 
     def result(report: UpgradeReport, commit: str | None = None,
                paths: tuple[Path, ...] = ()) -> UpgradeResult:

@@ -15,6 +15,7 @@ from typing import Any
 from gitops.diff import ImageChange, ObjectSetDiff
 from gitops.merge import Conflict, MergeReport
 from gitops.plan.lines import flag_lines, header, image_line
+from gitops.remote.pins import RemoteChange
 
 REPORT_VERSION = 1
 OBJECT_LINES = 200  # objects listed per cluster in the markdown and text forms
@@ -101,6 +102,7 @@ class UpgradeReport:
     resolutions: dict[str, str] = field(default_factory=dict)  # address -> ours|theirs|marked
     kustomize_version: str | None = None
     commit: str | None = None
+    remotes: tuple[RemoteChange, ...] = ()  # remote bases added, removed, changed (a ref bump)
 
     @property
     def conflicts(self) -> tuple[Conflict, ...]:
@@ -138,6 +140,7 @@ class UpgradeReport:
             "merge": self.merge.to_dict(),
             "kustomizeVersion": self.kustomize_version,
             "clusters": [c.to_dict() for c in self.clusters],
+            "remotes": [r.to_dict() for r in self.remotes],
         }
 
     def to_json(self) -> str:
@@ -160,6 +163,12 @@ class UpgradeReport:
         merge_md = self.merge.to_markdown(title="Merge")
         for ln in merge_md.splitlines():
             lines.append("#" + ln if ln.startswith("#") else ln)
+        if self.remotes:
+            lines += ["", "## Remote bases", "",
+                      "Vendored under `_remotes/` of the release and pinned in stackctl.lock.",
+                      "", "| remote | change | before | after |", "|---|---|---|---|"]
+            lines += [f"| `{_esc(r.url)}` | {r.change} | {_esc(r.before or '-')} | "
+                      f"{_esc(r.after or '-')} |" for r in self.remotes]
         if self.resolutions:
             lines += ["", "### Resolved", "", "| conflict | resolution |", "|---|---|"]
             lines += [f"| `{_esc(a)}` | {r} |" for a, r in sorted(self.resolutions.items())]
@@ -231,6 +240,9 @@ class UpgradeReport:
         if m.folder_moves:
             lines.append("folders moved by upstream:")
             lines += [f"  {a} -> {b}" for a, b in m.folder_moves.items()]
+        if self.remotes:
+            lines.append("remote bases:")
+            lines += [f"  {r.change} {r}" for r in self.remotes]
         if self.clusters:
             k = f" with kustomize {self.kustomize_version}" if self.kustomize_version else ""
             lines.append(f"clusters (rendered before and after{k}):")
