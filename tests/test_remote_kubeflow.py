@@ -15,6 +15,7 @@ from gitops.cli import main
 from gitops.errors import RemoteError
 from gitops.kustomize import BUILD_FLAGS, walk
 from gitops.lock import parse_lock, read_lock
+from gitops.remote.pins import remote_changes
 from gitops.render import render_path
 from gitops.source import read_archive
 from gitops.stack import load_stack
@@ -196,3 +197,21 @@ def test_a_changed_file_in_the_mirror_is_refused_with_a_checksum_mismatch(
     assert f"checksum mismatch for {JOBSET.format('v0.10.1')}" in msg
     assert _sha256("jobset-v0.10.1-manifests.yaml") in msg
     assert hashlib.sha256(served.read_bytes()).hexdigest() in msg
+
+
+def test_from_v1_10_2_the_import_of_v1_11_0_adds_three_remotes_and_keeps_jobset_v0_6_0(
+    kubeflow_archive: Callable[[str], Path], deploy_repo: Callable[..., Path],
+) -> None:
+    # What the upgrade report's remote section is computed from (the full upgrade with
+    # customizations is tests/test_upgrade_kubeflow.py's v1.10.2-to-v1.11.0 scenario).
+    kubeflow_archive("v1.10.2")
+    kubeflow_archive("v1.11.0")
+    require_remote_bases()
+    root = deploy_repo(source=str(KUBEFLOW_DIR), name="kubeflow")
+    stack = load_stack(root)
+    before = import_release(stack, ref="v1.10.2").lock_entry
+    assert [(p.url, len(p.localized)) for p in before.remotes] == [(JOBSET.format("v0.6.0"), 2)]
+    after = import_release(stack, ref="v1.11.0", merge=False).lock_entry
+    changes = remote_changes(before.remotes, after.remotes)
+    assert [(c.change, c.url) for c in changes] == [
+        ("added", ARGO), ("added", JOBSET.format("v0.10.1")), ("added", LWS)]

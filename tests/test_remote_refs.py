@@ -8,6 +8,7 @@ import pytest
 
 from gitops.errors import ConfigError
 from gitops.remote.mirrors import Mirrors, load_mirrors, parse_env
+from gitops.remote.pins import RemotePin, remote_changes
 from gitops.remote.refs import rewrite_text
 from gitops.remote.url import FileRemote, GitRemote, parse_file_url, parse_remote
 
@@ -136,3 +137,27 @@ def test_an_entry_the_text_spells_otherwise_is_rewritten_through_the_yaml() -> N
     out = rewrite_text(text, {url: "./_remotes/https/example.com/a.yaml"}, {url: 1})
     assert '- "./_remotes/https/example.com/a.yaml"' in out and "\\/" not in out
     assert "namePrefix: x-" in out and "# escaped slashes" in out
+
+
+def _pin(kind: str, url: str, ref: str | None = None, pinned: str = "a" * 40) -> RemotePin:
+    return RemotePin(url=url, kind=kind, ref=ref, commit=pinned if kind == "git" else None,
+                     sha256=None if kind == "git" else "b" * 64, path=None, digest=None,
+                     files=0, localized=())
+
+
+def test_two_locks_differ_by_remotes_added_removed_and_bumped() -> None:
+    argo = "https://github.com/argoproj/argo-workflows"
+    jobset = "https://github.com/kubernetes-sigs/jobset/releases/download/{}/manifests.yaml"
+    before = [_pin("git", argo, "v3.7.3"), _pin("file", jobset.format("v0.6.0")),
+              _pin("git", "https://github.com/old/gone", "v1")]
+    after = [_pin("git", argo, "v3.7.4", "c" * 40), _pin("file", jobset.format("v0.10.1")),
+             _pin("git", "https://github.com/kubernetes-sigs/lws", "v0.7.0")]
+    changes = remote_changes(before, after)
+    assert [(c.change, c.url, c.before, c.after) for c in changes] == [
+        ("changed", argo, "v3.7.3 (aaaaaaaaaaaa)", "v3.7.4 (cccccccccccc)"),
+        ("changed", jobset.format("v0.10.1"), jobset.format("v0.6.0"),
+         jobset.format("v0.10.1")),
+        ("added", "https://github.com/kubernetes-sigs/lws", None, "v0.7.0 (aaaaaaaaaaaa)"),
+        ("removed", "https://github.com/old/gone", "v1 (aaaaaaaaaaaa)", None)]
+    assert str(changes[1]) == f"{jobset.format('v0.6.0')} -> {jobset.format('v0.10.1')}"
+    assert remote_changes(after, after) == ()

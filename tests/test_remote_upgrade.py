@@ -15,6 +15,7 @@ import pytest
 
 from gitops import git
 from gitops.cli import main
+from gitops.errors import ConfigError
 from gitops.lock import read_lock
 from gitops.render import render_cluster
 from gitops.stack import load_stack
@@ -81,7 +82,8 @@ def repo(tmp_path: Path, deploy_repo: Callable[..., Path], mirror: dict[str, str
     the vendored CRD copy, and the web image pinned in the vendored app."""
     root = deploy_repo(source=str(release_folder(tmp_path / "rf", RELEASES)))
     import_release(load_stack(root), ref="v1.0.0")
-    write_files(root, {"clusters/dev/kustomization.yaml": K + "resources:\n- ../../vendor/mlstack\n"})
+    write_files(root, {"clusters/dev/kustomization.yaml":
+                       K + "resources:\n- ../../vendor/mlstack\n"})
     crd = root / OLD / CRD
     crd.write_text(crd.read_text().replace("metadata:\n", "metadata:\n  labels: {team: ml}\n"))
     dep = root / V / "app/deployment.yaml"
@@ -164,3 +166,42 @@ def test_upgrade_bumping_a_remote_ref_reports_the_change_and_keeps_customization
     # the copy holds the local label: status tells it from the pinned content
     assert f"{ARGO} v3.7.4 ({mirror['v3.7.4'][:12]}), 1 entry: modified ({NEW})" in out
     assert f"{JOBSET} sha256 " in out and "1 entry: intact" in out
+
+
+def test_stack_yaml_mirrors_serve_an_air_gapped_import_and_a_wrong_one_is_one_paragraph(
+    tmp_path: Path, deploy_repo: Callable[..., Path], mirror: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("STACKCTL_MIRRORS")
+    root = deploy_repo(source=str(release_folder(tmp_path / "rf", RELEASES)))
+    gh, raw = (tmp_path / "mirror/github.com").as_uri(), (tmp_path / "mirror/raw").as_uri()
+    stack_yaml = root / "stack.yaml"
+    stack_yaml.write_text(stack_yaml.read_text() + "mirrors:\n"
+                          f"  https://github.com/: {tmp_path.as_uri()}/empty/\n"
+                          f"  https://raw.githubusercontent.com/: {raw}/\n")
+    commit_all(pygit2.Repository(str(root)), "mirrors")
+    monkeypatch.chdir(root)
+
+    assert main(["vendor", "import", "--ref", "v1.0.0"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"cannot fetch the git repository {ARGO}, which {V}/workflows/kustomization.yaml " \
+           f"pulls: it was tried through {tmp_path.as_uri()}/empty/argoproj/argo-workflows " \
+           f"(the mirror https://github.com/ -> {tmp_path.as_uri()}/empty/)" in err
+    assert "Traceback" not in err and not (root / V).exists()
+
+    stack_yaml.write_text(stack_yaml.read_text().replace(f"{tmp_path.as_uri()}/empty/",
+                                                         f"{gh}/"))
+    commit_all(pygit2.Repository(str(root)), "the right mirror")
+    assert main(["vendor", "import", "--ref", "v1.0.0"]) == 0, capsys.readouterr().err
+    assert (root / OLD / CRD).is_file()
+
+
+def test_mirrors_in_stack_yaml_must_map_strings_to_strings(
+    tmp_path: Path, deploy_repo: Callable[..., Path],
+) -> None:
+    root = deploy_repo(source=str(tmp_path))
+    (root / "stack.yaml").write_text("name: mlstack\nsource: x\nmirrors:\n"
+                                     "  https://github.com/: [a]\n")
+    with pytest.raises(ConfigError, match=r"stack.yaml: mirrors: every mirror maps a URL "
+                                          r"prefix to a replacement prefix"):
+        load_stack(root)

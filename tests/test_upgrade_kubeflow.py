@@ -1,6 +1,6 @@
 """Real Kubeflow upgrades with a platform team's customizations (tests/fixtures/
 upgrade_scenarios.py; repos made by tests/fixtures/upgrade_repo.py): v1.3.0 -> v1.4.0,
-v1.7.0 -> v1.8.0, v1.10.1 -> v1.10.2.
+v1.7.0 -> v1.8.0, v1.10.1 -> v1.10.2, v1.10.2 -> v1.11.0 (remote bases).
 
 Each deployment repo is made for real (`stackctl init`, `vendor import` of the base release
 from ../shared's archive folder, one commit of 17 customizations: the eight kinds as vendor
@@ -35,7 +35,8 @@ from tests.fixtures.upgrade_scenarios import CLUSTERS, KINDS, Scenario, V, scena
 
 pytestmark = [pytest.mark.kubeflow, pytest.mark.slow]
 
-PAIRS = [("v1.3.0", "v1.4.0"), ("v1.7.0", "v1.8.0"), ("v1.10.1", "v1.10.2")]
+PAIRS = [("v1.3.0", "v1.4.0"), ("v1.7.0", "v1.8.0"), ("v1.10.1", "v1.10.2"),
+         ("v1.10.2", "v1.11.0")]  # v1.11.0: remote bases, fetched from the test mirror
 IDS = [f"{a}-to-{b}" for a, b in PAIRS]
 
 
