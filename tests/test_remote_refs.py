@@ -78,6 +78,8 @@ def test_each_remote_has_a_folder_of_its_own_per_repository_and_ref() -> None:
     f = parse_remote("https://example.com/a/b/app.yaml?raw=1")
     assert isinstance(f, FileRemote) and f.folder == "https/example.com/a/b/app.yaml_raw_1"
     assert f.name == "app.yaml"
+    secret = parse_remote("https://user:s3cret@example.com:8443/a.yaml")
+    assert isinstance(secret, FileRemote) and secret.folder == "https/example.com_8443/a.yaml"
 
 
 def test_mirrors_replace_the_longest_matching_prefix_for_git_and_files() -> None:

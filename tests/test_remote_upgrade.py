@@ -161,6 +161,11 @@ def test_upgrade_bumping_a_remote_ref_reports_the_change_and_keeps_customization
     assert ("Namespace", "jobset-system") in objects
 
     monkeypatch.chdir(repo)
+    # plan renders both commits from git: the vendored copies are in them
+    assert main(["plan", "--base", "main", "--head", "HEAD", "--format", "json"]) == 1
+    plan = json.loads(capsys.readouterr().out)
+    assert "CustomResourceDefinition" in json.dumps(plan) and "shortNames" in json.dumps(plan)
+
     assert main(["vendor", "status", "--offline"]) == 0
     out = capsys.readouterr().out
     # the copy holds the local label: status tells it from the pinned content

@@ -87,7 +87,8 @@ class FileRemote:
         parts = [safe_segment(unquote(p)) for p in u.path.split("/") if p]
         if u.query:
             parts[-1:] = [safe_segment(f"{parts[-1] if parts else ''}?{u.query}")]
-        return "/".join([u.scheme, safe_segment(u.netloc), *parts])
+        host = (u.hostname or "") + (f":{u.port}" if u.port else "")  # never credentials
+        return "/".join([u.scheme, safe_segment(host), *parts])
 
 
 Remote = GitRemote | FileRemote
