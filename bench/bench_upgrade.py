@@ -67,6 +67,7 @@ from gitops.merge.references import SAME_TARGET
 from gitops.stack import load_stack
 from gitops.upgrade import start_upgrade
 from gitops.vendor import import_release
+from tests.fixtures.remote_mirror import build_mirror
 from tests.fixtures.upgrade_repo import (
     DeployRepo,
     Evaluation,
@@ -422,6 +423,9 @@ def main() -> None:
                            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
                            "GIT_COMMITTER_NAME": "bench",
                            "GIT_COMMITTER_EMAIL": "bench@localhost"})
+        if "STACKCTL_MIRRORS" not in os.environ:  # v1.10+ pull remote bases: never GitHub
+            mirror = build_mirror(Path(tmp) / "remote-mirror")
+            os.environ["STACKCTL_MIRRORS"] = mirror.env
         for base in args.scenarios or list(all_scenarios):
             work = Path(tmp) / base
             work.mkdir()

@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "upgrade": ["bench/bench_upgrade.py"],
     "apply": ["bench/bench_apply.py"],
     "drift": ["bench/bench_drift.py"],
+    "localize": ["bench/bench_localize.py"],
 }
 
 

@@ -6,6 +6,7 @@
     │   ├── YamlError             a YAML file that does not parse
     │   ├── GitError              a repository operation failed (pygit2 translated)
     │   ├── SourceError           an upstream source cannot be read or a ref does not resolve
+    │   │   └── RemoteError       a remote base cannot be fetched, or differs from its pin
     │   ├── DirtyWorktreeError    an operation needs a clean working tree
     │   ├── KustomizeError        the kustomize binary failed or is missing
     │   ├── RenderError           a render produced objects stackctl cannot accept
@@ -78,6 +79,11 @@ class GitError(UserError):
 
 class SourceError(UserError):
     """An upstream source cannot be read, or a ref does not resolve in it."""
+
+
+class RemoteError(SourceError):
+    """A remote base a kustomization pulls cannot be fetched (through its mirror), its ref
+    does not resolve, or what was fetched differs from the pin in stackctl.lock."""
 
 
 class DirtyWorktreeError(UserError):

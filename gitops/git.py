@@ -372,6 +372,15 @@ class Repo:
             self._walk(sub, "", out, with_content)
         return out
 
+    def read_blob(self, blob_id: str) -> bytes:
+        """The content of a blob, by the id read_tree(with_content=False) gives."""
+        with _translate(f"cannot read the blob {blob_id} in {self.raw.path}"):
+            obj = self.raw[blob_id]
+        if not isinstance(obj, pygit2.Blob):
+            raise GitError(f"{blob_id} is not a blob in {self.raw.path}")
+        data: bytes = obj.read_raw()
+        return data
+
     def read_tree_id(self, tree_id: str, *, with_content: bool = True) -> Files:
         out: Files = {}
         tree = self.raw[tree_id]

@@ -17,6 +17,8 @@
       importedAt: '2025-01-31T10:00:00Z' # UTC
       vendorBranch: vendor/kubeflow
       vendorCommit: 9d2b...              # the import's commit on the vendor branch
+      upstreamDigest: sha256:...         # only with remotes: the release before localizing
+      remotes: [...]                     # only with remotes: see gitops/remote/pins.py
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import ConfigError
+from gitops.remote.pins import RemotePin, pins_from_yaml
 from gitops.schema import Field, validate
 from gitops.stack import LOCK_FILE
 from gitops.yamlio import dump_safe, load_all_rt
@@ -50,6 +53,8 @@ ENTRY_SPEC = {
     "importedAt": Field((str,), required=True),
     "vendorBranch": Field((str,), required=True),
     "vendorCommit": Field((str,), required=True),
+    "upstreamDigest": Field((str,)),
+    "remotes": Field((list,), items=(dict,)),
 }
 
 LOCK_SPEC = {
@@ -76,9 +81,13 @@ class LockEntry:
     imported_at: str
     vendor_branch: str
     vendor_commit: str
+    # The remote bases vendored beside the release (gitops.remote); `digest` is then the
+    # digest of the localized tree and `upstream_digest` that of the release as fetched.
+    upstream_digest: str | None = None
+    remotes: tuple[RemotePin, ...] = ()
 
     def to_yaml(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name, "source": self.source, "sourceKind": self.source_kind,
             "ref": self.ref, "resolved": self.resolved, "resolvedKind": self.resolved_kind,
             "commit": self.commit, "archiveSha256": self.archive_sha256,
@@ -86,9 +95,14 @@ class LockEntry:
             "importedAt": self.imported_at, "vendorBranch": self.vendor_branch,
             "vendorCommit": self.vendor_commit,
         }
+        if self.remotes:  # locks without remotes keep their old form
+            out["upstreamDigest"] = self.upstream_digest
+            out["remotes"] = [r.to_yaml() for r in self.remotes]
+        return out
 
     @classmethod
-    def from_yaml(cls, d: dict[str, Any]) -> LockEntry:
+    def from_yaml(cls, d: dict[str, Any], *, path: Path | str = LOCK_FILE,
+                  where: str = "") -> LockEntry:
         return cls(
             name=str(d["name"]), source=str(d["source"]), source_kind=str(d["sourceKind"]),
             ref=str(d["ref"]), resolved=str(d["resolved"]),
@@ -98,6 +112,8 @@ class LockEntry:
             digest=str(d["digest"]), files=int(d["files"]), path=str(d["path"]),
             imported_at=str(d["importedAt"]), vendor_branch=str(d["vendorBranch"]),
             vendor_commit=str(d["vendorCommit"]),
+            upstream_digest=str(d["upstreamDigest"]) if d.get("upstreamDigest") else None,
+            remotes=pins_from_yaml(d.get("remotes") or (), path=Path(path), where=where),
         )
 
     def with_vendor_commit(self, commit: str) -> LockEntry:
@@ -135,7 +151,7 @@ def parse_lock(text: str, *, path: Path | str = LOCK_FILE) -> Lock:
     entries = []
     for i, node in enumerate(doc["vendor"]):
         validate(node, ENTRY_SPEC, path=Path(path), where=f"vendor[{i}].")
-        entries.append(LockEntry.from_yaml(dict(node)))
+        entries.append(LockEntry.from_yaml(dict(node), path=path, where=f"vendor[{i}]."))
     return Lock(entries=tuple(entries))
 
 

@@ -277,9 +277,11 @@ def _check_remote(inputs: Inputs, what: str, base: Path) -> None:
         f"{os.path.relpath(r.kustomization, base)} ({r.field}): {r.url}" for r in inputs.remote)
     raise RemoteReferenceError(
         f"{what} pulls remote bases, and a render never reaches the network: {lines}.",
-        hint="Vendor each one: import it as its own vendored source (e.g. 'stackctl vendor "
-        "import --name NAME --source https://github.com/ORG/REPO --ref TAG', which writes "
-        "vendor/NAME/), then point the kustomization at the local path under vendor/.")
+        hint="Remote bases of an imported release are vendored by 'stackctl vendor import' "
+        "and 'stackctl upgrade' (under vendor/NAME/_remotes/, through stack.yaml's mirrors:); "
+        "a remote you added yourself, import as its own vendored source ('stackctl vendor "
+        "import --name NAME --source https://github.com/ORG/REPO --ref TAG') and point the "
+        "kustomization at its path under vendor/.")
 
 
 def render_path(path: Path, *, name: str | None = None,

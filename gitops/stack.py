@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.errors import ConfigError
+from gitops.remote.mirrors import check_configured
 from gitops.schema import Field, load_config
 
 STACK_FILE = "stack.yaml"
@@ -41,6 +42,9 @@ STACK_SPEC = {
                                    "names, e.g. `sensitiveKeys: [dsn, 'conn(ection)?string']`."),
         "replaceDefaults": Field((bool,)),
     }, doc="Secret redaction settings; see docs/secrets.md."),
+    "mirrors": Field((dict,), doc="URL prefix -> replacement prefix for every fetch of a "
+                     "remote base, e.g. `https://github.com/: file:///srv/mirrors/github.com/`; "
+                     "see docs/vendor.md."),
 }
 
 
@@ -53,6 +57,7 @@ class Stack:
     source: str
     ref: str | None = None
     kustomize: str | None = None  # the pinned kustomize release, e.g. v5.8.2
+    mirrors: tuple[tuple[str, str], ...] = ()  # stack.yaml's `mirrors:`, in file order
 
     @property
     def vendor_dir(self) -> Path:
@@ -111,5 +116,6 @@ def load_stack(root: Path | None = None) -> Stack:
     path = root / STACK_FILE
     data = load_config(path, STACK_SPEC)
     validate_name(data["name"], what=f"stack name in {path}")
+    mirrors = check_configured(data["mirrors"], path=path) if data.get("mirrors") else {}
     return Stack(root=root, name=data["name"], source=data["source"], ref=data.get("ref"),
-                 kustomize=data.get("kustomize"))
+                 kustomize=data.get("kustomize"), mirrors=tuple(mirrors.items()))

@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from gitops import git
 from gitops.errors import ConfigError, GitError, SourceError, VendorEditedError
 from gitops.lock import Lock, LockEntry, read_lock, render_lock
+from gitops.remote.pins import RemotePin
+from gitops.remote.vendoring import RemoteState, localize_release, remote_states, trailers
 from gitops.source import ResolvedRef, Source, open_source
 from gitops.stack import LOCK_FILE, Stack
 from gitops.yamlio import load_safe
@@ -55,6 +57,7 @@ class VendorImport:
     remote_bases: tuple[RemoteBase, ...]
     previous: LockEntry | None
     unchanged: bool  # the same content was already vendored and merged
+    remotes: tuple[RemotePin, ...] = ()  # remote bases vendored beside the release
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class VendorStatus:
     remote_bases: tuple[RemoteBase, ...] = ()
     source_error: str | None = None  # newer tags could not be listed (status goes on)
     branch_commit: str | None = None  # tip of vendor/<name> (None: missing)
+    remotes: tuple[RemoteState, ...] = ()  # each vendored remote base and its copy
 
     @property
     def pristine(self) -> bool:
@@ -91,7 +95,7 @@ def _now() -> str:
 
 
 def _message(stack: Stack, spec: str, kind: str, resolved: ResolvedRef, digest: str,
-             extra: str = "") -> str:
+             extra: str = "", remotes: Iterable[RemotePin] = ()) -> str:
     lines = [
         f"vendor {stack.name} {resolved.name}", "",
         f"Vendor-Source: {spec}",
@@ -103,6 +107,7 @@ def _message(stack: Stack, spec: str, kind: str, resolved: ResolvedRef, digest: 
     if resolved.archive_sha256:
         lines.append(f"Vendor-Archive-Sha256: {resolved.archive_sha256}")
     lines.append(f"Vendor-Digest: {digest}")
+    lines += trailers(remotes)
     if extra:
         lines.append(extra)
     return "\n".join(lines) + "\n"
@@ -190,11 +195,16 @@ def rebuild_vendor_branch(stack: Stack, *, refetch: bool = False,
     src = open_source(spec)
     resolved = src.resolve(entry.commit or entry.resolved)
     files = src.tree(resolved)
-    digest = git.digest(files)
-    if digest != entry.digest:
+    digest, pinned = git.digest(files), entry.upstream_digest or entry.digest
+    if digest == pinned and entry.remotes:
+        # The release is the one imported; its remotes must be the pinned ones too (a moved
+        # tag or a changed file is refused by the pins), and so the localized tree.
+        files = localize_release(stack, files, expect=entry.remotes, progress=progress).files
+        digest, pinned = git.digest(files), entry.digest
+    if digest != pinned:
         raise SourceError(
             f"cannot rebuild {entry.vendor_branch}: {entry.resolved} fetched again from "
-            f"{entry.source} has the digest {digest}, but {LOCK_FILE} pins {entry.digest}. The "
+            f"{entry.source} has the digest {digest}, but {LOCK_FILE} pins {pinned}. The "
             "upstream release changed after it was imported (a moved tag or a rewritten "
             "archive), so it is not what vendor/ was built from.",
             hint="Point the lock's source at the original release, or fetch the branch "
@@ -205,7 +215,8 @@ def rebuild_vendor_branch(stack: Stack, *, refetch: bool = False,
                        ResolvedRef(requested=entry.ref, name=entry.resolved,
                                    how=entry.resolved_kind, commit=entry.commit,
                                    archive_sha256=entry.archive_sha256),
-                       digest, extra=f"Vendor-Rebuilt-From: {entry.vendor_commit}")
+                       digest, extra=f"Vendor-Rebuilt-From: {entry.vendor_commit}",
+                       remotes=entry.remotes)
     commit = repo.create_commit(tree, message, [], branch=entry.vendor_branch)
     say(f"rebuilt {entry.vendor_branch} at {commit[:12]}")
     return commit
@@ -298,6 +309,10 @@ def import_release(stack: Stack, *, ref: str | None, source: str | None = None,
     files = src.tree(resolved)
     if not files:
         raise SourceError(f"{resolved.name} in {spec} holds no files; there is nothing to vendor")
+    upstream_digest = git.digest(files)
+    pins = localize_release(stack, files, expect=previous.remotes if previous else (),
+                            progress=progress)
+    files = pins.files
     digest = git.digest(files)
     remote = tuple(find_remote_bases(files, lambda p: files[p][1], base=stack.vendor_relpath))
 
@@ -317,7 +332,7 @@ def import_release(stack: Stack, *, ref: str | None, source: str | None = None,
         vendor_commit = parent  # this release is the branch's tip already
     else:
         vendor_commit = repo.create_commit(
-            tree, _message(stack, spec, src.kind, resolved, digest),
+            tree, _message(stack, spec, src.kind, resolved, digest, remotes=pins.pins),
             [parent] if parent else [], branch=stack.vendor_branch)
     entry = LockEntry(
         name=stack.name, source=spec, source_kind=src.kind, ref=want, resolved=resolved.name,
@@ -325,10 +340,12 @@ def import_release(stack: Stack, *, ref: str | None, source: str | None = None,
         archive_sha256=resolved.archive_sha256, digest=digest, files=len(files),
         path=stack.vendor_relpath, imported_at=_now(), vendor_branch=stack.vendor_branch,
         vendor_commit=vendor_commit,
+        upstream_digest=upstream_digest if pins.pins else None, remotes=pins.pins,
     )
     result = VendorImport(name=stack.name, resolved=resolved, lock_entry=entry,
                           vendor_commit=vendor_commit, merge_commit=None, files=len(files),
-                          remote_bases=remote, previous=previous, unchanged=False)
+                          remote_bases=remote, previous=previous, unchanged=False,
+                          remotes=pins.pins)
     if not merge:
         return result
 
@@ -393,5 +410,6 @@ def vendor_status(stack: Stack, *, check_source: bool = True,
         added=tuple(sorted(added)), deleted=tuple(sorted(deleted)), newer_tags=tuple(newer),
         remote_bases=tuple(remote), source_error=source_error,
         branch_commit=repo.branch_commit(stack.vendor_branch),
+        remotes=remote_states(stack.root, entry.remotes),
     )
 

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.gitrepos",
     "tests.fixtures.sandbox",
     "tests.fixtures.kustomize",
+    "tests.fixtures.remote_mirror",
 ]
 
 

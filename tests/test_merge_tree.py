@@ -276,7 +276,7 @@ def _overlay(*refs: str) -> bytes:
 
 def test_a_folder_only_content_says_moved_is_rewritten_naming_the_similarity() -> None:
     base = b(_component("contrib/ray", "operator", WORDS))
-    theirs = b(_component("experimental/ray", "operator", WORDS + ["key-golf"])
+    theirs = b(_component("experimental/ray", "operator", [*WORDS, "key-golf"])
                | _component("applications/spark", "operator", ["other"]))
     ours = {**base, "overlays/o/kustomization.yaml": _overlay("contrib/ray/operator")}
     m = merge_trees(base, ours, theirs, vendor_prefix=V)

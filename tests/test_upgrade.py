@@ -958,8 +958,8 @@ def test_a_hunk_of_a_multi_line_value_resolves_to_theirs_in_place(
     merged = [*ours]
     merged[8] = "echo upstream step 8"  # the other change merged cleanly
     assert script.read_text() == _script_cm(merged).replace(
-        "\ndata:\n", "\ndata:\n  # stackctl conflict #1 (data[\"run.sh\"]@L3): both-changed, line 3 "
-        "of the value, ours echo local step 2 kept, theirs echo upstream step 2, base echo "
+        "\ndata:\n", "\ndata:\n  # stackctl conflict #1 (data[\"run.sh\"]@L3): both-changed, "
+        "line 3 of the value, ours echo local step 2 kept, theirs echo upstream step 2, base echo "
         "step 2; see .stackctl/upgrade/report.md\n")
     assert run(capsys, "--resolve", address, "--theirs")[0] == 0
     assert script.read_text() == _script_cm(theirs)

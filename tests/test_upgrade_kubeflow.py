@@ -1,7 +1,8 @@
 """Real Kubeflow upgrades with a platform team's customizations (tests/fixtures/
-upgrade_scenarios.py, release pairs in upgrade_releases.py; repos made by
-tests/fixtures/upgrade_repo.py): three single-release pairs and three multi-release jumps
-across upstream's restructures (v1.4.0 -> v1.6.1, v1.6.1 -> v1.9.1, v1.8.1 -> v1.10.2).
+upgrade_scenarios.py, release pairs in upgrade_releases.py and upgrade_scenario_v1_11.py;
+repos made by tests/fixtures/upgrade_repo.py): three single-release pairs, v1.10.2 ->
+v1.11.0 (remote bases, fetched from the test mirror), and three multi-release jumps across
+upstream's restructures (v1.4.0 -> v1.6.1, v1.6.1 -> v1.9.1, v1.8.1 -> v1.10.2).
 
 Each deployment repo is made for real (`stackctl init`, `vendor import` of the base
 release from ../shared's archive folder, one commit of customizations). Then:
@@ -30,6 +31,7 @@ from gitops.upgrade import REPORT_JSON, REPORT_MD, UpgradeResult
 from tests.fixtures.gitrepos import isolated_git
 from tests.fixtures.kubeflow import KUBEFLOW_DIR, require_kubeflow
 from tests.fixtures.kustomize import _FOUND as KUSTOMIZE
+from tests.fixtures.remote_mirror import FILE_REMOTES, GIT_REMOTES, REMOTE_BASES, Mirror
 from tests.fixtures.upgrade_repo import (
     DeployRepo,
     Evaluation,
@@ -169,8 +171,15 @@ def upgraded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     if KUSTOMIZE is None:
         pytest.skip("no kustomize binary: run 'make kustomize' or set STACKCTL_KUSTOMIZE")
     home = tmp_path_factory.mktemp("home")
+    # Remote bases come from the test mirror, never GitHub (as the autouse fixture of
+    # tests/fixtures/remote_mirror.py does for each test; this one outlives a test).
+    mirror: Mirror = request.getfixturevalue(
+        "remote_mirror" if all((REMOTE_BASES / a).is_file() for a in (*GIT_REMOTES,
+                                                                      *FILE_REMOTES))
+        else "tiny_remote_mirror")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STACKCTL_KUSTOMIZE", str(KUSTOMIZE))
+        mp.setenv("STACKCTL_MIRRORS", mirror.env)
         env = isolated_git(home, mp)
         next(env)
         try:

@@ -22,6 +22,7 @@ from tests.fixtures.gitrepos import (
     tarball,
     zipball,
 )
+from tests.fixtures.remote_mirror import TINY_FOLDER, TINY_VENDORED, Mirror, vendored_form
 
 Releases = dict[str, dict[str, "str | bytes | tuple[str | bytes, int]"]]
 
@@ -33,11 +34,13 @@ def _vendored(root: Path, name: str = "mlstack") -> dict[str, bytes]:
 
 
 def _expected(files: dict[str, str | bytes | tuple[str | bytes, int]]) -> dict[str, bytes]:
+    """The release as vendored: v1.4.1's remote base localized (tests/fixtures/
+    remote_mirror.py)."""
     out = {}
     for rel, spec in files.items():
         data = spec[0] if isinstance(spec, tuple) else spec
         out[rel] = data.encode() if isinstance(data, str) else data
-    return out
+    return vendored_form(out)
 
 
 def test_import_from_a_git_repo_writes_the_release_merges_and_leaves_a_clean_tree(
@@ -82,7 +85,7 @@ def test_lock_records_source_ref_resolution_digest_and_vendor_commit(
     assert entry.archive_sha256 is None
     assert entry.digest == git.digest(git.read_worktree_files(root / "vendor/mlstack"))
     assert entry.digest.startswith("sha256:")
-    assert entry.files == len(upstream_files["v1.4.1"])
+    assert entry.files == len(upstream_files["v1.4.1"]) + len(TINY_VENDORED)
     assert entry.path == "vendor/mlstack"
     assert entry.vendor_branch == "vendor/mlstack"
     assert entry.vendor_commit == result.vendor_commit
@@ -239,15 +242,29 @@ def test_the_same_release_has_the_same_digest_from_every_source_kind(
     assert len(digests) == 1
 
 
-def test_import_lists_remote_bases_of_vendored_kustomizations(
-    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+def test_import_vendors_the_remote_base_a_kustomization_pulls_and_pins_it(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases,
+    tiny_remote_mirror: Mirror,
 ) -> None:
     root = deploy_repo(source=str(release_folder(tmp_path / "rf", upstream_files)))
     result = import_release(load_stack(root), ref="v1.4.1")
-    assert [(b.file, b.field, b.url) for b in result.remote_bases] == [(
+    assert result.remote_bases == ()  # nothing left that a render would refuse
+    [pin] = result.remotes
+    assert (pin.url, pin.kind, pin.ref) == ("https://github.com/argoproj/argo-workflows",
+                                            "git", "v3.7.3")
+    assert pin.commit == tiny_remote_mirror.commits["argoproj/argo-workflows@v3.7.3"]
+    assert pin.path == "vendor/mlstack/" + TINY_FOLDER
+    assert pin.digest == git.digest(git.read_worktree_files(root / pin.path))
+    assert [(x.file, x.field, x.original, x.local) for x in pin.localized] == [(
         "vendor/mlstack/workflows/kustomization.yaml", "resources",
         "github.com/argoproj/argo-workflows/manifests/base/crds/minimal?ref=v3.7.3",
-    )]
+        f"../{TINY_FOLDER}/manifests/base/crds/minimal")]
+    assert result.lock_entry.remotes == result.remotes
+    assert result.lock_entry.upstream_digest == git.digest(
+        git.read_worktree_files(tmp_path / "rf" / "v1.4.1"))
+    trailers = git.open_repo(root).commit_info(result.vendor_commit).message
+    assert (f"Vendor-Remote: https://github.com/argoproj/argo-workflows v3.7.3 "
+            f"{pin.commit}") in trailers
 
 
 def test_import_refuses_a_dirty_working_tree_and_names_the_files(

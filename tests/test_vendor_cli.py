@@ -30,14 +30,15 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return code, out, " ".join(err.split())  # messages are wrapped at 100 columns
 
 
-def test_vendor_import_prints_what_it_did_and_warns_about_remote_bases(
+def test_vendor_import_prints_what_it_did_and_the_remote_bases_it_vendored(
     in_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = _run(capsys, "vendor", "import", "--ref", "v1.4")
     assert code == 0, err
     assert "imported mlstack v1.4.1 (asked for v1.4) from ../rf [release-folder]" in out
-    assert "warning: 1 remote base(s)" in err
-    assert "github.com/argoproj/argo-workflows/manifests/base/crds/minimal?ref=v3.7.3" in err
+    assert "1 remote base(s) vendored under vendor/mlstack/_remotes/ and pinned" in out
+    assert "https://github.com/argoproj/argo-workflows v3.7.3 (" in out
+    assert "warning" not in err
     assert (in_repo / "vendor/mlstack/VERSION").read_text() == "v1.4.1\n"
 
 

@@ -52,15 +52,19 @@ def test_import_from_the_folder_of_kubeflow_archives_resolves_v1_4_to_v1_4_1(
     assert st.newer_tags[:2] == ("v1.5.0", "v1.5.1") and st.newer_tags[-1] == "v1.11.0"
 
 
-def test_kubeflow_v1_11_0_import_warns_about_its_remote_argo_base(
+def test_kubeflow_v1_11_0_import_localizes_its_nine_remote_entries(
     kubeflow_archive: Callable[[str], Path], deploy_repo: Callable[..., Path]
 ) -> None:
+    # Fetched from the mirror of ../shared's remote bases (tests/fixtures/remote_mirror.py);
+    # tests/test_remote_kubeflow.py checks the lock, the render, rebuilds and tampering.
     archive = kubeflow_archive("v1.11.0")
     root = deploy_repo(source=str(archive), name="kubeflow")
     result = import_release(load_stack(root), ref="v1.11.0")
-    argo = {b.file for b in result.remote_bases if b.url ==
-            "https://github.com/argoproj/argo-workflows/manifests/base/crds/minimal?ref=v3.7.3"}
+    assert result.remote_bases == ()
+    localized = {(x.file, x.original) for p in result.remotes for x in p.localized}
     base = "vendor/kubeflow/applications/pipeline/upstream/third-party/argo/installs"
-    assert argo == {f"{base}/cluster/kustomization.yaml",
-                    f"{base}/namespace/cluster-scoped/kustomization.yaml"}
-    assert len(result.remote_bases) == 9
+    minimal = "https://github.com/argoproj/argo-workflows/manifests/base/crds/minimal?ref=v3.7.3"
+    assert {f for f, url in localized if url == minimal} == {
+        f"{base}/cluster/kustomization.yaml",
+        f"{base}/namespace/cluster-scoped/kustomization.yaml"}
+    assert len(localized) == 9

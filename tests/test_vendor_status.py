@@ -10,6 +10,7 @@ import pygit2
 from gitops.stack import load_stack
 from gitops.vendor import find_remote_bases, import_release, vendor_status
 from tests.fixtures.gitrepos import commit_all, git_upstream, release_folder
+from tests.fixtures.remote_mirror import TINY_FOLDER
 
 Releases = dict[str, dict[str, "str | bytes | tuple[str | bytes, int]"]]
 
@@ -46,17 +47,39 @@ def test_status_finds_a_local_edit_an_added_and_a_deleted_file(
     assert st.deleted == ("VERSION",)
 
 
-def test_status_finds_remote_bases_in_vendored_kustomizations(
+def test_status_shows_each_vendored_remote_and_whether_its_copy_is_intact(
     tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
 ) -> None:
     root = deploy_repo(source=str(release_folder(tmp_path / "rf", upstream_files)))
     import_release(load_stack(root), ref="v1.4.1")
     st = vendor_status(load_stack(root))
-    assert [str(b) for b in st.remote_bases] == [
-        "vendor/mlstack/workflows/kustomization.yaml: resources: "
-        "github.com/argoproj/argo-workflows/manifests/base/crds/minimal?ref=v3.7.3"
-    ]
+    assert st.remote_bases == ()
+    assert [(r.pin.url, r.state) for r in st.remotes] == [
+        ("https://github.com/argoproj/argo-workflows", "intact")]
     assert st.newer_tags == ()
+
+    crd = root / "vendor/mlstack" / TINY_FOLDER / "manifests/base/crds/minimal" \
+        / "argoproj.io_workflows.yaml"
+    crd.write_text(crd.read_text() + "# edited\n")
+    st = vendor_status(load_stack(root))
+    assert [(r.state, r.detail) for r in st.remotes] == [
+        ("modified", f"vendor/mlstack/{TINY_FOLDER}")]
+    assert st.modified == (f"{TINY_FOLDER}/manifests/base/crds/minimal/"
+                           "argoproj.io_workflows.yaml",)
+
+
+def test_status_lists_a_remote_base_added_after_the_import_which_a_render_refuses(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    root = deploy_repo(source=str(release_folder(tmp_path / "rf", upstream_files)))
+    import_release(load_stack(root), ref="v1.3.0")
+    k = root / "vendor/mlstack/controller/kustomization.yaml"
+    k.write_text(k.read_text() + "- https://github.com/org/repo//base?ref=v1\n")
+    st = vendor_status(load_stack(root))
+    assert [str(b) for b in st.remote_bases] == [
+        "vendor/mlstack/controller/kustomization.yaml: resources: "
+        "https://github.com/org/repo//base?ref=v1"]
+    assert st.remotes == ()
 
 
 def test_status_reports_an_unreachable_source_without_failing(

@@ -11,6 +11,7 @@ import click
 from gitops.errors import ExitCode
 
 if TYPE_CHECKING:
+    from gitops.remote.pins import RemotePin
     from gitops.stack import Stack
     from gitops.vendor import RemoteBase, VendorStatus
 
@@ -39,6 +40,13 @@ def _warn_remote(bases: tuple[RemoteBase, ...]) -> None:
         click.echo(f"  {b.file}: {b.field}: {b.url}", err=True)
 
 
+def _pin_line(pin: RemotePin) -> str:
+    what = (f"{pin.ref or 'HEAD'} ({(pin.commit or '')[:12]})" if pin.kind == "git"
+            else f"sha256 {(pin.sha256 or '')[:12]}")
+    n = len(pin.localized)
+    return f"{pin.url} {what}, {n} entr{'y' if n == 1 else 'ies'}"
+
+
 @click.group("vendor")
 def vendor() -> None:
     """Track the upstream release vendored under vendor/NAME/ on the branch vendor/NAME.
@@ -58,7 +66,9 @@ def vendor() -> None:
 @click.option("--name", metavar="NAME", help="Vendor under this name instead of stack.yaml's.")
 def import_(ref: str | None, source: str | None, name: str | None) -> int:
     """Import the upstream at REF pristine into vendor/NAME/: one commit on the branch
-    vendor/NAME, merged into the current branch, with stackctl.lock updated.
+    vendor/NAME, merged into the current branch, with stackctl.lock updated. Remote bases
+    its kustomizations pull are fetched (through stack.yaml's mirrors: and
+    $STACKCTL_MIRRORS), vendored under vendor/NAME/_remotes/ and pinned in the lock.
 
     Refuses when the working tree has uncommitted changes, and when vendor/NAME/ has local
     edits (use 'stackctl upgrade --vendor REF' for those).
@@ -82,6 +92,11 @@ def import_(ref: str | None, source: str | None, name: str | None) -> int:
                    f"[{entry.source_kind}]: {entry.files} files, {entry.digest}")
         click.echo(f"  {stack.vendor_branch} at {result.vendor_commit[:12]}; merged as "
                    f"{(result.merge_commit or '')[:12]}")
+        if result.remotes:
+            click.echo(f"  {len(result.remotes)} remote base(s) vendored under "
+                       f"{stack.vendor_relpath}/_remotes/ and pinned in stackctl.lock:")
+            for pin in result.remotes:
+                click.echo(f"    {_pin_line(pin)}")
     _warn_remote(result.remote_bases)
     return int(ExitCode.OK)
 
@@ -97,6 +112,8 @@ def _status_json(st: VendorStatus) -> str:
         "remoteBases": [{"file": b.file, "field": b.field, "url": b.url}
                         for b in st.remote_bases],
         "sourceError": st.source_error, "vendorBranchCommit": st.branch_commit,
+        "remotes": [{**r.pin.to_yaml(), "state": r.state, "detail": r.detail}
+                    for r in st.remotes],
     }, indent=2)
 
 
@@ -107,7 +124,8 @@ def _status_json(st: VendorStatus) -> str:
 def status(name: str | None, offline: bool, as_json: bool) -> int:
     """Show what is vendored (from stackctl.lock), whether vendor/NAME/ still equals the
     pristine import (modified, added and deleted files), newer release tags of the source,
-    and kustomizations that pull remote bases. Informational: exit 0 unless it fails.
+    each vendored remote base and whether its copy is intact, and kustomizations that still
+    pull remote bases. Informational: exit 0 unless it fails.
 
     \b
     Example:
@@ -147,8 +165,14 @@ def status(name: str | None, offline: bool, as_json: bool) -> int:
         click.echo(f"newer releases: unknown ({st.source_error})")
     elif not offline:
         click.echo("newer releases: " + (", ".join(st.newer_tags) or "none"))
+    if st.remotes:
+        click.echo(f"remote bases vendored under {st.path}/_remotes/ (pinned in "
+                   "stackctl.lock):")
+        for r in st.remotes:
+            state = r.state + (f" ({r.detail})" if r.state != "intact" else "")
+            click.echo(f"  {_pin_line(r.pin)}: {state}")
     if st.remote_bases:
-        click.echo("remote bases (vendor them before rendering):")
+        click.echo("remote bases not vendored (a render refuses them):")
         for b in st.remote_bases:
             click.echo(f"  {b.file}: {b.field}: {b.url}")
     return int(ExitCode.OK)
@@ -160,7 +184,8 @@ def status(name: str | None, offline: bool, as_json: bool) -> int:
               help="Fetch the pinned release again even if its commit is still here.")
 def rebuild(name: str | None, refetch: bool) -> int:
     """Recreate the branch vendor/NAME from stackctl.lock (a fresh clone lacks it): point it
-    at the pinned import again, or fetch the pinned release and check its digest.
+    at the pinned import again, or fetch the pinned release and its remote bases and check
+    them against the lock (a moved tag or a changed file is refused).
 
     \b
     Example:

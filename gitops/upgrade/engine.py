@@ -19,6 +19,7 @@ from gitops.gitstore import loose_objects, tidy
 from gitops.kustomize import find_kustomize
 from gitops.lock import Lock, LockEntry, parse_lock, render_lock
 from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_trees
+from gitops.remote.pins import remote_changes
 from gitops.stack import LOCK_FILE, STACK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
@@ -252,12 +253,14 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             merge_report = MergeReport.from_tree(tree, findings)
             outcome = ("up-to-date" if up_to_date else "dry-run" if dry_run
                        else "conflicts" if merge_report.conflicts else "committed")
+            remotes = remote_changes(previous.remotes, entry.remotes)
             report = UpgradeReport(
                 name=stack.name, from_version=previous.resolved, to_version=entry.resolved,
                 original_branch=original,
                 upgrade_branch=None if (dry_run or up_to_date) else upgrade_branch,
                 outcome=outcome, merge=merge_report, clusters=clusters,
-                kustomize_version=kversion, rewrites=rewrites, stack_ref=stack_ref)
+                kustomize_version=kversion, rewrites=rewrites, stack_ref=stack_ref,
+                remotes=remotes)
             state = UpgradeState(
                 phase=STARTING, name=stack.name, prefix=prefix, original_branch=original,
                 original_commit=head, upgrade_branch=upgrade_branch,
@@ -270,7 +273,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                        "rewrites": [r.to_dict() for r in rewrites],
                        # clusters the effect check could not see (checked at --continue)
                        "unchecked": [c.name for c in clusters if c.status == "failed"],
-                       "stackRef": list(stack_ref) if stack_ref else None},
+                       "stackRef": list(stack_ref) if stack_ref else None,
+                       "remotes": [r.to_dict() for r in remotes]},
             )
             merge_commit = None
             if outcome == "committed":

@@ -12,6 +12,7 @@ from gitops.gitstore import loose_objects, tidy
 from gitops.kustomize import find_kustomize
 from gitops.lock import parse_lock
 from gitops.merge import Conflict
+from gitops.remote.pins import RemoteChange
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
@@ -57,7 +58,8 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
         outcome="conflicts", merge=merge, resolutions=resolutions,
         kustomize_version=state.extra.get("kustomizeVersion"),
         rewrites=tuple(RewriteEffect.from_dict(r) for r in state.extra.get("rewrites") or ()),
-        stack_ref=tuple(state.extra["stackRef"]) if state.extra.get("stackRef") else None)
+        stack_ref=tuple(state.extra["stackRef"]) if state.extra.get("stackRef") else None,
+        remotes=tuple(RemoteChange.from_dict(r) for r in state.extra.get("remotes") or ()))
 
     def result(report: UpgradeReport, commit: str | None = None,
                paths: tuple[Path, ...] = ()) -> UpgradeResult:

@@ -15,6 +15,7 @@ from typing import Any
 from gitops.diff import ImageChange, ObjectSetDiff
 from gitops.merge import Conflict, ConflictKind, MergeReport
 from gitops.plan.lines import flag_lines, header, image_line
+from gitops.remote.pins import RemoteChange
 from gitops.upgrade.rewrites import RewriteEffect
 
 REPORT_VERSION = 1
@@ -105,6 +106,7 @@ class UpgradeReport:
     rewrites: tuple[RewriteEffect, ...] = ()  # what each rewritten reference changes
     tool: bool = False  # an upgrade of kustomize itself (no merge; both sides one tree)
     stack_ref: tuple[str, str] | None = None  # stack.yaml's ref: old, new
+    remotes: tuple[RemoteChange, ...] = ()  # remote bases added, removed, changed (a ref bump)
 
     @property
     def conflicts(self) -> tuple[Conflict, ...]:
@@ -146,6 +148,7 @@ class UpgradeReport:
                 "from": self.stack_ref[0], "to": self.stack_ref[1]},
             "rewrites": [r.to_dict() for r in self.rewrites],
             "clusters": [c.to_dict() for c in self.clusters],
+            "remotes": [r.to_dict() for r in self.remotes],
         }
 
     def to_json(self) -> str:
@@ -190,6 +193,12 @@ class UpgradeReport:
                              f"(clusters: {where})" + (f": {_esc(r.note)}" if r.note else ""))
                 lines += [f"  - `+ {_esc(o)}`" for o in r.added]
                 lines += [f"  - `- {_esc(o)}`" for o in r.removed]
+        if self.remotes:
+            lines += ["", "## Remote bases", "",
+                      "Vendored under `_remotes/` of the release and pinned in stackctl.lock.",
+                      "", "| remote | change | before | after |", "|---|---|---|---|"]
+            lines += [f"| `{_esc(r.url)}` | {r.change} | {_esc(r.before or '-')} | "
+                      f"{_esc(r.after or '-')} |" for r in self.remotes]
         if self.resolutions:
             lines += ["", "### Resolved", "", "| conflict | resolution |", "|---|---|"]
             lines += [f"| `{_esc(a)}` | {r} |" for a, r in sorted(self.resolutions.items())]
@@ -280,6 +289,9 @@ class UpgradeReport:
         if m.folder_moves:
             lines.append("folders moved by upstream:")
             lines += [f"  {a} -> {b}" for a, b in m.folder_moves.items()]
+        if self.remotes:
+            lines.append("remote bases:")
+            lines += [f"  {r.change} {r}" for r in self.remotes]
         if self.clusters:
             k = f" with kustomize {self.kustomize_version}" if self.kustomize_version else ""
             lines.append(f"clusters (rendered before and after{k}):")
