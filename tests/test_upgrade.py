@@ -668,6 +668,8 @@ def test_a_reference_upstream_deleted_is_a_conflict_and_its_cluster_failing_is_r
     assert code == 1, err
     assert refs(root)["HEAD"] == f"refs/heads/{BRANCH}"
     assert "dev: fails to render after:" in out
+    # The after side rendered in a temporary folder, gone by now: never named.
+    assert "stackctl-upgrade-" not in out and "(rendered from the merged tree" in out
     assert f"  {DB_REF}\n    unresolved-reference: vendor/mlstack/db no longer exists" in out
     data = json.loads((root / ".stackctl/upgrade/report.json").read_text())
     assert data["outcome"] == "conflicts"
