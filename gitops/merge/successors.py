@@ -18,19 +18,16 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 
-from gitops import yamlio
-from gitops.errors import YamlError
-from gitops.merge.kustomization import is_kustomization, references
-from gitops.merge.upstreamrefs import dirs_of
+from gitops.merge.kustomization import is_kustomization
+from gitops.merge.upstreamrefs import dirs_of, kustomization_refs
 
 
 def _refs(data: bytes, folder: str) -> list[str] | None:
-    try:
-        parsed = yamlio.load_safe(data.decode(), path=folder)
-    except (UnicodeDecodeError, YamlError):
+    refs = kustomization_refs(data)
+    if refs is None:
         return None
     return [posixpath.normpath(posixpath.join(folder, r.rstrip("/") or "."))
-            for r in references(parsed) if "://" not in r]
+            for r in refs if "://" not in r]
 
 
 def _sibling_heads(old: str, new: str) -> tuple[str, str] | None:

@@ -8,6 +8,7 @@ only on evidence").
 from __future__ import annotations
 
 import difflib
+import functools
 import posixpath
 import re
 from collections import defaultdict
@@ -57,11 +58,14 @@ class _Votes:
 
 
 def dirs_of(paths: Iterable[str]) -> set[str]:
+    """Every folder holding a path ('' for the root); a folder already seen ends the walk
+    up from a path (its parents are in too)."""
     out: set[str] = {""}
     for p in paths:
-        parts = p.split("/")
-        for i in range(1, len(parts)):
-            out.add("/".join(parts[:i]))
+        d = p.rpartition("/")[0]
+        while d and d not in out:
+            out.add(d)
+            d = d.rpartition("/")[0]
     return out
 
 
@@ -69,12 +73,20 @@ def _resolve(folder: str, ref: str) -> str:
     return posixpath.normpath(posixpath.join(folder, ref.rstrip("/") or "."))
 
 
-def _parse_refs(data: bytes, path: str) -> list[str] | None:
+@functools.lru_cache(maxsize=8192)
+def kustomization_refs(data: bytes) -> tuple[str, ...] | None:
+    """The references of a kustomization's text, in order (None: not YAML); parsed once
+    per text for the merge's several readers (moves, successors, relocations)."""
     try:
-        parsed = yamlio.load_safe(data.decode(), path=path)
+        parsed = yamlio.load_safe(data.decode(), path="kustomization")
     except (UnicodeDecodeError, YamlError):
         return None
-    return list(dict.fromkeys(references(parsed)))
+    return tuple(references(parsed))
+
+
+def _parse_refs(data: bytes, path: str) -> list[str] | None:
+    refs = kustomization_refs(data)
+    return None if refs is None else list(dict.fromkeys(refs))
 
 
 def _suffix_len(a: list[str], b: list[str]) -> int:
