@@ -26,6 +26,7 @@ Passes over the files base has and theirs lacks (deleted) and theirs has and bas
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import Counter, defaultdict
@@ -68,8 +69,11 @@ def _suffix_len(a: list[str], b: list[str]) -> int:
     return n
 
 
-def _lines(data: bytes) -> set[bytes]:
-    return {line.strip() for line in data.splitlines() if line.strip()}
+@functools.lru_cache(maxsize=4096)
+def _lines(data: bytes) -> frozenset[bytes]:
+    """A file's set of stripped, non-empty lines (once per content: the similarity pass
+    compares one file with several candidates)."""
+    return frozenset(s for line in data.splitlines() if (s := line.strip()))
 
 
 def similarity(a: bytes, b: bytes, common: frozenset[bytes] = frozenset()) -> float:
