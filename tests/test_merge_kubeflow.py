@@ -217,7 +217,7 @@ def test_references_across_restructures_are_rewritten_only_on_evidence(
     ours["overlays/team/kustomization.yaml"] = ("resources:\n" + "".join(
         f"- ../../{V}{ref}\n" for ref in expected)).encode()
 
-    m = merge_trees(base, ours, theirs, vendor_prefix=V)
+    m = merge(base, ours, theirs, f"{old} -> {new}")
 
     got: dict[str, str | None] = {
         r.old_target.removeprefix(V): r.new_target.removeprefix(V)
