@@ -92,36 +92,6 @@ def test_every_scenario_makes_each_kind_of_customization_as_vendor_edit_and_as_o
     assert set(scenario.outcomes) <= set(ids)
 
 
-def test_merge_trees_reports_only_the_planned_conflicts_and_local_edits_follow_moves(
-    scenario: Scenario, tmp_path: Path, git_env: Path,
-) -> None:
-    repo = build_repo(tmp_path / "deploy", scenario, archives=KUBEFLOW_DIR)
-    base, ours, theirs = merge_inputs(repo)
-
-    m = merge_trees(base, ours, theirs, vendor_prefix=V)
-
-    merged = {(c.path, c.field) for c in m.conflicts
-              if c.kind is not ConflictKind.UNRESOLVED_REFERENCE and c.hunk is None}
-    assert merged >= {(c.path, c.field) for c in scenario.conflicts}
-    assert not [c for c in merged if c not in {(x.path, x.field) for x in scenario.conflicts}
-                and not _reported_on_purpose(scenario, c[0])]
-    assert {u.target for u in m.unresolved_references} == {
-        V + t for t, new in scenario.rewrites.items() if new is None}
-    rewritten = [(r.old_target, r.new_target) for r in m.rewritten_references
-                 if r.evidence_kind != SAME_TARGET]
-    assert wrong_rewrites(scenario, rewritten, []) == []
-    for c in scenario.customizations:
-        if scenario.outcome(c) == "reported":
-            continue
-        for path, text in c.evidence:
-            content = m.files[path].decode()
-            assert (text[1:] not in content) if text.startswith("!") else (text in content), \
-                (c.id, path)
-    for old, new in scenario.followed_moves.items():
-        assert old not in m.files, old
-        assert m.files[new] != theirs[new], f"the local edit of {old} did not follow to {new}"
-
-
 def _reported_on_purpose(scenario: Scenario, path: str) -> bool:
     """A file holding a customization the scenario expects to be reported."""
     return any(scenario.outcome(c) == "reported" and any(p == path for p, _ in c.evidence)
@@ -149,6 +119,7 @@ def test_v1_7_0_edits_of_istio_1_16_are_carried_to_istio_1_17_which_v1_8_0_uses(
 class Upgraded:
     scenario: Scenario
     repo: DeployRepo
+    inputs: tuple[dict[str, bytes], dict[str, bytes], dict[str, bytes]]  # base, ours, theirs
     before: Evaluation
     run: PersonRun
     after: Evaluation
@@ -185,13 +156,44 @@ def upgraded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         try:
             repo = build_repo(tmp_path_factory.mktemp("deploy") / "repo", s,
                               archives=KUBEFLOW_DIR)
+            inputs = merge_inputs(repo)  # for merge_trees alone, before the vendor branch moves
             before = evaluate(s, repo.root, use_cache=True)  # the upgrade reuses these
             run = upgrade_as_a_person(repo.root, s)
             after = evaluate(s, repo.root, use_cache=True)  # the committed tree
         finally:
             next(env, None)
     verdict = classify(s, after, run.addresses)
-    yield Upgraded(s, repo, before, run, after, verdict)
+    yield Upgraded(s, repo, inputs, before, run, after, verdict)
+
+
+def test_merge_trees_reports_only_the_planned_conflicts_and_local_edits_follow_moves(
+    upgraded: Upgraded,
+) -> None:
+    scenario = upgraded.scenario
+    base, ours, theirs = upgraded.inputs
+
+    m = merge_trees(base, ours, theirs, vendor_prefix=V)
+
+    merged = {(c.path, c.field) for c in m.conflicts
+              if c.kind is not ConflictKind.UNRESOLVED_REFERENCE and c.hunk is None}
+    assert merged >= {(c.path, c.field) for c in scenario.conflicts}
+    assert not [c for c in merged if c not in {(x.path, x.field) for x in scenario.conflicts}
+                and not _reported_on_purpose(scenario, c[0])]
+    assert {u.target for u in m.unresolved_references} == {
+        V + t for t, new in scenario.rewrites.items() if new is None}
+    rewritten = [(r.old_target, r.new_target) for r in m.rewritten_references
+                 if r.evidence_kind != SAME_TARGET]
+    assert wrong_rewrites(scenario, rewritten, []) == []
+    for c in scenario.customizations:
+        if scenario.outcome(c) == "reported":
+            continue
+        for path, text in c.evidence:
+            content = m.files[path].decode()
+            assert (text[1:] not in content) if text.startswith("!") else (text in content), \
+                (c.id, path)
+    for old, new in scenario.followed_moves.items():
+        assert old not in m.files, old
+        assert m.files[new] != theirs[new], f"the local edit of {old} did not follow to {new}"
 
 
 def test_every_customization_holds_before_the_upgrade(upgraded: Upgraded) -> None:
