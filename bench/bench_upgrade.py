@@ -103,6 +103,7 @@ class ToolResult:
     seconds: float | None = None
     note: str = ""
     spurious_items: list[str] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)  # every conflict reported
 
     def to_dict(self) -> dict[str, Any]:
         return {"tool": self.tool, "ran": self.conflicts is not None,
@@ -112,13 +113,15 @@ class ToolResult:
                 "reported": list(self.reported), "lost_customizations": list(self.lost),
                 "wrong_rewrites": list(self.wrong_rewrites),
                 "broken_references": self.broken_references, "renders": self.renders,
-                "seconds": self.seconds, "note": self.note}
+                "seconds": self.seconds, "note": self.note, "addresses": self.addresses}
 
 
 def _split(scenario: Scenario, addresses: list[str], intended: set[str]
            ) -> tuple[list[str], list[str]]:
-    """(real, spurious) conflicts: real ones are made on purpose or name a customization."""
-    markers = [m for c in scenario.customizations for m in c.report_markers]
+    """(real, spurious) conflicts: real ones are made on purpose or name a customization a
+    correct upgrade reports (one upstream makes impossible to keep as it is)."""
+    markers = [m for c in scenario.customizations if scenario.outcome(c) == "reported"
+               for m in c.report_markers]
     real = [a for a in addresses if a in intended or any(reports(m, a) for m in markers)]
     return real, [a for a in addresses if a not in real]
 
@@ -158,7 +161,8 @@ def git_outcome(scenario: Scenario, tree: Path) -> ToolResult:
                       intended=len([p for p in unmerged if p in intended_paths]),
                       real=len(real), spurious=len(spurious), kept=v.kept,
                       reported=v.reported, lost=v.lost, broken_references=broken,
-                      renders=ev.renders, spurious_items=spurious, note=_errors(ev))
+                      renders=ev.renders, spurious_items=spurious, note=_errors(ev),
+                      addresses=unmerged)
 
 
 def _errors(ev: Evaluation) -> str:
@@ -265,7 +269,7 @@ def bench_scenario(scenario: Scenario, work: Path, *, runs: int, with_kpt: str |
                         real=len(real), spurious=len(spurious), kept=v.kept,
                         reported=v.reported, lost=v.lost, wrong_rewrites=tuple(wrong),
                         renders=ev.renders, seconds=first_s, spurious_items=spurious,
-                        note=_errors(ev))]
+                        note=_errors(ev), addresses=list(person.addresses))]
     say(f"{scenario.name}: git merge")
     gm = copy_repo(git_src, work / "git-1")
     t0 = time.perf_counter()

@@ -144,15 +144,20 @@ class Finder:
                 out.append(Customization(path, what, tuple(probes), segments=(seg,)))
 
         items = list(k.get("images") or [])
-        for item, _old in _entries("images", k, base):
+        for item, old in _entries("images", k, base):
             if not isinstance(item, Mapping) or not item.get("name"):
                 continue
             repo = str(item.get("newName") or item["name"])
-            tag = str(item["digest"]) if item.get("digest") else str(item.get("newTag") or "")
-            if tag and item.get("digest"):
-                tag = "@" + tag
+            # The tag counts only where it is ours: an entry of upstream's whose newName ours
+            # set keeps getting upstream's tag bumps.
+            old = old if isinstance(old, Mapping) else {}
+            tag = ""
+            if item.get("digest") and item.get("digest") != old.get("digest"):
+                tag = "@" + str(item["digest"])
+            elif item.get("newTag") and item.get("newTag") != old.get("newTag"):
+                tag = str(item["newTag"])
             add(_segment("images", item, items), f"images entry {item['name']}",
-                [ImageProbe(repo, tag if (item.get("newTag") or item.get("digest")) else "")])
+                [ImageProbe(repo, tag)])
         items = list(k.get("replicas") or [])
         for item, _old in _entries("replicas", k, base):
             if isinstance(item, Mapping) and item.get("name") and "count" in item:
