@@ -43,6 +43,7 @@ from tests.fixtures.upgrade_repo import (
     merge_inputs,
     release_files,
     release_reader,
+    reports,
     upgrade_as_a_person,
     write_tree,
     wrong_rewrites,
@@ -203,6 +204,18 @@ def test_every_customization_holds_before_the_upgrade(upgraded: Upgraded) -> Non
 
 def test_the_upgrade_loses_no_customization_silently(upgraded: Upgraded) -> None:
     assert upgraded.verdict.lost == ()
+
+
+def test_no_conflict_or_finding_is_spurious(upgraded: Upgraded) -> None:
+    # Each one reported on the way is a planned conflict, or names a customization a
+    # correct upgrade cannot keep as it is (a kept one named would be a false alarm).
+    s = upgraded.scenario
+    planned = {c.address for c in upgraded.result.conflicts
+               if (c.path, c.field) in {(x.path, x.field) for x in s.conflicts}}
+    markers = [m for c in s.customizations if s.outcome(c) == "reported"
+               for m in c.report_markers]
+    assert [a for a in upgraded.run.addresses
+            if a not in planned and not any(reports(m, a) for m in markers)] == []
 
 
 def test_each_customization_is_kept_or_reported_as_the_scenario_says(upgraded: Upgraded) -> None:
