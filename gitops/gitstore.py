@@ -99,6 +99,7 @@ def tidy(repo: Repo, before: set[str], *, created: Iterable[str] = (),
     packed = 0
     if live:
         pb = pygit2.PackBuilder(repo.raw)
+        pb.set_threads(os.cpu_count() or 1)  # delta search on every core
         for oid in sorted(live):
             pb.add(pygit2.Oid(hex=oid))
         pb.write(str(_objects_dir(repo) / "pack"))

@@ -27,6 +27,7 @@ from typing import Any
 from gitops.render import Rendered, RenderedObject
 
 WORKLOAD_CONTAINERS = ("containers", "initContainers", "ephemeralContainers")
+_IMAGE_LINE = re.compile(r"^[ \t]*(?:- )?image: *[^\s{|>]", re.MULTILINE)
 Step = str | tuple[str, str, Any]  # a mapping key, or (list field, key field, key value)
 
 
@@ -58,7 +59,9 @@ class RenderIndex:
         if self._images is None:
             self._images = []
             for o in self.rendered.objects:
-                if "image:" not in o.yaml:
+                # Only objects with an `image:` scalar are parsed (a CRD's schema has
+                # `image:` keys too, but as mappings: parsing them all costs seconds).
+                if "image:" not in o.yaml or not _IMAGE_LINE.search(o.yaml):
                     continue
                 for cname, image in containers(o.body):
                     self._images.append((o, cname, image))

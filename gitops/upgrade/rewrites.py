@@ -23,8 +23,9 @@ from typing import Any
 from gitops import git
 from gitops.errors import UserError
 from gitops.kustomize import Kustomize
-from gitops.merge.kustomization import KUSTOMIZATION_NAMES, is_kustomization, references
+from gitops.merge.kustomization import KUSTOMIZATION_NAMES, is_kustomization
 from gitops.merge.references import SAME_TARGET, RewrittenReference
+from gitops.merge.upstreamrefs import kustomization_refs
 from gitops.render import normalise
 from gitops.stack import CLUSTERS_DIR
 from gitops.yamlio import load_safe
@@ -87,8 +88,9 @@ def closure(files: Mapping[str, tuple[int, bytes]], start: str) -> dict[str, byt
         if k is None:
             continue
         out[k] = files[k][1]
-        for ref in references(_data(files, k)):
-            todo.append(posixpath.normpath(posixpath.join(path, ref.rstrip("/") or ".")))
+        for ref in kustomization_refs(files[k][1]) or ():
+            if "://" not in ref:
+                todo.append(posixpath.normpath(posixpath.join(path, ref.rstrip("/") or ".")))
     return out
 
 
