@@ -402,6 +402,11 @@ class Repo:
                 out[path] = (mode, data)
             # submodules (commit entries) are not files of the tree; they are skipped
 
+    def blob_size(self, blob_id: str) -> int:
+        """A blob's size, read from its object header without loading its content."""
+        with _translate(f"cannot read the object {blob_id}"):
+            return int(self.raw.odb.read_header(pygit2.Oid(hex=blob_id))[1])
+
     def write_tree(self, files: Mapping[str, tuple[int, bytes]]) -> str:
         """Write blobs and trees for {path: (mode, bytes)}; return the root tree id."""
         nested: dict[str, Any] = {}

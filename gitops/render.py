@@ -33,6 +33,7 @@ from gitops.kustomize import (
     Inputs,
     Kustomize,
     KustomizeBuildError,
+    enclosing_repository,
     find_kustomization,
     find_kustomize,
     walk,
@@ -290,7 +291,7 @@ def render_path(path: Path, *, name: str | None = None,
     label = name or path.name
     what = f"cluster {label}" if name else str(path)
     k = _kustomize(kustomize)
-    inputs = walk(path)
+    inputs = walk(path, boundary=enclosing_repository(base or path))
     _check_remote(inputs, what, base or path)
     rel = inputs.relative()
     contents = rendercache.read_inputs(rel)

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from gitops import git
+from gitops import git, untrusted
 from gitops.errors import GitError, SourceError
 from gitops.paths import cache_dir
 
@@ -258,7 +258,8 @@ class GitSource(Source):
         if resolved.commit is None:
             raise SourceError(f"{resolved.name} has no commit in {self.spec}")
         try:
-            return self.repo.read_tree(resolved.commit)
+            return untrusted.read_git_tree(self.repo, resolved.commit,
+                                           f"the release {resolved.name} of {self.spec}")
         except GitError as e:
             raise SourceError(f"cannot read {resolved.name} from {self.spec}: {e.message}") from e
 
@@ -313,7 +314,11 @@ def _strip_top(files: git.Files) -> git.Files:
 
 
 def read_archive(path: Path) -> git.Files:
-    """A release archive's files, with a single top-level folder stripped."""
+    """A release archive's files, with a single top-level folder stripped. Untrusted
+    content is refused (gitops.untrusted): special files, hard links to anything but an
+    earlier member, links leading outside the release, files and trees above the limits."""
+    where = f"the archive {path}"
+    budget = untrusted.Budget(untrusted.Limits.from_env(), where)
     out: git.Files = {}
     try:
         if path.name.lower().endswith(".zip"):
@@ -324,32 +329,71 @@ def read_archive(path: Path) -> git.Files:
                     name = _safe_name(info.filename, path)
                     if name is None:
                         continue
-                    unix = info.external_attr >> 16
-                    data = zf.read(info)
-                    if stat.S_ISLNK(unix):
-                        out[name] = (git.MODE_LINK, data)
-                    else:
-                        out[name] = (git.MODE_EXEC if unix & 0o111 else git.MODE_FILE, data)
+                    out[name] = _zip_member(zf, info, name, budget)
         else:
             with tarfile.open(path, "r:*") as tf:
                 for member in tf:
-                    if not (member.isfile() or member.issym() or member.islnk()):
+                    if member.isdir():
                         continue
                     name = _safe_name(member.name, path)
                     if name is None:
                         continue
-                    if member.issym():
-                        out[name] = (git.MODE_LINK, member.linkname.encode())
-                        continue
-                    f = tf.extractfile(member)
-                    if f is None:
-                        continue
-                    mode = git.MODE_EXEC if member.mode & 0o111 else git.MODE_FILE
-                    out[name] = (mode, f.read())
+                    out[name] = _tar_member(tf, member, name, out, budget)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
         raise SourceError(f"cannot read the archive {path}: {e}.",
                           hint="Check that the file is a complete .tar.gz or .zip.") from e
-    return _strip_top(out)
+    files = _strip_top(out)
+    untrusted.check_links(files, where)
+    return files
+
+
+def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
+                budget: untrusted.Budget) -> tuple[int, bytes]:
+    unix = info.external_attr >> 16
+    kind = stat.S_IFMT(unix)
+    if kind not in (0, stat.S_IFREG, stat.S_IFLNK):  # 0: made where files have no Unix mode
+        raise untrusted.refuse_special(budget.where, name, untrusted.describe_mode(unix))
+    with zf.open(info) as f:
+        data = untrusted.read_stream(f, name, budget, size=info.file_size)
+    if kind == stat.S_IFLNK:
+        return git.MODE_LINK, data
+    return (git.MODE_EXEC if unix & 0o111 else git.MODE_FILE), data
+
+
+def _tar_member(tf: tarfile.TarFile, member: tarfile.TarInfo, name: str, earlier: git.Files,
+                budget: untrusted.Budget) -> tuple[int, bytes]:
+    if member.issym():
+        budget.take(name, len(member.linkname))
+        return git.MODE_LINK, member.linkname.encode("utf-8", "surrogateescape")
+    if member.islnk():
+        # A hard link shares an earlier member's content; tarfile would look anything else
+        # up by name (and fail), and an extractor would link to a file of the host.
+        p = PurePosixPath(member.linkname.replace("\\", "/"))
+        parts = [x for x in p.parts if x not in ("", ".")]
+        safe = parts and not p.is_absolute() and ".." not in parts
+        found = earlier.get("/".join(parts)) if safe else None
+        if found is None:
+            raise SourceError(
+                f"{budget.where}: {name} is a hard link to {member.linkname}, which is not an "
+                "earlier file of the archive; stackctl imports only hard links within the "
+                "archive.",
+                hint="Import a release without it, or ask its publisher to store the file "
+                "itself.")
+        budget.take(name, len(found[1]))
+        return found
+    if not member.isfile():
+        raise untrusted.refuse_special(budget.where, name, _TAR_KINDS.get(
+            member.type, f"a member of tar type {member.type!r}"))
+    f = tf.extractfile(member)
+    if f is None:  # pragma: no cover - isfile() members always have content
+        raise SourceError(f"{budget.where}: cannot read {name}")
+    with f:
+        data = untrusted.read_stream(f, name, budget, size=member.size)
+    return (git.MODE_EXEC if member.mode & 0o111 else git.MODE_FILE), data
+
+
+_TAR_KINDS = {tarfile.FIFOTYPE: "a FIFO", tarfile.CHRTYPE: "a character device",
+              tarfile.BLKTYPE: "a block device"}
 
 
 class ArchiveSource(Source):
@@ -423,7 +467,8 @@ class ReleaseFolderSource(Source):
 
     def tree(self, resolved: ResolvedRef) -> git.Files:
         try:
-            return git.read_worktree_files(self.releases[resolved.name])
+            return untrusted.read_folder(self.releases[resolved.name],
+                                         f"the release folder {resolved.location}")
         except OSError as e:
             raise SourceError(f"cannot read the release folder {resolved.location}: {e}") from e
 
