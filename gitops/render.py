@@ -33,11 +33,11 @@ from gitops.kustomize import (
     Inputs,
     Kustomize,
     KustomizeBuildError,
-    enclosing_repository,
     find_kustomization,
     find_kustomize,
     walk,
 )
+from gitops.linkfence import enclosing_repository
 from gitops.paths import write_atomic
 from gitops.resource import ResourceId, split_api_version
 from gitops.stack import CLUSTERS_DIR, Stack

@@ -19,7 +19,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-import stat
 import tarfile
 import zipfile
 from collections.abc import Iterable
@@ -329,7 +328,7 @@ def read_archive(path: Path) -> git.Files:
                     name = _safe_name(info.filename, path)
                     if name is None:
                         continue
-                    out[name] = _zip_member(zf, info, name, budget)
+                    out[name] = untrusted.zip_member(zf, info, name, budget)
         else:
             with tarfile.open(path, "r:*") as tf:
                 for member in tf:
@@ -338,62 +337,13 @@ def read_archive(path: Path) -> git.Files:
                     name = _safe_name(member.name, path)
                     if name is None:
                         continue
-                    out[name] = _tar_member(tf, member, name, out, budget)
+                    out[name] = untrusted.tar_member(tf, member, name, out, budget)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
         raise SourceError(f"cannot read the archive {path}: {e}.",
                           hint="Check that the file is a complete .tar.gz or .zip.") from e
     files = _strip_top(out)
     untrusted.check_links(files, where)
     return files
-
-
-def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
-                budget: untrusted.Budget) -> tuple[int, bytes]:
-    unix = info.external_attr >> 16
-    kind = stat.S_IFMT(unix)
-    if kind not in (0, stat.S_IFREG, stat.S_IFLNK):  # 0: made where files have no Unix mode
-        raise untrusted.refuse_special(budget.where, name, untrusted.describe_mode(unix))
-    with zf.open(info) as f:
-        data = untrusted.read_stream(f, name, budget, size=info.file_size)
-    if kind == stat.S_IFLNK:
-        return git.MODE_LINK, data
-    return (git.MODE_EXEC if unix & 0o111 else git.MODE_FILE), data
-
-
-def _tar_member(tf: tarfile.TarFile, member: tarfile.TarInfo, name: str, earlier: git.Files,
-                budget: untrusted.Budget) -> tuple[int, bytes]:
-    if member.issym():
-        budget.take(name, len(member.linkname))
-        return git.MODE_LINK, member.linkname.encode("utf-8", "surrogateescape")
-    if member.islnk():
-        # A hard link shares an earlier member's content; tarfile would look anything else
-        # up by name (and fail), and an extractor would link to a file of the host.
-        p = PurePosixPath(member.linkname.replace("\\", "/"))
-        parts = [x for x in p.parts if x not in ("", ".")]
-        safe = parts and not p.is_absolute() and ".." not in parts
-        found = earlier.get("/".join(parts)) if safe else None
-        if found is None:
-            raise SourceError(
-                f"{budget.where}: {name} is a hard link to {member.linkname}, which is not an "
-                "earlier file of the archive; stackctl imports only hard links within the "
-                "archive.",
-                hint="Import a release without it, or ask its publisher to store the file "
-                "itself.")
-        budget.take(name, len(found[1]))
-        return found
-    if not member.isfile():
-        raise untrusted.refuse_special(budget.where, name, _TAR_KINDS.get(
-            member.type, f"a member of tar type {member.type!r}"))
-    f = tf.extractfile(member)
-    if f is None:  # pragma: no cover - isfile() members always have content
-        raise SourceError(f"{budget.where}: cannot read {name}")
-    with f:
-        data = untrusted.read_stream(f, name, budget, size=member.size)
-    return (git.MODE_EXEC if member.mode & 0o111 else git.MODE_FILE), data
-
-
-_TAR_KINDS = {tarfile.FIFOTYPE: "a FIFO", tarfile.CHRTYPE: "a character device",
-              tarfile.BLKTYPE: "a block device"}
 
 
 class ArchiveSource(Source):

@@ -20,9 +20,11 @@ from __future__ import annotations
 import os
 import re
 import stat
+import tarfile
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from gitops import git
@@ -175,6 +177,59 @@ def describe_mode(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return f"a special file (mode {stat.S_IFMT(mode):o})"
+
+
+# -- archives ---------------------------------------------------------------------------
+def zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
+               budget: Budget) -> tuple[int, bytes]:
+    """A zip entry as (mode, bytes): a file or a link; anything else refused."""
+    unix = info.external_attr >> 16
+    kind = stat.S_IFMT(unix)
+    if kind not in (0, stat.S_IFREG, stat.S_IFLNK):  # 0: made where files have no Unix mode
+        raise refuse_special(budget.where, name, describe_mode(unix))
+    with zf.open(info) as f:
+        data = read_stream(f, name, budget, size=info.file_size)
+    if kind == stat.S_IFLNK:
+        return git.MODE_LINK, data
+    return (git.MODE_EXEC if unix & 0o111 else git.MODE_FILE), data
+
+
+def tar_member(tf: tarfile.TarFile, member: tarfile.TarInfo, name: str, earlier: git.Files,
+               budget: Budget) -> tuple[int, bytes]:
+    """A tar member as (mode, bytes): a file, a link, or a hard link to an `earlier` member
+    (its content); anything else refused."""
+    if member.issym():
+        budget.take(name, len(member.linkname))
+        return git.MODE_LINK, member.linkname.encode("utf-8", "surrogateescape")
+    if member.islnk():
+        # A hard link shares an earlier member's content; tarfile would look anything else
+        # up by name (and fail), and an extractor would link to a file of the host.
+        p = PurePosixPath(member.linkname.replace("\\", "/"))
+        parts = [x for x in p.parts if x not in ("", ".")]
+        safe = parts and not p.is_absolute() and ".." not in parts
+        found = earlier.get("/".join(parts)) if safe else None
+        if found is None:
+            raise SourceError(
+                f"{budget.where}: {name} is a hard link to {member.linkname}, which is not an "
+                "earlier file of the archive; stackctl imports only hard links within the "
+                "archive.",
+                hint="Import a release without it, or ask its publisher to store the file "
+                "itself.")
+        budget.take(name, len(found[1]))
+        return found
+    if not member.isfile():
+        raise refuse_special(budget.where, name, _TAR_KINDS.get(
+            member.type, f"a member of tar type {member.type!r}"))
+    f = tf.extractfile(member)
+    if f is None:  # pragma: no cover - isfile() members always have content
+        raise SourceError(f"{budget.where}: cannot read {name}")
+    with f:
+        data = read_stream(f, name, budget, size=member.size)
+    return (git.MODE_EXEC if member.mode & 0o111 else git.MODE_FILE), data
+
+
+_TAR_KINDS = {tarfile.FIFOTYPE: "a FIFO", tarfile.CHRTYPE: "a character device",
+              tarfile.BLKTYPE: "a block device"}
 
 
 # -- folders ----------------------------------------------------------------------------
