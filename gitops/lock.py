@@ -29,7 +29,8 @@ from typing import Any
 
 from gitops.errors import ConfigError
 from gitops.remote.pins import RemotePin, pins_from_yaml
-from gitops.schema import Field, validate
+from gitops.repopath import physically_inside, relative_inside
+from gitops.schema import Field, line_of, validate
 from gitops.stack import LOCK_FILE
 from gitops.yamlio import dump_safe, load_all_rt
 
@@ -151,15 +152,37 @@ def parse_lock(text: str, *, path: Path | str = LOCK_FILE) -> Lock:
     entries = []
     for i, node in enumerate(doc["vendor"]):
         validate(node, ENTRY_SPEC, path=Path(path), where=f"vendor[{i}].")
+        _check_places(node, i, path)
         entries.append(LockEntry.from_yaml(dict(node), path=path, where=f"vendor[{i}]."))
     return Lock(entries=tuple(entries))
+
+
+def _check_places(node: Any, i: int, path: Path | str) -> None:
+    """The lock names a folder stackctl reads and a branch it moves: the folder must be
+    inside the repository, the branch the entry's own vendor branch (never main)."""
+    where = f"vendor[{i}]."
+    if not relative_inside(str(node["path"])):
+        raise ConfigError(
+            f"{where}path {str(node['path'])!r} is not a path inside the repository; it must "
+            "be relative to the stack's folder and stay below it (vendor/<name>).",
+            path=path, line=line_of(node, "path"),
+            hint=f"Restore the file from git (git checkout -- {LOCK_FILE}).")
+    want = f"vendor/{node['name']}"
+    if str(node["vendorBranch"]) != want:
+        raise ConfigError(
+            f"{where}vendorBranch {str(node['vendorBranch'])!r} is not the vendor branch of "
+            f"{str(node['name'])!r}, which is {want!r}; stackctl moves that branch and will "
+            "not move another.",
+            path=path, line=line_of(node, "vendorBranch"),
+            hint=f"Restore the file from git (git checkout -- {LOCK_FILE}).")
 
 
 def read_lock(root: Path) -> Lock | None:
     """The lock of the deployment repo at `root`, or None when nothing was vendored yet."""
     path = root / LOCK_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = physically_inside(root, path, what=LOCK_FILE, file=path).read_text(
+            encoding="utf-8")
     except FileNotFoundError:
         return None
     except OSError as e:

@@ -42,6 +42,11 @@ def _line(node: Any, key: str | None = None) -> int | None:
         return None
 
 
+def line_of(node: Any, key: str | None = None) -> int | None:
+    """The 1-based line of a round-trip node (or of its `key`), for a message."""
+    return _line(node, key)
+
+
 def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
     if isinstance(value, bool) and bool not in types:
         return False  # YAML's `yes` is not an integer
