@@ -18,6 +18,7 @@ import pygit2
 from pygit2.enums import CheckoutStrategy, FileMode, FileStatus, ObjectType
 
 from gitops.errors import DirtyWorktreeError, GitError
+from gitops.oserrors import refusal
 
 MODE_FILE = int(FileMode.BLOB)  # 0o100644
 MODE_EXEC = int(FileMode.BLOB_EXECUTABLE)  # 0o100755
@@ -56,10 +57,18 @@ class CommitInfo:
 
 
 @contextmanager
-def _translate(what: str, hint: str | None = None) -> Iterator[None]:
+def _translate(what: str, hint: str | None = None, *,
+               git_dir: str | None = None) -> Iterator[None]:
     try:
         yield
-    except (pygit2.GitError, KeyError, ValueError) as e:
+    except (pygit2.GitError, OSError) as e:
+        # libgit2 reports a full disk, a read-only file system or a lock file left by
+        # another process as OSError (or GitError): the machine's doing, not a bug.
+        refused = refusal(e, action=what.removeprefix("cannot "), git_dir=git_dir)
+        if refused is not None:
+            raise refused from e
+        raise GitError(f"{what}: {e}", hint=hint) from e
+    except (KeyError, ValueError) as e:
         raise GitError(f"{what}: {e}", hint=hint) from e
 
 
@@ -281,7 +290,7 @@ class Repo:
 
     def set_branch(self, branch: str, commit: str, *, message: str = "stackctl") -> None:
         """Create or move a branch (without touching HEAD or the working tree)."""
-        with _translate(f"cannot set branch {branch}"):
+        with _translate(f"cannot set branch {branch}", git_dir=self.raw.path):
             self.raw.create_reference_direct(
                 f"refs/heads/{branch}", pygit2.Oid(hex=commit), True, message=message
             )
@@ -294,7 +303,7 @@ class Repo:
         self.set_branch(branch, commit)
 
     def delete_branch(self, branch: str) -> None:
-        with _translate(f"cannot delete branch {branch}"):
+        with _translate(f"cannot delete branch {branch}", git_dir=self.raw.path):
             self.raw.references.delete(f"refs/heads/{branch}")
 
     def resolve(self, rev: str) -> str:
@@ -331,7 +340,7 @@ class Repo:
         return out
 
     def merge_base(self, a: str, b: str) -> str | None:
-        with _translate(f"cannot find the merge base of {a} and {b}"):
+        with _translate(f"cannot find the merge base of {a} and {b}", git_dir=self.raw.path):
             base = self.raw.merge_base(pygit2.Oid(hex=self.resolve(a)),
                                        pygit2.Oid(hex=self.resolve(b)))
         return str(base) if base is not None else None
@@ -404,7 +413,7 @@ class Repo:
 
     def blob_size(self, blob_id: str) -> int:
         """A blob's size, read from its object header without loading its content."""
-        with _translate(f"cannot read the object {blob_id}"):
+        with _translate(f"cannot read the object {blob_id}", git_dir=self.raw.path):
             return int(self.raw.odb.read_header(pygit2.Oid(hex=blob_id))[1])
 
     def write_tree(self, files: Mapping[str, tuple[int, bytes]]) -> str:
@@ -423,7 +432,7 @@ class Repo:
             if isinstance(node.get(parts[-1]), dict):
                 raise GitError(f"{path!r} is both a file and a folder")
             node[parts[-1]] = (mode, data)
-        with _translate("cannot write a tree"):
+        with _translate("cannot write a tree", git_dir=self.raw.path):
             return str(self._write_nested(nested))
 
     def _write_nested(self, node: dict[str, Any]) -> pygit2.Oid:
@@ -443,7 +452,7 @@ class Repo:
         parts = [p for p in prefix.split("/") if p]
         if not parts:
             raise GitError("an empty path cannot be replaced")
-        with _translate(f"cannot replace {prefix} in a tree"):
+        with _translate(f"cannot replace {prefix} in a tree", git_dir=self.raw.path):
             base = self.raw[base_tree] if base_tree else None
             new = self._replace(base, parts, pygit2.Oid(hex=subtree) if subtree else None)
         if new is None:  # everything was removed: an empty tree
@@ -473,7 +482,7 @@ class Repo:
                      mode: int = MODE_FILE) -> str:
         """A tree equal to `base_tree` with one file written (or removed when data is None)."""
         parts = [p for p in path.split("/") if p]
-        with _translate(f"cannot write {path} into a tree"):
+        with _translate(f"cannot write {path} into a tree", git_dir=self.raw.path):
             return str(self._replace_file(self.raw[base_tree], parts, data, mode))
 
     def _replace_file(self, tree: Any, parts: list[str], data: bytes | None, mode: int) -> Any:
@@ -503,7 +512,7 @@ class Repo:
         moved to it (HEAD and the working tree are not touched)."""
         author = signature(self.raw, kind="AUTHOR")
         committer = signature(self.raw, kind="COMMITTER")
-        with _translate("cannot create a commit"):
+        with _translate("cannot create a commit", git_dir=self.raw.path):
             oid = self.raw.create_commit(
                 None, author, committer, message, pygit2.Oid(hex=tree),
                 [pygit2.Oid(hex=p) for p in parents],
@@ -522,7 +531,7 @@ class Repo:
         """Tracked files whose working tree or index content differs from HEAD, plus
         untracked files under any of the `untracked_under` folders."""
         prefixes = tuple(p.rstrip("/") + "/" for p in untracked_under)
-        with _translate("cannot read the status of the working tree"):
+        with _translate("cannot read the status of the working tree", git_dir=self.raw.path):
             status = self.raw.status(untracked_files="all" if prefixes else "no")
         out = []
         for path, flags in status.items():
@@ -554,7 +563,7 @@ class Repo:
         changes are never overwritten), then point `branch` (created or moved; default:
         the current branch) and HEAD at it."""
         target = self._commit(commit)
-        with _translate(f"cannot check out {commit}"):
+        with _translate(f"cannot check out {commit}", git_dir=self.raw.path):
             strategy = CheckoutStrategy.SAFE | CheckoutStrategy.RECREATE_MISSING
             # The baseline is HEAD's tree (libgit2's default), so files deleted in the
             # target are removed and files changed locally make the checkout fail.
@@ -562,11 +571,11 @@ class Repo:
             checkout_tree(target.tree, strategy=strategy)
         name = branch or self.current_branch()
         if name is None:
-            with _translate(f"cannot detach HEAD at {commit}"):
+            with _translate(f"cannot detach HEAD at {commit}", git_dir=self.raw.path):
                 self.raw.set_head(target.id)
             return
         self.set_branch(name, str(target.id), message=f"stackctl: {target.message[:60]}")
-        with _translate(f"cannot switch HEAD to {name}"):
+        with _translate(f"cannot switch HEAD to {name}", git_dir=self.raw.path):
             self.raw.set_head(f"refs/heads/{name}")
 
     def checkout_branch(self, branch: str) -> str:
@@ -582,7 +591,7 @@ class Repo:
         """Make the index equal a commit's tree (HEAD and the working tree stay), as
         `git reset --mixed` does without moving the branch."""
         target = self._commit(commit)
-        with _translate("cannot reset the index"):
+        with _translate("cannot reset the index", git_dir=self.raw.path):
             index = self.raw.index
             index.read_tree(target.tree)
             index.write()
@@ -590,7 +599,7 @@ class Repo:
     def add_and_commit_all(self, message: str) -> str:
         """Stage every file of the working tree (respecting .gitignore) and commit it on
         the current branch. Used by `stackctl init` for the initial commit."""
-        with _translate("cannot commit the working tree"):
+        with _translate("cannot commit the working tree", git_dir=self.raw.path):
             index = self.raw.index
             index.add_all()
             index.write()
@@ -599,7 +608,7 @@ class Repo:
         commit = self.create_commit(tree, message, parents)
         name = self.current_branch() or "main"
         self.set_branch(name, commit, message=message.split("\n", 1)[0])
-        with _translate(f"cannot switch HEAD to {name}"):
+        with _translate(f"cannot switch HEAD to {name}", git_dir=self.raw.path):
             self.raw.set_head(f"refs/heads/{name}")
         return commit
 

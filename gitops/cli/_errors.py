@@ -71,18 +71,34 @@ def run_guarded(group: click.Group, args: list[str]) -> int:
         return int(e.exit_code)
     except BrokenPipeError:
         return int(ExitCode.OK)
-    except Exception as e:  # a bug: one line for the user, the traceback in a log
-        try:
-            where = str(write_crash_log(e))
-        except OSError:
-            where = "(the log could not be written)"
-        click.echo(
-            f"error: stackctl failed unexpectedly ({type(e).__name__}: {_scrub(str(e))}). "
-            "This is a bug; "
-            f"the traceback is in {where}. Please report it with that file.",
-            err=True,
-        )
-        return int(ExitCode.INTERNAL)
+    except OSError as e:
+        # A full disk, a read-only file system or a missing permission met where it was not
+        # translated: the machine's condition (exit 2), not a bug.
+        from gitops.oserrors import refusal
+
+        doing = f"use {e.filename}" if e.filename else "complete the command"
+        refused = refusal(e, action=doing)
+        if refused is None:
+            return _crash(e)
+        click.echo(_paragraph(f"error: {_scrub(str(refused))}"), err=True)
+        return int(refused.exit_code)
+    except Exception as e:
+        return _crash(e)
     if rv is None:
         return int(ExitCode.OK)
     return int(rv)
+
+
+def _crash(e: BaseException) -> int:
+    """A bug: one line for the user, the traceback in a log."""
+    try:
+        where = str(write_crash_log(e))
+    except OSError:
+        where = "(the log could not be written)"
+    click.echo(
+        f"error: stackctl failed unexpectedly ({type(e).__name__}: {_scrub(str(e))}). "
+        "This is a bug; "
+        f"the traceback is in {where}. Please report it with that file.",
+        err=True,
+    )
+    return int(ExitCode.INTERNAL)

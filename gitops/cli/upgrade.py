@@ -57,6 +57,13 @@ def _print_status(state: UpgradeState | None) -> int:
     if state is None:
         click.echo("no upgrade in progress")
         return int(ExitCode.OK)
+    if state.phase == "importing":
+        click.echo(f"upgrade of {state.name} {state.from_version} -> {state.to_version} in "
+                   f"progress (from {state.original_branch}), started {state.started_at}")
+        click.echo(f"interrupted while importing {state.to_version} onto "
+                   f"{state.vendor_branch}: run 'stackctl upgrade --abort' to put the vendor "
+                   "branch back, then start again")
+        return int(ExitCode.FINDING)
     click.echo(f"upgrade of {state.name} {state.from_version} -> {state.to_version} in "
                f"progress on {state.upgrade_branch} (from {state.original_branch}), "
                f"started {state.started_at}")
@@ -191,6 +198,10 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
         return _print_result(result, fmt)
     if abort:
         state = abort_upgrade(stack, progress=_progress)
+        if state.phase == "importing":
+            click.echo(f"upgrade to {state.to_version} aborted: {state.vendor_branch} put "
+                       f"back; {state.original_branch} was not changed")
+            return int(ExitCode.OK)
         click.echo(f"upgrade to {state.to_version} aborted: back on {state.original_branch} "
                    f"at {state.original_commit[:12]}; {state.upgrade_branch} deleted")
         return int(ExitCode.OK)

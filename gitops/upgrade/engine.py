@@ -10,6 +10,7 @@ the new release's commit on the vendor branch, as `vendor import` does.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 
 from gitops import git
@@ -34,6 +35,7 @@ from gitops.upgrade.renders import SideRenders, summarise
 from gitops.upgrade.report import ClusterSummary, UpgradeReport
 from gitops.upgrade.state import (
     CONFLICTS,
+    IMPORTING,
     REPORT_MD,
     STARTING,
     ConflictRecord,
@@ -42,7 +44,7 @@ from gitops.upgrade.state import (
     remove_state,
     save_state,
 )
-from gitops.upgrade.undo import undo
+from gitops.upgrade.undo import put_vendor_back, undo_or_advise
 from gitops.vendor import import_release, pristine_commit
 
 # ------------------------------------------------------------------------------ helpers
@@ -174,6 +176,14 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
     with SideRenders(stack, kustomize, progress=progress) as sides:
         base_commit = pristine_commit(stack, progress=progress)
         vendor_before = repo.branch_commit(stack.vendor_branch)
+        # Saved before the import moves the vendor branch: a run killed (or out of disk)
+        # from here on leaves an upgrade that --status shows and --abort undoes.
+        save_state(stack.root, UpgradeState(
+            phase=IMPORTING, name=stack.name, prefix=prefix, original_branch=original,
+            original_commit=head, upgrade_branch=branch or "", vendor_branch=stack.vendor_branch,
+            vendor_before=vendor_before, base_commit=base_commit, vendor_commit="",
+            merged_tree="", from_version=previous.resolved, to_version=ref, lock_text="",
+            started_at=now()))
         restore_vendor = True
         try:
             imp = import_release(stack, ref=ref, source=source, merge=False,
@@ -246,10 +256,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 restore_vendor = False
             paths = write_reports(stack.root, report)
         finally:
-            if restore_vendor and vendor_before is not None \
-                    and repo.branch_commit(stack.vendor_branch) != vendor_before:
-                repo.set_branch(stack.vendor_branch, vendor_before,
-                                message="stackctl: vendor branch put back (upgrade not made)")
+            if restore_vendor:
+                put_vendor_back(repo, stack, vendor_before, failure=sys.exc_info()[1])
     return UpgradeResult(
         outcome=outcome, report=report, original_branch=original,
         upgrade_branch=report.upgrade_branch, vendor_commit=imp.vendor_commit,
@@ -267,8 +275,8 @@ def _commit_clean(repo: git.Repo, stack: Stack, state: UpgradeState, ours: git.F
         repo.create_branch(state.upgrade_branch, commit)
         say(f"checking out {state.upgrade_branch}")
         repo.checkout(commit, branch=state.upgrade_branch)
-    except BaseException:
-        undo(repo, stack, state)
+    except BaseException as e:
+        undo_or_advise(repo, stack, state, e)
         raise
     remove_state(stack.root)
     return commit
@@ -309,6 +317,6 @@ def _enter_conflicts(repo: git.Repo, stack: Stack, state: UpgradeState, ours: gi
         repo.set_branch(state.upgrade_branch, state.original_commit,
                         message="stackctl: upgrade in progress")
         save_state(stack.root, replace(state, phase=CONFLICTS))
-    except BaseException:
-        undo(repo, stack, state)
+    except BaseException as e:
+        undo_or_advise(repo, stack, state, e)
         raise
