@@ -32,7 +32,7 @@ from gitops.remote.pins import RemotePin, pins_from_yaml
 from gitops.repopath import physically_inside, relative_inside
 from gitops.schema import Field, line_of, validate
 from gitops.stack import LOCK_FILE
-from gitops.yamlio import dump_safe, load_all_rt
+from gitops.yamlio import check_depth, decode, dump_safe, load_all_rt
 
 LOCK_VERSION = 1
 HEADER = "# stackctl.lock: what is vendored. Written by 'stackctl vendor import'; do not edit.\n"
@@ -143,6 +143,7 @@ def render_lock(lock: Lock) -> str:
 
 
 def parse_lock(text: str, *, path: Path | str = LOCK_FILE) -> Lock:
+    check_depth(text, path=path)
     docs = [d for d in load_all_rt(text, path=path) if d is not None]
     if len(docs) != 1:
         raise ConfigError(f"expected exactly one YAML document, found {len(docs)}.", path=path,
@@ -181,13 +182,12 @@ def read_lock(root: Path) -> Lock | None:
     """The lock of the deployment repo at `root`, or None when nothing was vendored yet."""
     path = root / LOCK_FILE
     try:
-        text = physically_inside(root, path, what=LOCK_FILE, file=path).read_text(
-            encoding="utf-8")
+        data = physically_inside(root, path, what=LOCK_FILE, file=path).read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
         raise ConfigError(f"cannot read the file: {e.strerror}", path=path) from e
-    return parse_lock(text, path=path)
+    return parse_lock(decode(data, path=path), path=path)
 
 
 def lock_text_with(root: Path, entry: LockEntry) -> str:

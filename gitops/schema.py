@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import ConfigError
-from gitops.yamlio import load_all_rt
+from gitops.yamlio import check_depth, decode, load_all_rt
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,12 @@ def validate(node: Any, spec: Mapping[str, Field], *, path: Path, where: str = "
 def load_config(path: Path, spec: Mapping[str, Field]) -> dict[str, Any]:
     """Read and validate a one-document YAML config file; return it as plain data."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode(path.read_bytes(), path=path)
     except FileNotFoundError as e:
         raise ConfigError("file not found", path=path) from e
     except OSError as e:
         raise ConfigError(f"cannot read the file: {e.strerror}", path=path) from e
+    check_depth(text, path=path)
     docs = [d for d in load_all_rt(text, path=path) if d is not None]
     if len(docs) != 1:
         raise ConfigError(f"expected exactly one YAML document, found {len(docs)}", path=path)

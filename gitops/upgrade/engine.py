@@ -46,6 +46,7 @@ from gitops.upgrade.state import (
 )
 from gitops.upgrade.undo import put_vendor_back, undo_or_advise
 from gitops.vendor import import_release, pristine_commit
+from gitops.yamlio import decode
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -107,7 +108,7 @@ def _lock_of(files: git.Files, stack: Stack) -> Lock:
             "so there is no previous release to merge against.",
             hint="Import the release your vendor/ folder holds first ('stackctl vendor "
             "import --ref REF'), or write the lock for it.")
-    return parse_lock(data[1].decode("utf-8"), path=stack.root / LOCK_FILE)
+    return parse_lock(decode(data[1], path=stack.root / LOCK_FILE), path=stack.root / LOCK_FILE)
 
 
 def _require_no_upgrade(stack: Stack) -> None:
