@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gitops import kubeauth
 from gitops.errors import ClusterError
 
 __all__ = ["KubeApiError", "api_client", "cluster_error"]
@@ -59,6 +60,7 @@ def api_client(kubeconfig: Path, context: str | None = None) -> Any:
         ) from e
     # One connection per concurrent request of the apply engine's bounded pool.
     configuration.connection_pool_maxsize = 16
+    kubeauth.remember(configuration, path, context)  # for the message of a 401
     return client.ApiClient(configuration)
 
 
@@ -89,8 +91,11 @@ def cluster_error(e: BaseException, action: str) -> ClusterError:
         reason = str(status.get("reason") or e.reason or "")
         detail = str(status.get("message") or e.reason or "no message")
         hint = None
-        if code in (401, 403):
+        if code == 403:
             hint = "Check the credentials and RBAC of the kubeconfig's user."
+        if code == 401:
+            config = getattr(getattr(e, "api_client", None), "configuration", None)
+            detail, hint = kubeauth.unauthorized(config)
         return KubeApiError(f"cannot {action}: the API server answered {code} {reason}: "
                             f"{detail}.", status=status, code=code, reason=reason, hint=hint)
     import urllib3.exceptions

@@ -196,7 +196,8 @@ def first_useful_line(stderr: str) -> str:
     return ""
 
 
-_ABS = re.compile(r"(?<![\w:/.])(/[^\s':,\"]+)")  # not the path part of a URL
+# Not the path part of a URL, nor the '/name' of a resource id (ConfigMap.v1.[noGrp]/x).
+_ABS = re.compile(r"(?<![\w:/.\]])(/[^\s':,\"]+)")
 _QUOTED = re.compile(r"'([^'\s]+)'|in File: (\S+)|path: \"?([^\s\"`\]]+)")
 
 

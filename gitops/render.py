@@ -199,10 +199,19 @@ def _describe(body: dict[str, Any]) -> str:
 
 
 def _origin(contents: Sequence[tuple[str, bytes | None]], kind: str, name: str) -> str:
-    """' from a.yaml, b.yaml': the input files that mention the object (best effort: name
-    prefixes, suffixes and hashes added by kustomize hide some)."""
-    if not contents:
+    """'; it comes from a.yaml, b.yaml': the input files that mention the object (best
+    effort: name prefixes, suffixes and hashes added by kustomize hide some)."""
+    hits = _origin_files(contents, kind, name)
+    if not hits:
         return ""
+    shown = ", ".join(hits[:5]) + (f" and {len(hits) - 5} more" if len(hits) > 5 else "")
+    return f"; it comes from {shown}"
+
+
+def _origin_files(contents: Sequence[tuple[str, bytes | None]], kind: str,
+                  name: str) -> list[str]:
+    if not contents:
+        return []
     pats = []
     if kind:
         pats.append(re.compile(rb"^kind:[ ]*['\"]?" + re.escape(kind.encode()) + rb"['\"]?\s*$",
@@ -210,14 +219,10 @@ def _origin(contents: Sequence[tuple[str, bytes | None]], kind: str, name: str) 
     if name:
         pats.append(re.compile(rb"^\s+name:[ ]*['\"]?" + re.escape(name.encode())
                                + rb"['\"]?\s*$", re.M))
-    hits = [rel for rel, data in contents
+    return [rel for rel, data in contents
             if data is not None and rel.endswith((".yaml", ".yml", ".json"))
             and PurePosixPath(rel).name not in ("kustomization.yaml", "kustomization.yml")
             and all(p.search(data) for p in pats)]
-    if not hits:
-        return ""
-    shown = ", ".join(hits[:5]) + (f" and {len(hits) - 5} more" if len(hits) > 5 else "")
-    return f"; it comes from {shown}"
 
 
 def _to_entry(objects: Sequence[RenderedObject], version: str,
@@ -307,7 +312,8 @@ def render_path(path: Path, *, name: str | None = None,
         try:
             out = k.build(path, what=what, files=[r for r, _ in rel])
         except KustomizeBuildError as e:
-            raise _relative_to(e, path, base) from e
+            raise _duplicate(e, what, contents, path, base) or _relative_to(e, path, base) \
+                from e
         objects: tuple[RenderedObject, ...] = tuple(
             normalise(out.stdout, what=what, contents=contents))
         entry = _to_entry(objects, k.version, out.warnings)
@@ -319,6 +325,35 @@ def render_path(path: Path, *, name: str | None = None,
     return Rendered(cluster=label, objects=objects, text=head + entry.text,
                     warnings=entry.warnings, kustomize_version=k.version, cache_hit=hit,
                     source=source, key=key)
+
+
+_DUPLICATE = re.compile(r"may not add resource with an already registered id: (\S+)")
+
+
+def _duplicate(e: KustomizeBuildError, what: str,
+               contents: Sequence[tuple[str, bytes | None]], path: Path,
+               base: Path | None) -> RenderError | None:
+    """kustomize's 'already registered id: ConfigMap.v1.[noGrp]/dupcm.[noNs]' as the object
+    and the input files that define it (relative to `base`), or None for other errors."""
+    m = _DUPLICATE.search(e.detail)
+    if m is None:
+        return None
+    kind_version, _, rest = m.group(1).partition("/")
+    kind = kind_version.split(".", 1)[0]
+    name, _, ns = rest.rpartition(".")
+    where = "" if ns in ("[noNs]", "") else f" in namespace {ns}"
+    shown = [(rel, data) for rel, data in contents]
+    if base is not None:
+        shown = [(os.path.relpath(os.path.normpath(path / rel), base), data)
+                 for rel, data in contents]
+    hits = _origin_files(shown, kind, name)
+    origin = (": in " + ", ".join(hits[:-1]) + f" and {hits[-1]}" if len(hits) > 1
+              else f": in {hits[0]} (twice)" if hits
+              else " (kustomize generated or renamed it, so no input file names it as it is)")
+    return RenderError(
+        f"{what} defines {kind} {name}{where} twice{origin}.",
+        hint="An object's identity (kind, namespace, name) must be unique in a cluster: "
+        "remove one of them, or give one another name or namespace.")
 
 
 def _relative_to(e: KustomizeBuildError, path: Path, base: Path | None) -> KustomizeBuildError:
@@ -461,7 +496,12 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
         tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{rendered.cluster}."))
         names = split_names(rendered)
         for o, n in zip(rendered.objects, names, strict=True):
-            (tmp / n).write_text(head + o.yaml, encoding="utf-8", newline="\n")
+            # A Secret's file is the owner's alone, as the whole-cluster file is (write_atomic).
+            private = o.kind in ("Secret", "SecretList")
+            fd = os.open(tmp / n, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                         0o600 if private else 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(head + o.yaml)
         old = None
         if target.exists():
             old = out_dir / f".{rendered.cluster}.old-{os.getpid()}"

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
+from gitops import kubeauth
 from gitops.errors import ClusterError
 from gitops.resource import ResourceId, split_api_version
 
@@ -142,10 +143,12 @@ class Kube:
             status = {"message": text.strip()[:500], "code": resp.status}
         if not isinstance(status, dict):
             status = {"message": str(status), "code": resp.status}
-        raise ApiRequestError(
-            f"the API server refused {method} {path}: {status.get('message') or resp.status}",
-            code=int(resp.status), status=status,
-        )
+        message = f"the API server refused {method} {path}: {status.get('message') or resp.status}"
+        hint = None
+        if resp.status == 401:  # say whose credentials, and why they are likely refused
+            why, hint = kubeauth.unauthorized(self.api.configuration)
+            message = f"{message} (401): {why}."
+        raise ApiRequestError(message, code=int(resp.status), status=status, hint=hint)
 
     # -- discovery --------------------------------------------------------------------
     def _load_group_version(self, api_version: str) -> dict[str, ResourceInfo]:

@@ -37,10 +37,14 @@ def _scrub(message: str) -> str:
 
 def write_crash_log(exc: BaseException) -> Path:
     log_dir = _log_dir()
-    log_dir.mkdir(parents=True, exist_ok=True)
+    # A traceback may quote what a run held (paths, values): the owner's alone.
+    log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log_dir.chmod(0o700)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     path = log_dir / f"crash-{stamp}-{os.getpid()}.log"
-    path.write_text(_scrub("".join(traceback.format_exception(exc))), encoding="utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(_scrub("".join(traceback.format_exception(exc))))
     return path
 
 

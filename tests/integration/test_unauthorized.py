@@ -74,7 +74,7 @@ def sandbox_ca(sandbox: Any) -> tuple[x509.Certificate, Any]:
 
 @pytest.mark.parametrize(("case", "cause"), [
     ("expired", "expired on"),
-    ("foreign", "not issued by the certificate authority"),
+    ("foreign", "not by the certificate authority of the cluster"),
 ])
 def test_an_unauthorized_client_certificate_names_the_kubeconfig_and_the_cause(
     sandbox: Any, sandbox_ca: tuple[x509.Certificate, Any], tmp_path: Path,
