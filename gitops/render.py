@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from gitops import rendercache
@@ -38,6 +38,7 @@ from gitops.kustomize import (
     walk,
 )
 from gitops.linkfence import enclosing_repository
+from gitops.origin import duplicate_error, origin
 from gitops.paths import write_atomic
 from gitops.resource import ResourceId, split_api_version
 from gitops.stack import CLUSTERS_DIR, Stack
@@ -175,7 +176,7 @@ def normalise(stdout: str, *, what: str,
                 missing = "kind" if not kind else "metadata.name"
                 raise RenderError(
                     f"{what} renders an object without {missing} "
-                    f"({_describe(body)}){_origin(contents, kind, name)}.",
+                    f"({_describe(body)}){origin(contents, kind, name)}.",
                     hint=f"Give the object a {missing} in the file it comes from.")
             ident = (str(body.get("apiVersion") or ""), kind,
                      str(meta.get("namespace") or ""), name)
@@ -187,7 +188,7 @@ def normalise(stdout: str, *, what: str,
         if a.id == b.id:
             raise RenderError(
                 f"{what} renders {a.id} twice (as {a.api_version} and {b.api_version})"
-                f"{_origin(contents, a.id.kind, a.id.name)}.",
+                f"{origin(contents, a.id.kind, a.id.name)}.",
                 hint="An object's identity (group, kind, namespace, name) must be unique in "
                 "a cluster: remove one of them or give it another name.")
     return objects
@@ -196,33 +197,6 @@ def normalise(stdout: str, *, what: str,
 def _describe(body: dict[str, Any]) -> str:
     text = " ".join(f"{k}={body[k]!r}" for k in ("apiVersion", "kind") if k in body)
     return text or "no apiVersion or kind"
-
-
-def _origin(contents: Sequence[tuple[str, bytes | None]], kind: str, name: str) -> str:
-    """'; it comes from a.yaml, b.yaml': the input files that mention the object (best
-    effort: name prefixes, suffixes and hashes added by kustomize hide some)."""
-    hits = _origin_files(contents, kind, name)
-    if not hits:
-        return ""
-    shown = ", ".join(hits[:5]) + (f" and {len(hits) - 5} more" if len(hits) > 5 else "")
-    return f"; it comes from {shown}"
-
-
-def _origin_files(contents: Sequence[tuple[str, bytes | None]], kind: str,
-                  name: str) -> list[str]:
-    if not contents:
-        return []
-    pats = []
-    if kind:
-        pats.append(re.compile(rb"^kind:[ ]*['\"]?" + re.escape(kind.encode()) + rb"['\"]?\s*$",
-                               re.M))
-    if name:
-        pats.append(re.compile(rb"^\s+name:[ ]*['\"]?" + re.escape(name.encode())
-                               + rb"['\"]?\s*$", re.M))
-    return [rel for rel, data in contents
-            if data is not None and rel.endswith((".yaml", ".yml", ".json"))
-            and PurePosixPath(rel).name not in ("kustomization.yaml", "kustomization.yml")
-            and all(p.search(data) for p in pats)]
 
 
 def _to_entry(objects: Sequence[RenderedObject], version: str,
@@ -312,8 +286,8 @@ def render_path(path: Path, *, name: str | None = None,
         try:
             out = k.build(path, what=what, files=[r for r, _ in rel])
         except KustomizeBuildError as e:
-            raise _duplicate(e, what, contents, path, base) or _relative_to(e, path, base) \
-                from e
+            raise duplicate_error(e, what, contents, path, base) \
+                or _relative_to(e, path, base) from e
         objects: tuple[RenderedObject, ...] = tuple(
             normalise(out.stdout, what=what, contents=contents))
         entry = _to_entry(objects, k.version, out.warnings)
@@ -325,35 +299,6 @@ def render_path(path: Path, *, name: str | None = None,
     return Rendered(cluster=label, objects=objects, text=head + entry.text,
                     warnings=entry.warnings, kustomize_version=k.version, cache_hit=hit,
                     source=source, key=key)
-
-
-_DUPLICATE = re.compile(r"may not add resource with an already registered id: (\S+)")
-
-
-def _duplicate(e: KustomizeBuildError, what: str,
-               contents: Sequence[tuple[str, bytes | None]], path: Path,
-               base: Path | None) -> RenderError | None:
-    """kustomize's 'already registered id: ConfigMap.v1.[noGrp]/dupcm.[noNs]' as the object
-    and the input files that define it (relative to `base`), or None for other errors."""
-    m = _DUPLICATE.search(e.detail)
-    if m is None:
-        return None
-    kind_version, _, rest = m.group(1).partition("/")
-    kind = kind_version.split(".", 1)[0]
-    name, _, ns = rest.rpartition(".")
-    where = "" if ns in ("[noNs]", "") else f" in namespace {ns}"
-    shown = [(rel, data) for rel, data in contents]
-    if base is not None:
-        shown = [(os.path.relpath(os.path.normpath(path / rel), base), data)
-                 for rel, data in contents]
-    hits = _origin_files(shown, kind, name)
-    origin = (": in " + ", ".join(hits[:-1]) + f" and {hits[-1]}" if len(hits) > 1
-              else f": in {hits[0]} (twice)" if hits
-              else " (kustomize generated or renamed it, so no input file names it as it is)")
-    return RenderError(
-        f"{what} defines {kind} {name}{where} twice{origin}.",
-        hint="An object's identity (kind, namespace, name) must be unique in a cluster: "
-        "remove one of them, or give one another name or namespace.")
 
 
 def _relative_to(e: KustomizeBuildError, path: Path, base: Path | None) -> KustomizeBuildError:
