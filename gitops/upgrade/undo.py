@@ -148,7 +148,10 @@ def abort_upgrade(stack: Stack, *, progress: Progress | None = None) -> UpgradeS
             f"{state.upgrade_branch}; stackctl will not touch that working tree.",
             hint=f"Switch back (git switch {state.upgrade_branch}) and run 'stackctl upgrade "
             "--abort' again.")
-    say(f"restoring {state.original_branch} at {state.original_commit[:12]}")
+    if state.phase == IMPORTING:
+        say(f"putting {state.vendor_branch} back at {(state.vendor_before or '')[:12]}")
+    else:
+        say(f"restoring {state.original_branch} at {state.original_commit[:12]}")
     try:
         undo(repo, stack, state)
     except MachineError as e:  # a full disk, a stale lock file: fix it, then abort again
