@@ -388,6 +388,21 @@ def test_render_refuses_a_link_out_of_the_repository(
     assert "overlays/leak" in err and "outside the repository" in err
 
 
+def test_render_of_a_commit_refuses_a_committed_link_out_of_the_repository(
+    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _render_repo(tmp_path, deploy_repo)
+    (root / "overlays/leak").symlink_to(tmp_path / "outside")
+    commit_all(pygit2.Repository(str(root)), "a link out of the repository")
+    (root / "overlays/leak").unlink()  # the working tree no longer has it; the commit does
+    monkeypatch.chdir(root)
+    code = main(["render", "--cluster", "dev", "--ref", "HEAD", "--out", str(tmp_path / "out")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2, err
+    assert "overlays/leak" in err and "outside the repository" in err
+
+
 def test_render_follows_a_link_that_stays_in_the_repository(
     tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
