@@ -94,8 +94,7 @@ def cluster_error(e: BaseException, action: str) -> ClusterError:
         if code == 403:
             hint = "Check the credentials and RBAC of the kubeconfig's user."
         if code == 401:
-            config = getattr(getattr(e, "api_client", None), "configuration", None)
-            detail, hint = kubeauth.unauthorized(config)
+            detail, hint = kubeauth.unauthorized(None)  # the exception has no client
         return KubeApiError(f"cannot {action}: the API server answered {code} {reason}: "
                             f"{detail}.", status=status, code=code, reason=reason, hint=hint)
     import urllib3.exceptions

@@ -57,6 +57,9 @@ def _certificate(path: str | None) -> Any:
 
 def _cause(configuration: Any) -> str:
     """The likely reason, from the client certificate or token the request carried."""
+    if configuration is None:
+        return ("they expired (a client certificate or a token) or belong to another "
+                "cluster")
     cert = _certificate(getattr(configuration, "cert_file", None))
     if cert is None:
         token = (getattr(configuration, "api_key", None) or {}).get("BearerToken") or \
@@ -87,7 +90,8 @@ def _cause(configuration: Any) -> str:
 def unauthorized(configuration: Any) -> tuple[str, str]:
     """(what happened, what to do) for a 401 answered to a client of `configuration`."""
     source = getattr(configuration, _ATTR, None)
-    host = getattr(configuration, "host", "the API server")
+    host = getattr(configuration, "host", None)
+    server = f"the API server at {host}" if host else "the API server"
     if source is None:
         where = "the kubeconfig's credentials"
     else:
@@ -96,7 +100,7 @@ def unauthorized(configuration: Any) -> tuple[str, str]:
         who = f"user {user!r} of " if user else ""
         where = f"{who}context {ctx!r} in the kubeconfig {kubeconfig}" if ctx else \
             f"the kubeconfig {kubeconfig}"
-    what = f"the API server at {host} does not accept {where}: {_cause(configuration)}"
+    what = f"{server} does not accept {where}: {_cause(configuration)}"
     hint = ("Get a fresh kubeconfig for this cluster (for example 'microk8s config', 'aws "
             "eks update-kubeconfig', or 'stackctl sandbox env' for the local sandbox) and "
             "point cluster.yaml's 'kubeconfig' or $STACKCTL_KUBECONFIG_<NAME> at it.")

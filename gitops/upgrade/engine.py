@@ -114,9 +114,10 @@ def _lock_of(files: git.Files, stack: Stack) -> Lock:
 def _require_no_upgrade(stack: Stack) -> None:
     state = load_state(stack.root)
     if state is not None:
+        where = (f"on the branch {state.upgrade_branch}" if state.phase != IMPORTING
+                 else f"(it was stopped while importing onto {state.vendor_branch})")
         raise UpgradeError(
-            f"an upgrade of {state.name} to {state.to_version} is already in progress on "
-            f"the branch {state.upgrade_branch}.",
+            f"an upgrade of {state.name} to {state.to_version} is already in progress {where}.",
             hint="See it with 'stackctl upgrade --status'; finish it with 'stackctl upgrade "
             "--continue' or drop it with 'stackctl upgrade --abort'.")
 
