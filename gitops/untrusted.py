@@ -12,6 +12,7 @@ refused at the limit instead of being held in memory (docs/vendor.md, "Untrusted
     read_stream(f, name, budget)      a file object's bytes, within the limits
     read_folder(root, where)          a release folder's files; links stay links
     read_git_tree(repo, commit, where)  a commit's files, sizes checked before reading
+    check_files(files, where)         the limits and the link rule over a tree in memory
     check_links(files, where)         refuse links that leave the release
 """
 
@@ -279,6 +280,22 @@ def read_git_tree(repo: git.Repo, commit: str, where: str,
     files = repo.read_tree(commit)
     check_links(files, where)
     return files
+
+
+# -- a whole tree -------------------------------------------------------------------------
+def check_files(files: Mapping[str, tuple[int, bytes]], where: str,
+                limits: Limits | None = None) -> None:
+    """The limits and the link rule over a tree already in memory (a release with its
+    remote bases vendored beside it, each part read within the limits)."""
+    budget = Budget(limits or Limits.from_env(), where)
+    for path, (_, data) in sorted(files.items()):
+        budget.take(path, len(data))
+    check_links(files, where)
+
+
+def check_blob_size(size: int, name: str, where: str) -> None:
+    """Refuse one file of `size` bytes above the per-file limit, before reading it."""
+    Budget(Limits.from_env(), where).check_size(name, size)
 
 
 # -- links --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import pytest
 
 from gitops.cli import main
 from tests.fixtures.gitrepos import AUTHOR, commit_all, repo_status, write_files
+from tests.test_remote_fetch import http_root as http_root  # a fixture
 
 KUST = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: '1'\n"
@@ -454,3 +455,68 @@ def test_render_refuses_a_fifo_among_its_inputs(
     err = " ".join(proc.stderr.split())
     assert proc.returncode == 2, err
     assert "overlays/pipe" in err and "not a regular file" in err
+
+
+# -------------------------------------------------------------------------- remote bases
+
+
+def test_a_remote_base_holding_a_link_out_of_the_release_is_refused(
+    tmp_path: Path, git_env: Path
+) -> None:
+    from gitops import git
+    from gitops.errors import SourceError
+    from gitops.remote.vendoring import localize_release
+    from gitops.stack import Stack
+    from tests.fixtures.remote_mirror import tag
+    from tests.test_remote_fetch import K, _fetcher, _files
+
+    remote = tmp_path / "mirror/github.com/org/app.git"
+    pygit2.init_repository(str(remote), bare=True, initial_head="main")
+    # The base's folder is vendored whole, links included. Each link's target stays in the
+    # remote's repository as written (l1 -> l0/.. is deploy/), but followed they climb one
+    # folder each: l0 is the repository's top, l1 the folder holding it in vendor/s/_remotes/
+    # ..., and l7 leads out of the release.
+    files: dict[str, tuple[int, bytes]] = {
+        "deploy/kustomization.yaml": (git.MODE_FILE, K + b"resources:\n- cm.yaml\n"),
+        "deploy/cm.yaml": (git.MODE_FILE, CM.encode()),
+        "deploy/l0": (git.MODE_LINK, b".."),
+    }
+    files.update({f"deploy/l{i}": (git.MODE_LINK, f"l{i - 1}/..".encode())
+                  for i in range(1, 9)})
+    tag(remote, "v1", files)
+    release = _files({"k/kustomization.yaml": K + b"resources:\n"
+                      b"- https://github.com/org/app//deploy?ref=v1\n"})
+    stack = Stack(root=tmp_path / "deploy", name="s", source=".")
+    with pytest.raises(SourceError, match=r"deploy/l\d -> l\d/\.\. that leads outside"):
+        localize_release(stack, release, fetcher=_fetcher(tmp_path))
+
+
+def test_a_remote_base_blob_above_the_size_limit_is_refused_before_it_is_read(
+    tmp_path: Path, git_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitops.errors import SourceError
+    from gitops.remote.localize import localize
+    from tests.test_remote_fetch import K, _fetcher, _files, _repo
+
+    _repo(tmp_path / "mirror/github.com/org/app.git", {"v1": {
+        "deploy/kustomization.yaml": K + b"resources:\n- big.yaml\n",
+        "deploy/big.yaml": b"#" * (2 << 20)}})
+    monkeypatch.setenv("STACKCTL_IMPORT_MAX_FILE_SIZE", "1MiB")
+    release = _files({"k/kustomization.yaml": K + b"resources:\n"
+                      b"- https://github.com/org/app//deploy?ref=v1\n"})
+    with pytest.raises(SourceError, match=r"deploy/big\.yaml is 2 MiB, above the limit of 1 MiB"):
+        localize(release, _fetcher(tmp_path), base="vendor/s")
+
+
+def test_a_remote_file_above_the_size_limit_is_refused_while_it_downloads(
+    tmp_path: Path, http_root: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitops.errors import SourceError
+    from tests.test_remote_fetch import _fetcher
+
+    served, base = http_root
+    (served / "big.yaml").write_bytes(b"#" * (2 << 20))
+    monkeypatch.setenv("STACKCTL_IMPORT_MAX_FILE_SIZE", "1MiB")
+    f = _fetcher(tmp_path, **{"https://files_example_com/": base})
+    with pytest.raises(SourceError, match=r"more than 1 MiB, above the limit of 1 MiB"):
+        f.file("https://files.example.com/big.yaml", wanted_by="k")
