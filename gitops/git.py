@@ -390,6 +390,14 @@ class Repo:
         data: bytes = obj.read_raw()
         return data
 
+    def tree_entries(self, tree_id: str) -> dict[str, tuple[int, str]]:
+        """One level of a tree: name -> (mode, object id)."""
+        with _translate(f"cannot read the tree {tree_id}"):
+            tree = self.raw[tree_id]
+            if not isinstance(tree, pygit2.Tree):
+                raise GitError(f"{tree_id} is not a tree")
+            return {str(e.name): (int(e.filemode), str(e.id)) for e in tree}
+
     def read_tree_id(self, tree_id: str, *, with_content: bool = True) -> Files:
         out: Files = {}
         tree = self.raw[tree_id]
@@ -616,8 +624,41 @@ class Repo:
         return bool(self.raw.path_is_ignored(path))
 
 
+def head_commit_of(worktree: Path) -> str | None:
+    """The commit HEAD of the repository holding `worktree` points to; None outside git or
+    before the first commit."""
+    found = pygit2.discover_repository(str(worktree))
+    if not found:
+        return None
+    try:
+        repo = pygit2.Repository(found)
+        return None if repo.head_is_unborn else str(repo.head.target)
+    except pygit2.GitError:
+        return None
+
+
+def blobs_match(worktree: Path, commit: str, blobs: Mapping[str, str]) -> bool:
+    """Whether the commit holds each {path in the repository: blob id} (false when a path is
+    missing or another object is there): a render's inputs equal to HEAD's versions."""
+    found = pygit2.discover_repository(str(worktree))
+    if not found:
+        return False
+    try:
+        tree = pygit2.Repository(found)[commit].peel(pygit2.Tree)
+        for path, oid in blobs.items():
+            try:
+                if str(tree[path].id) != oid:
+                    return False
+            except KeyError:
+                return False
+    except (pygit2.GitError, KeyError, ValueError):
+        return False
+    return True
+
+
 __all__ = [
     "MODE_EXEC", "MODE_FILE", "MODE_LINK", "CommitInfo", "DirtyWorktreeError", "Files",
-    "GitError", "Repo", "blob_id", "clone_or_fetch_mirror", "digest", "find_repo", "init_repo",
+    "GitError", "Repo", "blob_id", "blobs_match", "clone_or_fetch_mirror", "digest", "find_repo",
+    "head_commit_of", "init_repo",
     "is_repo_dir", "mode_flag", "open_repo", "read_worktree_files", "signature", "write_files",
 ]

@@ -8,6 +8,9 @@ line changed the output of some deprecated fields and dropped `kustomize cfg`).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -19,8 +22,7 @@ from typing import Any
 
 from gitops.errors import KustomizeError, YamlError
 from gitops.linkfence import Fence, enclosing_repository
-from gitops.paths import sandbox_bin_dir
-from gitops.yamlio import load_safe
+from gitops.paths import cache_dir, sandbox_bin_dir, write_atomic
 
 MIN_VERSION = (5, 0, 0)
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -56,6 +58,12 @@ class Kustomize:
 
     path: Path
     version: str  # as the binary prints it, e.g. v5.8.2
+    digest: str = ""  # sha256 of the binary: two builds of one version are told apart
+
+    @property
+    def identity(self) -> str:
+        """What names this binary in a render's cache key: version and content digest."""
+        return f"{self.version} sha256:{self.digest}"
 
     def build(self, directory: Path, *, what: str, files: Iterable[str] = ()) -> BuildOutput:
         """Run `kustomize build DIRECTORY` with a network-less environment. `files` (the
@@ -113,10 +121,41 @@ def find_kustomize(explicit: str | Path | None = None) -> Kustomize:
         raise KustomizeError(f"the kustomize binary {path} given by {origin} does not exist "
                              "or is not executable.", hint=HOW_TO_GET)
     st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    real = str(path.resolve())
+    key = (real, st.st_mtime_ns, st.st_size)
     if key not in _found:
-        _found[key] = Kustomize(path=path, version=_check_version(path))
+        _found[key] = _identified(path, real, st)
     return _found[key]
+
+
+def _identified(path: Path, real: str, st: os.stat_result) -> Kustomize:
+    """The binary with its version and digest, remembered on disk per file (path, size,
+    mtime, ctime, inode) so that a command does not run `kustomize version` and hash 12 MB
+    on every call; a replaced binary has other stat data and is checked again."""
+    memo = cache_dir() / "kustomize-binaries.json"
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    seen = known.get(real)
+    if isinstance(seen, dict) and seen.get("stat") == stamp:
+        return Kustomize(path=path, version=str(seen["version"]), digest=str(seen["sha256"]))
+    version = _check_version(path)
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise KustomizeError(f"cannot read {path}: {e.strerror or e}.", hint=HOW_TO_GET) from e
+    k = Kustomize(path=path, version=version, digest=h.hexdigest())
+    known[real] = {"stat": stamp, "version": version, "sha256": k.digest}
+    with contextlib.suppress(OSError):  # a memo that cannot be written costs a re-check
+        write_atomic(memo, json.dumps(known, indent=1, sort_keys=True))
+    return k
 
 
 def _check_version(path: Path) -> str:
@@ -249,6 +288,10 @@ class Inputs:
     directories: tuple[Path, ...]
     files: tuple[Path, ...]
     remote: tuple[RemoteRef, ...]
+    # Referenced paths that are neither a folder nor a file (missing, most often): the walk
+    # would reach more if one appeared, so the render cache's key covers them too.
+    probes: tuple[Path, ...] = ()
+    extra: tuple[Path, ...] = ()  # referenced files outside every walked folder
 
     def relative(self) -> list[tuple[str, Path]]:
         """(path relative to the root, absolute path), sorted by relative path."""
@@ -336,6 +379,7 @@ def walk(root: Path, *, boundary: Path | None = None) -> Inputs:
     dirs: list[Path] = []
     seen: set[Path] = set()
     extra: set[Path] = set()
+    probes: set[Path] = set()
     remote: list[RemoteRef] = []
     todo = [root]
     while todo:
@@ -348,6 +392,8 @@ def walk(root: Path, *, boundary: Path | None = None) -> Inputs:
         if kfile is None:
             continue  # kustomize reports a directory without a kustomization itself
         try:
+            from gitops.yamlio import load_safe  # not on a cached render's path
+
             doc = load_safe(kfile.read_text(encoding="utf-8"), path=kfile)
         except YamlError:
             raise
@@ -364,6 +410,8 @@ def walk(root: Path, *, boundary: Path | None = None) -> Inputs:
                 todo.append(p)
             elif p.is_file():
                 extra.add(p)
+            else:
+                probes.add(p)
     # Strings, not Paths, below: this runs on every render, cached or not (~1,000 files).
     fence = Fence(boundary or enclosing_repository(root))
     files: set[str] = {str(p) for p in extra}
@@ -376,5 +424,5 @@ def walk(root: Path, *, boundary: Path | None = None) -> Inputs:
         walked.append(ds)
         files.update(fence.files_below(ds))
     return Inputs(root=root, directories=tuple(dirs),
-                  files=tuple(Path(f) for f in sorted(files)), remote=tuple(remote))
-
+                  files=tuple(Path(f) for f in sorted(files)), remote=tuple(remote),
+                  probes=tuple(sorted(probes)), extra=tuple(sorted(extra)))

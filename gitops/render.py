@@ -22,11 +22,10 @@ import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
-from gitops import rendercache
-from gitops.cluster import Cluster, list_clusters
+from gitops import rendercache, renderkey
 from gitops.errors import ConfigError, KustomizeError, RenderError, UserError
 from gitops.kustomize import (
     BUILD_FLAGS,
@@ -42,7 +41,9 @@ from gitops.origin import duplicate_error, origin
 from gitops.paths import write_atomic
 from gitops.resource import ResourceId, split_api_version
 from gitops.stack import CLUSTERS_DIR, Stack
-from gitops.yamlio import load_safe
+
+if TYPE_CHECKING:  # gitops.cluster reads YAML configuration: not on a cached render's path
+    from gitops.cluster import Cluster
 
 # Install order (Helm's InstallOrder, which follows kubectl's dependency order), with CRDs
 # moved up beside Namespaces so custom resources after them can be applied; kinds not listed
@@ -85,6 +86,8 @@ class RenderedObject:
     @property
     def body(self) -> dict[str, Any]:
         if self._body is None:
+            from gitops.yamlio import load_safe  # not on a cached render's path
+
             data = load_safe(self.yaml, path=f"the render of {self.id}")
             object.__setattr__(self, "_body", data if isinstance(data, dict) else {})
         assert self._body is not None
@@ -167,6 +170,8 @@ def normalise(stdout: str, *, what: str,
         ident = _identity(doc)
         body: dict[str, Any] | None = None
         if ident is None:
+            from gitops.yamlio import load_safe
+
             data = load_safe(doc, path=f"kustomize's output for {what}")
             body = data if isinstance(data, dict) else {}
             meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
@@ -260,9 +265,49 @@ def _check_remote(inputs: Inputs, what: str, base: Path) -> None:
         "kustomization at its path under vendor/.")
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """How a render's cache key is computed: from the working tree or from a commit."""
+
+    label: str  # the cluster folder, as its remembered reaches are filed
+    compute: Callable[[renderkey.Reach], renderkey.Keyed]
+    source: Callable[[renderkey.Keyed], str | None]
+
+
+def _worktree_keys(path: Path, k: Kustomize) -> _Keys:
+    wt = renderkey.WorktreeInputs(path)
+    return _Keys(label=wt.label(path), source=wt.source,
+                 compute=lambda reach: wt.key(path, reach, kustomize_id=k.identity,
+                                              flags=BUILD_FLAGS))
+
+
+def _cached(keys: _Keys) -> tuple[renderkey.Keyed, rendercache.Entry] | None:
+    """The cached render under a remembered reach of this cluster folder, without walking
+    the kustomization graph (renderkey's docstring says why that is exact)."""
+    for i, reach in enumerate(renderkey.remembered(keys.label)):
+        try:
+            keyed = keys.compute(reach)
+        except (renderkey.Uncacheable, UserError, OSError):
+            return None
+        entry = rendercache.load(keyed.key)
+        if entry is not None:
+            if i:
+                renderkey.remember(keys.label, reach)  # most recent first
+            return keyed, entry
+    return None
+
+
+def _rendered(label: str, entry: rendercache.Entry, objects: tuple[RenderedObject, ...],
+              k: Kustomize, *, hit: bool, source: str | None, key: str) -> Rendered:
+    return Rendered(cluster=label, objects=objects, text=header(label, source, k.version)
+                    + entry.text, warnings=entry.warnings, kustomize_version=k.version,
+                    cache_hit=hit, source=source, key=key)
+
+
 def render_path(path: Path, *, name: str | None = None,
                 kustomize: Kustomize | str | Path | None = None, use_cache: bool = True,
-                source: str | None = None, base: Path | None = None) -> Rendered:
+                source: str | None = None, base: Path | None = None,
+                _keys: _Keys | None = None) -> Rendered:
     """Render any kustomization directory. `name` labels it in messages and the header;
     `source` is the commit for the header (default: found from git for the working tree);
     `base` is the folder paths in messages are relative to (default: `path`)."""
@@ -270,35 +315,56 @@ def render_path(path: Path, *, name: str | None = None,
     label = name or path.name
     what = f"cluster {label}" if name else str(path)
     k = _kustomize(kustomize)
+    keys = _keys or _worktree_keys(path, k)
+    if use_cache and (found := _cached(keys)) is not None:
+        src = source if source is not None else keys.source(found[0])
+        return _rendered(label, found[1], _from_entry(found[1]), k, hit=True, source=src,
+                         key=found[0].key)
     inputs = walk(path, boundary=enclosing_repository(base or path))
     _check_remote(inputs, what, base or path)
-    rel = inputs.relative()
-    contents = rendercache.read_inputs(rel)
-    key = rendercache.cache_key(contents, version=k.version, flags=BUILD_FLAGS)
-    if source is None:
-        from gitops.snapshot import worktree_source
-
-        source = worktree_source(path, [(p, c) for (_, p), (_, c) in zip(rel, contents,
-                                                                            strict=True)])
-    entry = rendercache.load(key) if use_cache else None
-    hit = entry is not None
-    if entry is None:
+    reach = renderkey.Reach.of(inputs)
+    try:
+        keyed: renderkey.Keyed | None = keys.compute(reach)
+    except renderkey.Uncacheable:
+        keyed = None  # rendered, never cached
+    cached = rendercache.load(keyed.key) if use_cache and keyed is not None else None
+    hit = cached is not None
+    if cached is not None:
+        entry, objects = cached, _from_entry(cached)
+    else:
         try:
-            out = k.build(path, what=what, files=[r for r, _ in rel])
+            out = k.build(path, what=what, files=[r for r, _ in inputs.relative()])
         except KustomizeBuildError as e:
+            contents = rendercache.read_inputs(inputs.relative())
             raise duplicate_error(e, what, contents, path, base) \
                 or _relative_to(e, path, base) from e
-        objects: tuple[RenderedObject, ...] = tuple(
-            normalise(out.stdout, what=what, contents=contents))
+        objects = _normalise(out.stdout, what, inputs)
         entry = _to_entry(objects, k.version, out.warnings)
-        if use_cache:
-            rendercache.store(key, entry)
-    else:
-        objects = _from_entry(entry)
-    head = header(label, source, k.version)
-    return Rendered(cluster=label, objects=objects, text=head + entry.text,
-                    warnings=entry.warnings, kustomize_version=k.version, cache_hit=hit,
-                    source=source, key=key)
+        if use_cache and keyed is not None:
+            rendercache.store(keyed.key, entry)
+    if use_cache and keyed is not None:
+        renderkey.remember(keys.label, reach)
+    if source is None:
+        source = keys.source(keyed) if keyed is not None else _changed_head(path)
+    return _rendered(label, entry, objects, k, hit=hit, source=source,
+                     key=keyed.key if keyed is not None else "")
+
+
+def _normalise(stdout: str, what: str, inputs: Inputs) -> tuple[RenderedObject, ...]:
+    """normalise() without reading the inputs; they are read only to name the files an
+    identity error comes from."""
+    try:
+        return tuple(normalise(stdout, what=what))
+    except RenderError:
+        contents = rendercache.read_inputs(inputs.relative())
+        return tuple(normalise(stdout, what=what, contents=contents))
+
+
+def _changed_head(path: Path) -> str | None:
+    from gitops.git import head_commit_of
+
+    head = head_commit_of(path)
+    return None if head is None else f"{head}+changes"
 
 
 def _relative_to(e: KustomizeBuildError, path: Path, base: Path | None) -> KustomizeBuildError:
@@ -323,6 +389,8 @@ def _cluster_dir(root: Path, name: str, stack_root: Path) -> Path:
 
 
 def _known(root: Path) -> list[str]:
+    from gitops.cluster import list_clusters
+
     try:
         return list_clusters(Stack(root=root, name="x", source="."))
     except (OSError, UserError):
@@ -335,7 +403,7 @@ def render_cluster(stack: Stack, cluster: str | Cluster, *,
     """Render clusters/<name> of the working tree."""
     name = cluster if isinstance(cluster, str) else cluster.name
     path = _cluster_dir(stack.root, name, stack.root)
-    if isinstance(cluster, Cluster) and find_kustomization(cluster.path) is not None:
+    if not isinstance(cluster, str) and find_kustomization(cluster.path) is not None:
         path = cluster.path
     return render_path(path, name=name, kustomize=kustomize, use_cache=use_cache,
                        base=stack.root)
@@ -370,10 +438,77 @@ def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None
 
     if ref is None:
         return run(stack.root, None)
-    from gitops.snapshot import exported
+    return _render_at(stack, list(dict.fromkeys(clusters)), ref, k, jobs=jobs,
+                      use_cache=use_cache, say=say)
 
-    with exported(stack.root, ref) as snap:
-        return run(snap.root, snap.commit)
+
+def _render_at(stack: Stack, names: list[str], ref: str, k: Kustomize, *, jobs: int | None,
+               use_cache: bool, say: Progress) -> dict[str, Rendered | UserError]:
+    """Clusters at a commit: each cluster's key is computed from git's objects, so a cached
+    cluster costs no export; the commit's tree is exported once, when a cluster misses."""
+    import contextlib
+    import threading
+
+    from gitops.git import open_with_prefix
+    from gitops.snapshot import exported, resolve_commit
+
+    repo, prefix = open_with_prefix(stack.root)
+    commit = str(resolve_commit(repo.raw, ref).id)
+    at = renderkey.CommitInputs(repo, commit)
+    lock = threading.Lock()  # one pygit2 repository, read from every thread
+    clusters_dir = f"{prefix}/{CLUSTERS_DIR}" if prefix else CLUSTERS_DIR
+
+    def has_cluster(name: str) -> bool:
+        return any(at.resolve(f"{clusters_dir}/{name}/{f}") is not None
+                   for f in ("kustomization.yaml", "kustomization.yml", "Kustomization"))
+
+    if not names:
+        with lock:
+            top = at.resolve(clusters_dir)
+            names = sorted(n for n, (mode, _) in
+                           (repo.tree_entries(top[1]).items() if top else ())
+                           if mode == 0o040000 and has_cluster(n))
+
+    def keys_of(name: str) -> _Keys:
+        cluster = f"{clusters_dir}/{name}"
+
+        def compute(reach: renderkey.Reach) -> renderkey.Keyed:
+            with lock:
+                return at.key(cluster, reach, kustomize_id=k.identity, flags=BUILD_FLAGS)
+
+        return _Keys(label=cluster, compute=compute, source=lambda _keyed: commit)
+
+    results: dict[str, Rendered | UserError] = {}
+    misses = []
+    for name in names:
+        if use_cache:
+            found = _cached(keys_of(name))
+            if found is not None:
+                keyed, entry = found
+                results[name] = _rendered(name, entry, _from_entry(entry), k, hit=True,
+                                          source=commit, key=keyed.key)
+                say(f"{name}: {len(entry.index)} objects (cached)")
+                continue
+        misses.append(name)
+    if misses:
+        with contextlib.ExitStack() as scope:
+            snap = scope.enter_context(exported(stack.root, commit))
+
+            def one(name: str) -> Rendered | UserError:
+                try:
+                    r = render_path(_cluster_dir(snap.root, name, stack.root), name=name,
+                                    kustomize=k, use_cache=use_cache, source=commit,
+                                    base=snap.root, _keys=keys_of(name))
+                except UserError as e:
+                    say(f"{name}: failed")
+                    return e
+                say(f"{name}: {len(r.objects)} objects" + (" (cached)" if r.cache_hit else ""))
+                return r
+
+            workers = max(1, min(len(misses), jobs or os.cpu_count() or 1))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results.update(zip(misses, pool.map(one, misses), strict=True))
+    return {n: results[n] for n in names}
 
 
 def render_clusters(stack: Stack, clusters: Sequence[str], *, ref: str | None = None,
@@ -417,6 +552,14 @@ def split_names(rendered: Rendered) -> list[str]:
             for o, n in zip(rendered.objects, plain, strict=True)]
 
 
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at `path` holds exactly `data` (its size is checked first)."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
 def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) -> list[Path]:
     """Write <out>/<cluster>.yaml, or with `split` the folder <out>/<cluster>/ with one file
     per object. Both are written beside their target and renamed into place, so a reader
@@ -427,6 +570,8 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
     out_dir = Path(out_dir)
     if not split:
         target = out_dir / f"{rendered.cluster}.yaml"
+        if _holds(target, rendered.text.encode("utf-8")):
+            return [target]  # already what the render writes: not written again
         try:
             write_atomic(target, rendered.text)
         except OSError as e:
@@ -436,17 +581,25 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
     target = out_dir / rendered.cluster
     head = rendered.text[: len(rendered.text) - len("".join(
         "---\n" + o.yaml for o in rendered.objects))]
+    names = split_names(rendered)
+    texts = [(head + o.yaml).encode("utf-8") for o in rendered.objects]
+    try:
+        unchanged = sorted(p.name for p in target.iterdir()) == sorted(names) and all(
+            _holds(target / n, t) for n, t in zip(names, texts, strict=True))
+    except OSError:
+        unchanged = False
+    if unchanged:
+        return [target / n for n in names]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{rendered.cluster}."))
-        names = split_names(rendered)
-        for o, n in zip(rendered.objects, names, strict=True):
+        for o, n, t in zip(rendered.objects, names, texts, strict=True):
             # A Secret's file is the owner's alone, as the whole-cluster file is (write_atomic).
             private = o.kind in ("Secret", "SecretList")
             fd = os.open(tmp / n, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                          0o600 if private else 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(head + o.yaml)
+            with os.fdopen(fd, "wb") as f:
+                f.write(t)
         old = None
         if target.exists():
             old = out_dir / f".{rendered.cluster}.old-{os.getpid()}"

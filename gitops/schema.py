@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import ConfigError
-from gitops.yamlio import check_depth, decode, load_all_rt
 
 
 @dataclass(frozen=True)
@@ -101,6 +100,8 @@ def validate(node: Any, spec: Mapping[str, Field], *, path: Path, where: str = "
 
 def load_config(path: Path, spec: Mapping[str, Field]) -> dict[str, Any]:
     """Read and validate a one-document YAML config file; return it as plain data."""
+    from gitops.yamlio import check_depth, decode, load_all_rt  # ruamel: where a file is read
+
     try:
         text = decode(path.read_bytes(), path=path)
     except FileNotFoundError as e:

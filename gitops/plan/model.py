@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from gitops.diff import ObjectSetDiff, diff_object_sets
+from gitops.diff import ObjectChange, ObjectSetDiff, diff_object_sets, object_change
 from gitops.redact import Redactor, run_redactor
+
+if TYPE_CHECKING:
+    from gitops.render import Rendered, RenderedObject
+    from gitops.resource import ResourceId
 
 ClusterStatus = Literal["changed", "unchanged", "added", "removed"]
 
@@ -87,3 +91,58 @@ def plan_from_renders(
             status = "unchanged" if diff.is_empty else "changed"
         clusters.append(ClusterPlan(name=name, status=status, diff=diff))
     return Plan(base=base, head=head, clusters=tuple(clusters), redactor=r)
+
+
+def plan_from_rendered(
+    before: Mapping[str, Rendered],
+    after: Mapping[str, Rendered],
+    *,
+    base: RefInfo,
+    head: RefInfo,
+    redactor: Redactor | None = None,
+) -> Plan:
+    """plan_from_renders() for renders as gitops.render returns them, with the same result
+    at the cost of what differs: a cluster whose render text is the same at both refs is
+    unchanged without a parse, an object whose text is the same at both refs is unchanged
+    without a comparison, and the redactor learns each distinct object text once (clusters
+    built on one base share nearly all of their objects)."""
+    r = redactor or run_redactor()
+    learned: set[str] = set()
+    for side in (before, after):
+        for rendered in side.values():
+            for o in rendered.objects:
+                if o.yaml not in learned:
+                    learned.add(o.yaml)
+                    r.learn([o.body])
+    clusters = []
+    for name in sorted(set(before) | set(after)):
+        a, b = before.get(name), after.get(name)
+        status: ClusterStatus
+        if a is None or b is None:
+            status = "added" if a is None else "removed"
+            diff = diff_object_sets([o.body for o in a.objects] if a else (),
+                                    [o.body for o in b.objects] if b else (), redactor=r)
+        elif _body_text(a) == _body_text(b):
+            status, diff = "unchanged", ObjectSetDiff(unchanged=len(b.objects))
+        else:
+            ia = {o.id: o for o in a.objects}
+            ib = {o.id: o for o in b.objects}
+            diff = ObjectSetDiff.collect(_change(rid, ia.get(rid), ib.get(rid), r)
+                                         for rid in sorted(set(ia) | set(ib)))
+            status = "unchanged" if diff.is_empty else "changed"
+        clusters.append(ClusterPlan(name=name, status=status, diff=diff))
+    return Plan(base=base, head=head, clusters=tuple(clusters), redactor=r)
+
+
+def _change(rid: ResourceId, a: RenderedObject | None, b: RenderedObject | None,
+            r: Redactor) -> ObjectChange | None:
+    if a is not None and b is not None and a.yaml == b.yaml:
+        return None  # the same text: unchanged, without a parse
+    return object_change(rid, a.body if a is not None else None,
+                         b.body if b is not None else None, redactor=r)
+
+
+def _body_text(r: Rendered) -> str:
+    """The render without its header (which names the commit)."""
+    start = r.text.find("\n---\n")
+    return r.text[start:] if start >= 0 else ""
