@@ -20,9 +20,8 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitops import rendercache, renderkey
@@ -332,8 +331,17 @@ def render_path(path: Path, *, name: str | None = None,
     if cached is not None:
         entry, objects = cached, _from_entry(cached)
     else:
+        # kustomize starts once the walk has checked the graph (remote references, links
+        # out of the repository); the `source` line (pygit2) is found while it runs.
+        running = k.start(path)
         try:
-            out = k.build(path, what=what, files=[r for r, _ in inputs.relative()])
+            if source is None:
+                source = keys.source(keyed) if keyed is not None else _changed_head(path)
+        except BaseException:
+            running.stop()
+            raise
+        try:
+            out = running.result(what=what, files=[r for r, _ in inputs.relative()])
         except KustomizeBuildError as e:
             contents = rendercache.read_inputs(inputs.relative())
             raise duplicate_error(e, what, contents, path, base) \
@@ -433,6 +441,10 @@ def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None
             say(f"{name}: {len(r.objects)} objects" + (" (cached)" if r.cache_hit else ""))
             return r
 
+        if workers == 1:
+            return {n: one(n) for n in names}
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return dict(zip(names, pool.map(one, names), strict=True))
 
@@ -504,6 +516,8 @@ def _render_at(stack: Stack, names: list[str], ref: str, k: Kustomize, *, jobs: 
                     return e
                 say(f"{name}: {len(r.objects)} objects" + (" (cached)" if r.cache_hit else ""))
                 return r
+
+            from concurrent.futures import ThreadPoolExecutor
 
             workers = max(1, min(len(misses), jobs or os.cpu_count() or 1))
             with ThreadPoolExecutor(max_workers=workers) as pool:
