@@ -67,6 +67,14 @@ _RANK.update({k: _CUSTOM_RANK + 1 + i for i, k in enumerate(LAST_KINDS)})
 Progress = Callable[[str], None]
 
 
+def load_safe(text: str, **kw: Any) -> Any:
+    """gitops.yamlio.load_safe, imported when first called: a cached render parses nothing
+    and so does not load the YAML libraries."""
+    from gitops import yamlio
+
+    return yamlio.load_safe(text, **kw)
+
+
 def kind_rank(kind: str) -> int:
     """The position of a kind in the output order (custom kinds share one rank)."""
     return _RANK.get(kind, _CUSTOM_RANK)
@@ -85,8 +93,6 @@ class RenderedObject:
     @property
     def body(self) -> dict[str, Any]:
         if self._body is None:
-            from gitops.yamlio import load_safe  # not on a cached render's path
-
             data = load_safe(self.yaml, path=f"the render of {self.id}")
             object.__setattr__(self, "_body", data if isinstance(data, dict) else {})
         assert self._body is not None
@@ -169,8 +175,6 @@ def normalise(stdout: str, *, what: str,
         ident = _identity(doc)
         body: dict[str, Any] | None = None
         if ident is None:
-            from gitops.yamlio import load_safe
-
             data = load_safe(doc, path=f"kustomize's output for {what}")
             body = data if isinstance(data, dict) else {}
             meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
@@ -273,8 +277,9 @@ class _Keys:
     source: Callable[[renderkey.Keyed], str | None]
 
 
-def _worktree_keys(path: Path, k: Kustomize) -> _Keys:
-    wt = renderkey.WorktreeInputs(path)
+def _worktree_keys(path: Path, k: Kustomize,
+                   wt: renderkey.WorktreeInputs | None = None) -> _Keys:
+    wt = wt or renderkey.WorktreeInputs(path)
     return _Keys(label=wt.label(path), source=wt.source,
                  compute=lambda reach: wt.key(path, reach, kustomize_id=k.identity,
                                               flags=BUILD_FLAGS))
@@ -430,11 +435,15 @@ def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None
     def run(root: Path, source: str | None) -> dict[str, Rendered | UserError]:
         names = list(dict.fromkeys(clusters)) or _known(root)
         workers = max(1, min(len(names) or 1, jobs or os.cpu_count() or 1))
+        wt = renderkey.WorktreeInputs(root)  # the index, read once for every cluster
 
         def one(name: str) -> Rendered | UserError:
             try:
-                r = render_path(_cluster_dir(root, name, stack.root), name=name,
-                                kustomize=k, use_cache=use_cache, source=source, base=root)
+                path = _cluster_dir(root, name, stack.root)
+                r = render_path(path, name=name, kustomize=k, use_cache=use_cache,
+                                source=source, base=root,
+                                _keys=_worktree_keys(Path(os.path.normpath(path.absolute())),
+                                                     k, wt))
             except UserError as e:
                 say(f"{name}: failed")
                 return e

@@ -275,3 +275,40 @@ def test_an_output_file_that_is_already_the_render_is_not_written_again(
     stamps = [p.stat().st_mtime_ns for p in split]
     assert [p.stat().st_mtime_ns for p in write_rendered(r, tmp_path / "split", split=True)] \
         == stamps
+
+
+def test_a_plan_from_render_texts_equals_the_plan_from_parsed_objects(repo: Path) -> None:
+    from gitops.plan import RefInfo, plan_from_renders
+    from gitops.plan.model import plan_from_rendered
+    from gitops.redact import Redactor
+    from gitops.stack import Stack
+
+    crd = ("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+           "  name: widgets.ml.example.com\n  annotations:\n    note: token-1234567890\n"
+           "spec:\n  group: ml.example.com\n  names:\n    kind: Widget\n    plural: widgets\n"
+           "  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n"
+           "    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n")
+    secret = ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n"
+              "  password: s3cret-value-123\n")
+    write_files(repo, {"base/crd.yaml": crd, "base/secret.yaml": secret,
+                       "clusters/prod/kustomization.yaml": "resources: [../../base]\n",
+                       "base/kustomization.yaml": FILES["base/kustomization.yaml"].replace(
+                           "[cm.yaml]", "[cm.yaml, crd.yaml, secret.yaml]")})
+    g = pygit2.Repository(str(repo))
+    base = commit_all(g, "crd and secret")
+    write_files(repo, {"base/cm.yaml": CM.format(name="cm", v="s3cret-value-123"),
+                       "clusters/dev/kustomization.yaml": "resources: [../../base]\n"})
+    head = commit_all(g, "dev changes")
+    stack = Stack(root=repo, name="mlstack", source="./upstream")
+    before = render_clusters(stack, ["dev", "prod"], ref=base)
+    after = render_clusters(stack, ["dev", "prod"], ref=head)
+    refs = {"base": RefInfo("base", base), "head": RefInfo("head", head)}
+    fast = plan_from_rendered(before, after, redactor=Redactor(salt=b"t"), **refs)
+    slow = plan_from_renders({n: r.bodies() for n, r in before.items()},
+                             {n: r.bodies() for n, r in after.items()},
+                             redactor=Redactor(salt=b"t"), **refs)
+    assert fast.clusters == slow.clusters
+    assert [c.status for c in fast.clusters] == ["changed", "changed"]
+    assert fast.redactor.known_values == slow.redactor.known_values
+    assert fast.redactor._public == slow.redactor._public  # names never scrubbed
+    assert "s3cret-value-123" in fast.redactor.known_values
