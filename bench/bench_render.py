@@ -132,7 +132,7 @@ def bench_release(version: str, work: Path, runs: int, fleet: bool) -> list[list
     def fresh_cache() -> str:
         """An empty render cache; the kustomize binary's identity stays known (a user's
         cache holds it after the first command)."""
-        d = work / f"cache-{next(counter)}"
+        d = work / f"cache-{version}-{next(counter)}"
         d.mkdir()
         if memo.is_file():
             shutil.copy(memo, d / memo.name)
@@ -285,10 +285,12 @@ def main() -> int:
     loads = [os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         for i, version in enumerate(args.versions):
-            rows += bench_release(version, Path(tmp), args.runs,
-                                  fleet=i == 0 and not args.no_fleet)
+            got = bench_release(version, Path(tmp), args.runs,
+                                fleet=i == 0 and not args.no_fleet)
+            rows += got
             loads.append(os.getloadavg())
-            print(f"done {version}", file=sys.stderr, flush=True)
+            print(f"done {version} (load {loads[-1][0]:.2f})\n"
+                  + "\n".join(" | ".join(r) for r in got), file=sys.stderr, flush=True)
     print(f"$ {command_line()}")
     print(f"kustomize {k.version} at {k.path}; {os.cpu_count()} cores; medians of "
           f"{args.runs} interleaved rounds (3-cluster cases: {max(1, args.runs - 1)}); "
