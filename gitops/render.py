@@ -575,10 +575,14 @@ def split_names(rendered: Rendered) -> list[str]:
             for o, n in zip(rendered.objects, plain, strict=True)]
 
 
-def _holds(path: Path, data: bytes) -> bool:
-    """Whether the file at `path` holds exactly `data` (its size is checked first)."""
+def _holds(path: Path, data: bytes, *, private: bool = False) -> bool:
+    """Whether the file at `path` holds exactly `data` (its size is checked first) and, when
+    `private` (it holds a Secret), is readable by its owner alone, as stackctl writes it."""
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
+        st = path.stat()
+        if private and st.st_mode & 0o077:
+            return False
+        return st.st_size == len(data) and path.read_bytes() == data
     except OSError:
         return False
 
@@ -593,7 +597,8 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
     out_dir = Path(out_dir)
     if not split:
         target = out_dir / f"{rendered.cluster}.yaml"
-        if _holds(target, rendered.text.encode("utf-8")):
+        secrets = any(o.kind in ("Secret", "SecretList") for o in rendered.objects)
+        if _holds(target, rendered.text.encode("utf-8"), private=secrets):
             return [target]  # already what the render writes: not written again
         try:
             write_atomic(target, rendered.text)
@@ -608,7 +613,8 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
     texts = [(head + o.yaml).encode("utf-8") for o in rendered.objects]
     try:
         unchanged = sorted(p.name for p in target.iterdir()) == sorted(names) and all(
-            _holds(target / n, t) for n, t in zip(names, texts, strict=True))
+            _holds(target / n, t, private=o.kind in ("Secret", "SecretList"))
+            for o, n, t in zip(rendered.objects, names, texts, strict=True))
     except OSError:
         unchanged = False
     if unchanged:
