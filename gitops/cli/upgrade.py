@@ -156,8 +156,7 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
         raise click.UsageError("--resolve ADDRESS takes one of --ours, --theirs or --mark, "
                                "and they take --resolve.")
 
-    from gitops.redact import Redactor, set_run_redactor
-    from gitops.stack import load_stack
+    from gitops.cli._run import start_run
     from gitops.upgrade import (
         abort_upgrade,
         continue_upgrade,
@@ -166,14 +165,14 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
         upgrade_status,
     )
 
-    stack = load_stack()
-    set_run_redactor(Redactor.from_config(stack.root))
+    run = start_run()
+    stack = run.stack
     if ref is not None:
         from gitops.source import spec_for_stack
 
         spec = spec_for_stack(source, root=stack.root, cwd=Path.cwd()) if source else None
         result = start_upgrade(stack, ref=ref, source=spec, branch=branch, dry_run=dry_run,
-                               progress=_progress)
+                               progress=_progress, redactor=run.redactor)
         return _print_result(result, fmt)
     if address is not None and choice is not None:
         res = resolve(stack, address=address, choice=choice)
@@ -187,7 +186,7 @@ def upgrade(ref: str | None, source: str | None, branch: str | None, dry_run: bo
             click.echo("no conflict left: run 'stackctl upgrade --continue'")
         return int(ExitCode.OK)
     if continue_:
-        result = continue_upgrade(stack, progress=_progress)
+        result = continue_upgrade(stack, progress=_progress, redactor=run.redactor)
         if result.outcome == "conflicts":
             open_ = result.open_conflicts
             click.echo(f"error: {len(open_)} conflict(s) are still open; resolve each with "

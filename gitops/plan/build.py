@@ -14,7 +14,7 @@ from gitops.plan.model import (
     plan_from_rendered,
     plan_from_renders,
 )
-from gitops.redact import Redactor, run_redactor
+from gitops.redact import Redactor
 from gitops.stack import CLUSTERS_DIR, Stack
 
 Progress = Callable[[str], None]
@@ -78,7 +78,7 @@ def make_plan(
     base: str,
     head: str = "HEAD",
     clusters: Sequence[str] = (),
-    redactor: Redactor | None = None,
+    redactor: Redactor,
     render: RenderFn | None = None,
     progress: Progress | None = None,
 ) -> Plan:
@@ -97,7 +97,7 @@ def make_plan(
             )
         at_base = [n for n in at_base if n in clusters]
         at_head = [n for n in at_head if n in clusters]
-    r = redactor or run_redactor()
+    r = redactor
     if render is None:
         # gitops.render's own renders: compared by text first, so that clusters whose
         # inputs did not change (cached at both commits) cost no parse.

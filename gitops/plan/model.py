@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gitops.diff import ObjectChange, ObjectSetDiff, diff_object_sets, object_change
 from gitops.errors import UserError
-from gitops.redact import Redactor, run_redactor
+from gitops.redact import Redactor
 
 if TYPE_CHECKING:
     from gitops.render import Rendered, RenderedObject
@@ -40,6 +40,7 @@ class ClusterPlan:
     name: str
     status: ClusterStatus
     diff: ObjectSetDiff
+    notes: tuple[str, ...] = ()  # what changes nothing but is worth a line (a kept object)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -70,11 +71,11 @@ def plan_from_renders(
     *,
     base: RefInfo,
     head: RefInfo,
-    redactor: Redactor | None = None,
+    redactor: Redactor,
 ) -> Plan:
     """The plan between two renders, given as {cluster: objects}; a cluster missing from
     one side exists only at the other ref (an added or removed cluster)."""
-    r = redactor or run_redactor()
+    r = redactor
     # Learn every secret value of both sides first, so that value scrubbing in the output
     # also covers values that appear in objects diffed before the Secret holding them.
     for objs in (*before.values(), *after.values()):
@@ -100,14 +101,14 @@ def plan_from_rendered(
     *,
     base: RefInfo,
     head: RefInfo,
-    redactor: Redactor | None = None,
+    redactor: Redactor,
 ) -> Plan:
     """plan_from_renders() for renders as gitops.render returns them, with the same result
     at the cost of what differs: a cluster whose render text is the same at both refs is
     unchanged without a parse, an object whose text is the same at both refs is unchanged
     without a comparison, and the redactor learns each distinct object text once (clusters
     built on one base share nearly all of their objects)."""
-    r = redactor or run_redactor()
+    r = redactor
     learned: set[str] = set()
     for side in (before, after):
         for rendered in side.values():

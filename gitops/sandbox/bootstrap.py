@@ -93,21 +93,14 @@ def _api(client: Any) -> tuple[Any, Any, Any]:
 
 def _call(action: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
     """Call the client; None for 404, ClusterError for the rest (409 on create is fine)."""
-    from kubernetes.client.exceptions import ApiException
-
-    from gitops.kube import cluster_error
+    from gitops.kube import KubeApiError, translating
 
     try:
-        return fn(*args, _request_timeout=10, **kw)
-    except ApiException as e:
-        if e.status == 404 or (e.status == 409 and action.startswith("create")):
+        with translating(action):
+            return fn(*args, _request_timeout=10, **kw)
+    except KubeApiError as e:
+        if e.code == 404 or (e.code == 409 and action.startswith("create")):
             return None
-        raise cluster_error(e, action) from e
-    except Exception as e:
-        import urllib3.exceptions
-
-        if isinstance(e, urllib3.exceptions.HTTPError | OSError):
-            raise cluster_error(e, action) from e
         raise
 
 

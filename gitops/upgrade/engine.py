@@ -18,6 +18,7 @@ from gitops.errors import ConfigError, DirtyWorktreeError, GitError, UpgradeErro
 from gitops.kustomize import find_kustomize
 from gitops.lock import Lock, LockEntry, parse_lock, render_lock
 from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_trees
+from gitops.redact import Redactor
 from gitops.remote.pins import remote_changes
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
@@ -143,15 +144,18 @@ def _untracked_in_the_way(repo: git.Repo, head_files: git.Files, new_files: git.
 
 def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                   branch: str | None = None, dry_run: bool = False,
-                  progress: Progress | None = None) -> UpgradeResult:
+                  progress: Progress | None = None,
+                  redactor: Redactor | None = None) -> UpgradeResult:
     """Import `ref` onto vendor/<name> and merge it with the current branch into the new
     branch `upgrade/<name>-<version>` (or `branch`). See docs/upgrade.md.
 
     Clean: the merge commit is made and checked out (outcome `committed`). Conflicts: the
     merged tree is checked out on the new branch with a marker above each conflict and the
     state saved (outcome `conflicts`). `dry_run` changes no branch and no file outside
-    `.stackctl/` (the vendor branch is put back where it was)."""
+    `.stackctl/` (the vendor branch is put back where it was). `redactor`: the run's
+    (default: one from the stack's settings)."""
     say = progress or (lambda _m: None)
+    redactor = redactor or Redactor.from_config(stack.root)
     repo, prefix = open_stack_repo(stack)
     _require_no_upgrade(stack)
     original = repo.current_branch()
@@ -227,7 +231,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             clusters: tuple[ClusterSummary, ...] = ()
             kversion = None
             if before_renders is not None and after_renders is not None:
-                clusters = summarise(before_renders.result(), after_renders.result())
+                clusters = summarise(before_renders.result(), after_renders.result(),
+                                     redactor=redactor)
                 kversion = kustomize.version
             remotes = remote_changes(previous.remotes, entry.remotes)
             report = UpgradeReport(

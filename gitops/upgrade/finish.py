@@ -9,6 +9,7 @@ from gitops import git
 from gitops.errors import UpgradeError
 from gitops.kustomize import find_kustomize
 from gitops.lock import parse_lock
+from gitops.redact import Redactor
 from gitops.remote.pins import RemoteChange
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
@@ -29,10 +30,12 @@ from gitops.upgrade.serial import merge_report_from_dict
 from gitops.upgrade.state import CONFLICTS, remove_state
 
 
-def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> UpgradeResult:
+def continue_upgrade(stack: Stack, *, progress: Progress | None = None,
+                     redactor: Redactor | None = None) -> UpgradeResult:
     """Commit the resolved merge on the upgrade branch (parents: the original commit and
     the new release on the vendor branch), with stackctl.lock updated. While conflicts are
-    open nothing changes and the result lists them (outcome `conflicts`)."""
+    open nothing changes and the result lists them (outcome `conflicts`). `redactor`: the
+    run's (default: one from the stack's settings)."""
     say = progress or (lambda _m: None)
     repo, prefix = open_stack_repo(stack)
     state = require_state(stack)
@@ -108,8 +111,9 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
                                 [state.original_commit, state.vendor_commit])
     before = repo.read_tree(state.original_commit, prefix)
     after = repo.read_tree(commit, prefix)
-    clusters, kversion = cluster_summaries(stack, before, after, kustomize=kustomize,
-                                           progress=progress)
+    clusters, kversion = cluster_summaries(
+        stack, before, after, kustomize=kustomize, progress=progress,
+        redactor=redactor or Redactor.from_config(stack.root))
     say(f"committing the merge on {state.upgrade_branch}")
     repo.set_branch(state.upgrade_branch, commit, message="stackctl: upgrade merged")
     repo.reset_index(commit)

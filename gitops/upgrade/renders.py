@@ -15,7 +15,7 @@ from typing import Any
 from gitops import git
 from gitops.errors import UserError
 from gitops.kustomize import Kustomize, find_kustomize
-from gitops.redact import run_redactor
+from gitops.redact import Redactor
 from gitops.render import Rendered, render_each
 from gitops.stack import CLUSTERS_DIR, Stack
 from gitops.upgrade.compare import Comparison
@@ -108,7 +108,8 @@ class SideRenders:
 
 
 def summarise(before: Mapping[str, Rendered | UserError],
-              after: Mapping[str, Rendered | UserError]) -> tuple[ClusterSummary, ...]:
+              after: Mapping[str, Rendered | UserError], *,
+              redactor: Redactor) -> tuple[ClusterSummary, ...]:
     """Per-cluster summaries: what changes between the renders that worked, or the render
     error (of the after side when both failed)."""
     errors: dict[str, tuple[str, str]] = {}
@@ -123,7 +124,7 @@ def summarise(before: Mapping[str, Rendered | UserError],
         b, a = before.get(name), after.get(name)
         ok[name] = (b if isinstance(b, Rendered) else None,
                     a if isinstance(a, Rendered) else None)
-    compare = Comparison(run_redactor())
+    compare = Comparison(redactor)
     for b, a in ok.values():
         compare.prepare(b, a)
     out = []
@@ -147,9 +148,10 @@ def summarise(before: Mapping[str, Rendered | UserError],
 def cluster_summaries(
     stack: Stack, before: git.Files, after: git.Files, *,
     kustomize: Kustomize | None = None, progress: Progress | None = None,
+    redactor: Redactor,
 ) -> tuple[tuple[ClusterSummary, ...], str]:
     """Per-cluster summaries and the kustomize version used."""
     k = kustomize or find_kustomize()
     with SideRenders(stack, k, progress=progress) as sides:
         b, a = sides.start("before", before), sides.start("after", after)
-        return summarise(b.result(), a.result()), k.version
+        return summarise(b.result(), a.result(), redactor=redactor), k.version

@@ -6,10 +6,8 @@ kubeconfig copied from an older or another cluster), or a bearer token that expi
 message names the kubeconfig, its context and user, and the likely cause read from the
 credentials themselves (never their secret parts).
 
-    remember(configuration, kubeconfig, context)   called by the client factory
-    unauthorized(configuration) -> (what, hint)    for the error of a 401
-
-Kept apart from the client factory and the requests so that it moves with them as it is.
+    remember(configuration, kubeconfig, context)   called by the client factory (config.py)
+    unauthorized(configuration) -> (what, hint)    for the error of a 401 (errors.py)
 """
 
 from __future__ import annotations
