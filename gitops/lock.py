@@ -188,15 +188,3 @@ def read_lock(root: Path) -> Lock | None:
     except OSError as e:
         raise ConfigError(f"cannot read the file: {e.strerror}", path=path) from e
     return parse_lock(decode(data, path=path), path=path)
-
-
-def lock_text_with(root: Path, entry: LockEntry) -> str:
-    """The text of the lock at `root` with `entry` added or replaced (for a commit)."""
-    return render_lock((read_lock(root) or Lock()).with_entry(entry))
-
-
-def write_lock(root: Path, lock: Lock) -> Path:
-    """Write the lock file to disk (vendor import commits it through git instead)."""
-    path = root / LOCK_FILE
-    path.write_text(render_lock(lock), encoding="utf-8")
-    return path

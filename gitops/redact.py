@@ -276,7 +276,9 @@ class Redactor:
                 self._scrub_re = (re.compile("|".join(re.escape(v) for v in values))
                                   if values else _NEVER)
             text = self._scrub_re.sub(lambda m: self.mark(m.group(0)), text)
-        if pairs and self._sensitive is not None and self._sensitive.search(text):
+        # Every pair is tested, not the text first: a pattern anchored to the end of a key
+        # (`dsn$`) would not match a whole message.
+        if pairs and self._sensitive is not None:
             text = (_PAIR_EQ if pairs == "=" else _PAIR).sub(self._pair, text)
         return text
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -188,22 +188,10 @@ def load_all_safe(text: str, *, path: Path | str = "<text>") -> list[Any]:
         ) from e
 
 
-def iter_safe(text: str, *, path: Path | str = "<text>") -> Iterator[Any]:
-    yield from load_all_safe(text, path=path)
-
-
 def dump_safe(data: Any, *, sort_keys: bool = False) -> str:
     """Dump plain data as block YAML, deterministically."""
     out: str = pyyaml.dump(
         data, Dumper=_SafeDumper, sort_keys=sort_keys, default_flow_style=False,
         allow_unicode=True, width=4096,
-    )
-    return out
-
-
-def dump_all_safe(docs: Iterable[Any], *, sort_keys: bool = False) -> str:
-    out: str = pyyaml.dump_all(
-        list(docs), Dumper=_SafeDumper, sort_keys=sort_keys, default_flow_style=False,
-        allow_unicode=True, width=4096, explicit_start=True,
     )
     return out
