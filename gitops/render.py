@@ -470,8 +470,7 @@ def _render_at(stack: Stack, names: list[str], ref: str, k: Kustomize, *, jobs: 
     import contextlib
     import threading
 
-    from gitops.git import open_with_prefix
-    from gitops.snapshot import exported, resolve_commit
+    from gitops.git import exported, open_with_prefix, resolve_commit
 
     repo, prefix = open_with_prefix(stack.root)
     commit = str(resolve_commit(repo.raw, ref).id)
