@@ -7,7 +7,7 @@ cache it by content, and hand it out as objects with their identity.
     write_rendered(rendered, out_dir, *, split=False) -> list[Path]
 
 Normal form (docs/render.md): a header comment (cluster, source commit, kustomize version),
-then the objects as `---`-separated documents, ordered by KIND_ORDER, then kind and group,
+then the objects as `---`-separated documents, ordered by KIND_ORDER (gitops.kinds), kind, group,
 namespace and name. Each object keeps kustomize's own text and field order: kustomize (kyaml)
 serialises deterministically, keeping the field order of the input files, so the same
 inputs give byte-identical output without a second YAML dump. An object's body is parsed
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitops import rendercache, renderkey
 from gitops.errors import ConfigError, KustomizeError, RenderError, UserError
+from gitops.kinds import kind_rank
 from gitops.kustomize import (
     BUILD_FLAGS,
     Inputs,
@@ -44,26 +45,6 @@ from gitops.stack import CLUSTERS_DIR, Stack
 if TYPE_CHECKING:  # gitops.cluster reads YAML configuration: not on a cached render's path
     from gitops.cluster import Cluster
 
-# Install order (Helm's InstallOrder, which follows kubectl's dependency order), with CRDs
-# moved up beside Namespaces so custom resources after them can be applied; kinds not listed
-# (custom resources) come after the built-in ones; webhooks and API services last, so that
-# nothing is admitted through a webhook whose backend is not there yet.
-KIND_ORDER = (
-    "Namespace", "CustomResourceDefinition", "PriorityClass", "NetworkPolicy",
-    "ResourceQuota", "LimitRange", "PodSecurityPolicy", "PodDisruptionBudget",
-    "ServiceAccount", "Secret", "SecretList", "ConfigMap", "StorageClass",
-    "PersistentVolume", "PersistentVolumeClaim", "ClusterRole", "ClusterRoleList",
-    "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList", "RoleBinding",
-    "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet",
-    "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass",
-    "Ingress",
-)
-LAST_KINDS = ("APIService", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-              "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
-_RANK = {k: i + 1 for i, k in enumerate(KIND_ORDER)}
-_CUSTOM_RANK = len(KIND_ORDER) + 1
-_RANK.update({k: _CUSTOM_RANK + 1 + i for i, k in enumerate(LAST_KINDS)})
-
 Progress = Callable[[str], None]
 
 
@@ -73,11 +54,6 @@ def load_safe(text: str, **kw: Any) -> Any:
     from gitops import yamlio
 
     return yamlio.load_safe(text, **kw)
-
-
-def kind_rank(kind: str) -> int:
-    """The position of a kind in the output order (custom kinds share one rank)."""
-    return _RANK.get(kind, _CUSTOM_RANK)
 
 
 @dataclass(frozen=True)

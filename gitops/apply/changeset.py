@@ -12,16 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gitops.apply.options import Target
 from gitops.apply.results import Rejection
+from gitops.diff import ObjectChange
 from gitops.inventory import RevisionInfo, Revisions
+from gitops.redact import Redactor
 from gitops.resource import ResourceId
-
-if TYPE_CHECKING:
-    from gitops.apply.options import Target
-    from gitops.diff import ObjectChange
-    from gitops.redact import Redactor
 
 Obj = dict[str, Any]
 
