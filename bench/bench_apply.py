@@ -156,14 +156,16 @@ def kubectl_apply(kubeconfig: str, manifest: Path) -> tuple[float, int]:
 def stackctl_apply(kubeconfig: str, objects: list[dict[str, Any]], *, wait: bool) -> Any:
     from kubernetes import config
 
-    from gitops.apply import apply_objects
+    from gitops.apply import ApplyOptions, Target, apply_objects
     from gitops.cluster import ApplyPolicy
+    from gitops.kube import Kube
+    from gitops.redact import Redactor
 
     api = config.new_client_from_config(kubeconfig)
     start = time.perf_counter()
-    result = apply_objects(api, objects, cluster="kubeflow-bench",
-                           records_namespace="stackctl-system",
-                           policy=ApplyPolicy(timeout=600), wait=wait)
+    result = apply_objects(Target(Kube(api), "kubeflow-bench", "stackctl-system"), objects,
+                           options=ApplyOptions(policy=ApplyPolicy(timeout=600), wait=wait),
+                           redactor=Redactor())
     elapsed = time.perf_counter() - start
     if not result.ok:
         raise SystemExit(f"stackctl apply failed: {result.rejections[:5]} {result.failure}")

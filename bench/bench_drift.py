@@ -43,23 +43,25 @@ TARGET_S = 3.0
 
 
 def apply(kubeconfig: Path, objects: list[dict[str, Any]]) -> None:
-    from gitops.apply import apply_objects
+    from gitops.apply import ApplyOptions, Outcome, Target, apply_objects
     from gitops.cluster import ApplyPolicy
-    from gitops.kube import api_client
+    from gitops.kube import Kube, api_client
+    from gitops.redact import Redactor
 
-    result = apply_objects(api_client(kubeconfig), objects, cluster=CLUSTER,
-                           records_namespace=RECORDS,
-                           policy=ApplyPolicy(timeout=600, concurrency=8), wait=False)
+    result = apply_objects(
+        Target(Kube(api_client(kubeconfig)), CLUSTER, RECORDS), objects,
+        options=ApplyOptions(policy=ApplyPolicy(timeout=600, concurrency=8), wait=False),
+        redactor=Redactor())
     if not result.ok:
         raise SystemExit(f"stackctl apply failed: {result.rejections[:5]} {result.failure}")
-    print(f"applied revision {result.revision}: {result.count('created')} created, "
-          f"{result.count('configured')} configured, {result.count('unchanged')} unchanged")
+    print(f"applied revision {result.revision}: {result.count(Outcome.CREATED)} created, "
+          f"{result.count(Outcome.CONFIGURED)} configured, "
+          f"{result.count(Outcome.UNCHANGED)} unchanged")
 
 
 def stackctl_check(kubeconfig: Path) -> Any:
-    from gitops.apply.ssa import Kube
     from gitops.drift import check_cluster
-    from gitops.kube import api_client
+    from gitops.kube import Kube, api_client
     from gitops.redact import Redactor
 
     kube = Kube(api_client(kubeconfig))
@@ -87,16 +89,15 @@ def describe(d: Any) -> list[str]:
 
 
 def run(kubeconfig: Path, archive: Path, runs: int, out_json: Path | None) -> int:
-    from gitops.apply.ssa import Kube
     from gitops.inventory import Records
-    from gitops.kube import api_client
+    from gitops.kube import Kube, api_client
 
     with tempfile.TemporaryDirectory() as tmp:
         objects = render(archive, Path(tmp))
     apply(kubeconfig, objects)
     kube = Kube(api_client(kubeconfig))
     records = Records(kube, cluster=CLUSTER, namespace=RECORDS)
-    latest = records.latest(status="deployed")
+    latest = records.revisions().deployed
     assert latest is not None
     revision = records.manifests(latest.revision)
     for obj in revision:  # the anchor's discovery, once, outside the timing

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitops.errors import ConfigError
+from gitops.repopath import inside, physically_inside
 from gitops.schema import Field, load_config
 from gitops.stack import CLUSTERS_DIR, Stack, validate_name
 
@@ -138,6 +139,8 @@ def load_cluster(stack: Stack, name: str) -> Cluster:
     cfg_path = path / CLUSTER_FILE
     if not cfg_path.is_file():
         return Cluster(name=name, path=path)
+    physically_inside(stack.root, cfg_path, what=f"{CLUSTERS_DIR}/{name}/{CLUSTER_FILE}",
+                      file=cfg_path)
     data = load_config(cfg_path, CLUSTER_SPEC)
     apply = data.get("apply") or {}
     policy = ApplyPolicy(
@@ -152,12 +155,25 @@ def load_cluster(stack: Stack, name: str) -> Cluster:
     if kubeconfig:
         kc = Path(os.path.expandvars(kubeconfig)).expanduser()
         if not kc.is_absolute():
-            kc = (stack.root / kc).resolve()
+            # A relative kubeconfig is a file of the repository; an absolute or ~ one is
+            # the person's choice (docs: ~/.kube/config).
+            kc = inside(stack.root, kc.as_posix(), what="'kubeconfig'", file=cfg_path,
+                        line=_kubeconfig_line(cfg_path),
+                        hint="A kubeconfig outside the repository is written as an absolute "
+                        "path or from your home folder (~/.kube/config), or given in "
+                        f"${kubeconfig_env_var(name)}.").resolve()
     return Cluster(
         name=name, path=path, kubeconfig=kc, context=data.get("context"),
         records_namespace=data.get("recordsNamespace", "stackctl-system"),
         wave=data.get("wave", 0), policy=policy,
     )
+
+
+def _kubeconfig_line(cfg_path: Path) -> int | None:
+    for n, text in enumerate(cfg_path.read_text(encoding="utf-8").splitlines(), 1):
+        if text.startswith("kubeconfig:"):
+            return n
+    return None
 
 
 def select_clusters(

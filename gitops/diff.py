@@ -6,9 +6,10 @@ change of the same object), and a changed object lists its changed fields as rea
 paths with before and after values, found by deepdiff on the parsed objects.
 
 Lists of objects are matched by their key before the comparison, the way Kubernetes'
-strategic merge does (containers, env, volumes by `name`; volumeMounts by `mountPath`), so a
-path reads `spec.template.spec.containers[name=manager].image`, not `...containers[2].image`,
-and inserting a container does not show every later one as changed. Other lists compare by
+strategic merge does (gitops.kinds' list keys: containers, env, volumes by `name`;
+volumeMounts by `mountPath`; ports by port and protocol), so a path reads
+`spec.template.spec.containers[name=manager].image`, not `...containers[2].image`, and
+inserting a container does not show every later one as changed. Other lists compare by
 position.
 
 Values are redacted before they are compared (`gitops.redact`): a changed Secret value shows
@@ -30,7 +31,8 @@ from typing import Any, Literal
 from deepdiff import DeepDiff
 from deepdiff.helper import notpresent
 
-from gitops.redact import Redactor, run_redactor
+from gitops.kinds import key_of, list_key
+from gitops.redact import Redactor
 from gitops.resource import ResourceId
 
 Action = Literal["added", "removed", "changed"]
@@ -160,48 +162,35 @@ class ObjectSetDiff:
 
 # --- list keys ------------------------------------------------------------------------------
 
-# Merge keys of Kubernetes' strategic merge patch for lists whose key is not `name`.
-_LIST_KEYS: Mapping[str, tuple[str, ...]] = {
-    "volumeMounts": ("mountPath",),
-    "volumeDevices": ("devicePath",),
-    "ports": ("name", "containerPort", "port"),
-    "hostAliases": ("ip",),
-    "topologySpreadConstraints": ("topologyKey",),
-}
-_DEFAULT_KEYS = ("name",)
-
-
 class _ItemKey(str):
-    """A key of a list item matched by its merge key: reads `name=manager`."""
+    """A key of a list item matched by its key fields (gitops.kinds): reads `name=manager`
+    or `containerPort=80,protocol=TCP`; `pairs` holds the fields and values."""
 
-    __slots__ = ()
+    pairs: tuple[tuple[str, Any], ...]
+
+    def __new__(cls, pairs: tuple[tuple[str, Any], ...]) -> _ItemKey:
+        key = super().__new__(cls, ",".join(f"{f}={v}" for f, v in pairs))
+        key.pairs = pairs
+        return key
 
 
 class _KeyedList(dict[_ItemKey, Any]):
-    """A list of objects turned into a mapping by merge key, for the comparison."""
-
-
-def _list_key(field_name: str, items: list[Any]) -> str | None:
-    if not items or not all(isinstance(x, dict) for x in items):
-        return None
-    for key in _LIST_KEYS.get(field_name, _DEFAULT_KEYS):
-        values = [x.get(key) for x in items]
-        if all(isinstance(v, str | int) and not isinstance(v, bool) for v in values) and \
-                len(set(values)) == len(values):
-            return key
-    return None
+    """A list of objects turned into a mapping by its key, for the comparison."""
 
 
 def _normalize(node: Any, field_name: str = "") -> Any:
     if isinstance(node, dict):
         return {k: _normalize(v, str(k)) for k, v in node.items()}
     if isinstance(node, list):
-        key = _list_key(field_name, node)
-        if key is None:
+        fields = list_key(field_name, node)
+        if fields is None:
             return [_normalize(v, field_name) for v in node]
-        return _KeyedList(
-            (_ItemKey(f"{key}={item[key]}"), _normalize(item, field_name)) for item in node
-        )
+        out = _KeyedList()
+        for item in node:
+            pairs = key_of(fields, item)
+            assert pairs is not None  # list_key checked every entry
+            out[_ItemKey(pairs)] = _normalize(item, field_name)
+        return out
     return node
 
 
@@ -220,20 +209,19 @@ def _plain(node: Any) -> Any:
 # --- paths ----------------------------------------------------------------------------------
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
-_SIMPLE_ITEM = re.compile(r"^[A-Za-z0-9_./:$-]+=[A-Za-z0-9_./:$-]*$")
+_SIMPLE_VALUE = re.compile(r"^[A-Za-z0-9_./:$-]*$")
 
 
 def format_path(parts: Sequence[Any]) -> str:
     """`spec.template.spec.containers[name=manager].image`, `data["config.yaml"]`,
+    `ports[containerPort=80,protocol=TCP]`,
     `rules[0].verbs`: the readable YAML path of a list of keys and indices."""
     out = ""
     for p in parts:
         if isinstance(p, _ItemKey):
-            text = str(p)
-            if not _SIMPLE_ITEM.match(text):
-                k, _, v = text.partition("=")
-                text = f"{k}={json.dumps(v)}"
-            out += f"[{text}]"
+            out += "[" + ",".join(
+                f"{f}={v}" if _SIMPLE_VALUE.match(str(v)) else f"{f}={json.dumps(str(v))}"
+                for f, v in p.pairs) + "]"
         elif isinstance(p, int) and not isinstance(p, bool):
             out += f"[{p}]"
         elif _SIMPLE_KEY.match(str(p)):
@@ -261,11 +249,11 @@ _REPORTS: Mapping[str, Action] = {
 
 
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], *,
-                  redactor: Redactor | None = None,
+                  redactor: Redactor,
                   redacted: bool = False) -> tuple[FieldChange, ...]:
     """The changed fields between two versions of one object, as readable paths with
     redacted values, ordered by path. `redacted=True` when both are redacted already."""
-    r = redactor or run_redactor()
+    r = redactor
     a = before if redacted else r.redact(before)
     b = after if redacted else r.redact(after)
     return _field_changes(_normalize(a), _normalize(b))
@@ -382,7 +370,7 @@ def object_change(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
     *,
-    redactor: Redactor | None = None,
+    redactor: Redactor,
     fields: bool = True,
 ) -> ObjectChange | None:
     """One object's change, as `diff_object_sets` reports it, or None when it is unchanged
@@ -393,7 +381,7 @@ def object_change(
     (redaction maps equal values to equal marks and different ones to different marks,
     and never changes a key), and only an object whose images changed is redacted, for the
     image values it shows. The redactor still learns every secret value it is given."""
-    r = redactor or run_redactor()
+    r = redactor
     a, b = before, after
     if a is not None and b is not None and a == b:
         r.learn([a])
@@ -433,14 +421,14 @@ def diff_object_sets(
     before: Iterable[Mapping[str, Any]],
     after: Iterable[Mapping[str, Any]],
     *,
-    redactor: Redactor | None = None,
+    redactor: Redactor,
 ) -> ObjectSetDiff:
     """Objects added, removed and changed (field by field) from `before` to `after`.
 
-    Every value in the result is redacted with `redactor` (the run's by default). The
+    Every value in the result is redacted with `redactor` (the run's). The
     redactor learns the secret values of both sets, so its `text()` scrubs them from
     any message printed alongside."""
-    r = redactor or run_redactor()
+    r = redactor
     a_idx, b_idx = _index(before), _index(after)
     return ObjectSetDiff.collect(
         object_change(rid, a_idx.get(rid), b_idx.get(rid), redactor=r)

@@ -14,6 +14,8 @@
     │   ├── ClusterError          a cluster cannot be reached or refused a request
     │   ├── ApplyError            an apply failed (after rollback, when there was one)
     │   ├── UpgradeError          an upgrade cannot start, resolve, continue or abort
+    │   ├── MachineError          the machine refused: a full disk, a read-only file system,
+    │   │                         no permission, a lock file left by another process
     │   └── DemoError             a step of `make demo` did not do what it should
     └── (unexpected exceptions are bugs: exit 3 with a log file)
 
@@ -117,6 +119,21 @@ class VendorEditedError(UserError):
 class UpgradeError(UserError):
     """An upgrade cannot start (one is in progress), resolve (unknown address), continue or
     abort; the message says which command to run instead."""
+
+
+class MachineError(UserError):
+    """The machine, or another process, refused an operation: a full disk, a read-only file
+    system, missing permission, a git lock file (gitops.oserrors builds these). `remedy`
+    says what to do about it; the hint goes on with what to run then."""
+
+    def __init__(self, message: str, *, remedy: str,
+                 then: str = "run the command again") -> None:
+        self.remedy = remedy
+        super().__init__(message, hint=f"{remedy}, then {then}.")
+
+    def then(self, what: str) -> MachineError:
+        """The same error, advising to run `what` (instead of the same command) after."""
+        return MachineError(self.message, remedy=self.remedy, then=what)
 
 
 class DemoError(UserError):

@@ -187,9 +187,3 @@ def status_of(obj: dict[str, Any]) -> Status:
     if (rid.group, rid.kind) in _EXISTENCE_ONLY:
         return _ready("exists")
     return generic_status(obj)
-
-
-def needs_wait(rid: ResourceId) -> bool:
-    """Whether an object's health can change after it is created (else: ready on creation,
-    unless it carries a Ready condition, which the poller checks once)."""
-    return (rid.group, rid.kind) not in _EXISTENCE_ONLY

@@ -23,11 +23,13 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from gitops import __version__
-from gitops.apply.ssa import ApiRequestError, Kube
 from gitops.errors import ClusterError
+from gitops.kube import Kube, KubeApiError
+from gitops.kube.client import METADATA_LIST
 from gitops.resource import ResourceId
 
 PART_OF = "applyset.kubernetes.io/part-of"
@@ -55,7 +57,16 @@ DATA_KEY = "manifests.json.gz"
 # for metadata.
 CHUNK_BYTES = 700 * 1024
 
-STATUSES = ("pending", "deployed", "failed", "rolled-back", "superseded")
+
+
+class RevisionStatus(StrEnum):
+    """The status label of a recorded revision."""
+
+    PENDING = "pending"  # being applied (or its apply stopped: then abandoned)
+    DEPLOYED = "deployed"  # the current one: applied and healthy
+    FAILED = "failed"
+    ROLLED_BACK = "rolled-back"  # replaced by an explicit rollback to another one
+    SUPERSEDED = "superseded"  # replaced by a later deployed one
 
 
 def applyset_id(name: str, namespace: str, kind: str, group: str) -> str:
@@ -98,13 +109,47 @@ def split_chunks(blob: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
 @dataclass(frozen=True)
 class RevisionInfo:
     revision: int
-    status: str
+    status: RevisionStatus | str  # a str only for a label stackctl does not know
     commit: str
     user: str
     time: str
     object_count: int
     description: str = ""
     chunks: int = 1
+
+
+class Revisions(tuple[RevisionInfo, ...]):
+    """The recorded revisions of a cluster, oldest first."""
+
+    __slots__ = ()
+
+    def latest(self, status: RevisionStatus | None = None) -> RevisionInfo | None:
+        """The newest revision (with `status`, when given)."""
+        found = [r for r in self if status is None or r.status == status]
+        return found[-1] if found else None
+
+    @property
+    def deployed(self) -> RevisionInfo | None:
+        """The latest deployed revision: what the cluster runs, by stackctl's records."""
+        return self.latest(RevisionStatus.DEPLOYED)
+
+    @property
+    def pending(self) -> tuple[RevisionInfo, ...]:
+        return tuple(r for r in self if r.status == RevisionStatus.PENDING)
+
+    @property
+    def next_number(self) -> int:
+        return max((r.revision for r in self), default=0) + 1
+
+    def find(self, revision: int) -> RevisionInfo | None:
+        return next((r for r in self if r.revision == revision), None)
+
+
+def _status(value: str) -> RevisionStatus | str:
+    try:
+        return RevisionStatus(value)
+    except ValueError:
+        return value
 
 
 def _now() -> str:
@@ -126,7 +171,7 @@ def _info(secret: dict[str, Any]) -> RevisionInfo:
     labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
     return RevisionInfo(
         revision=int(labels.get(L_REVISION, 0)),
-        status=str(labels.get(L_STATUS, "")),
+        status=_status(str(labels.get(L_STATUS, ""))),
         commit=str(ann.get(A_COMMIT, "")),
         user=str(ann.get(A_USER, "")),
         time=str(ann.get(A_TIME, "")),
@@ -152,7 +197,7 @@ class Records:
     def ensure_namespace(self) -> None:
         try:
             self.kube.request("GET", f"/api/v1/namespaces/{self.namespace}")
-        except ApiRequestError as e:
+        except KubeApiError as e:
             if e.code != 404:
                 raise
             try:
@@ -160,26 +205,27 @@ class Records:
                     "apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": self.namespace, "labels": {L_OWNER: "stackctl"}},
                 })
-            except ApiRequestError as e2:
+            except KubeApiError as e2:
                 if e2.code != 409:
                     raise
 
-    def revisions(self) -> list[RevisionInfo]:
-        """Every recorded revision of the cluster, oldest first."""
+    def revisions(self) -> Revisions:
+        """Every recorded revision of the cluster, oldest first. Read as metadata only:
+        the manifests each revision holds (up to 700 KiB a chunk) are not needed here."""
         try:
             doc = self.kube.request("GET", self._secrets, query={
                 "labelSelector": f"{L_CLUSTER}={self.cluster},{L_CHUNK}=0",
-            })
-        except ApiRequestError as e:
+            }, accept=METADATA_LIST)
+        except KubeApiError as e:
             if e.code == 404:
-                return []
+                return Revisions()
             raise
         infos = [_info(s) for s in doc.get("items") or []]
-        return sorted(infos, key=lambda i: i.revision)
+        return Revisions(sorted(infos, key=lambda i: i.revision))
 
-    def latest(self, *, status: str | None = None) -> RevisionInfo | None:
-        revs = [r for r in self.revisions() if status is None or r.status == status]
-        return revs[-1] if revs else None
+    def latest(self, *, status: RevisionStatus | None = None) -> RevisionInfo | None:
+        """The newest recorded revision (with `status`, when given)."""
+        return self.revisions().latest(status)
 
     def manifests(self, revision: int) -> list[dict[str, Any]]:
         first = self._get(secret_name(self.cluster, revision))
@@ -212,12 +258,13 @@ class Records:
     def _get(self, name: str) -> dict[str, Any] | None:
         try:
             return self.kube.request("GET", f"{self._secrets}/{name}")
-        except ApiRequestError as e:
+        except KubeApiError as e:
             if e.code == 404:
                 return None
             raise
 
-    def write(self, revision: int, objects: Sequence[dict[str, Any]], *, status: str,
+    def write(self, revision: int, objects: Sequence[dict[str, Any]], *,
+              status: RevisionStatus,
               commit: str | None, description: str = "") -> RevisionInfo:
         blob = encode_manifests(objects)
         chunks = split_chunks(blob)
@@ -226,7 +273,7 @@ class Records:
                       L_REVISION: str(revision), L_CHUNK: str(i)}
             annotations: dict[str, str] = {A_CHUNKS: str(len(chunks))}
             if i == 0:
-                labels[L_STATUS] = status
+                labels[L_STATUS] = str(status)
                 annotations.update({
                     A_COMMIT: commit or "", A_USER: current_user(), A_TIME: _now(),
                     A_OBJECTS: str(len(objects)), A_DIGEST: hashlib.sha256(blob).hexdigest(),
@@ -240,17 +287,17 @@ class Records:
                 "data": {DATA_KEY: base64.b64encode(chunks[i]).decode()},
             }
             self.kube.apply(body, force=True)
-        info = self.latest_info(revision)
+        info = self.info(revision)
         assert info is not None
         return info
 
-    def latest_info(self, revision: int) -> RevisionInfo | None:
+    def info(self, revision: int) -> RevisionInfo | None:
         secret = self._get(secret_name(self.cluster, revision))
         return _info(secret) if secret is not None else None
 
-    def set_status(self, revision: int, status: str, *, description: str | None = None) -> None:
-        assert status in STATUSES
-        meta: dict[str, Any] = {"labels": {L_STATUS: status}}
+    def set_status(self, revision: int, status: RevisionStatus, *,
+                   description: str | None = None) -> None:
+        meta: dict[str, Any] = {"labels": {L_STATUS: str(status)}}
         if description is not None:
             meta["annotations"] = {A_DESCRIPTION: description}
         self.kube.request(

@@ -29,9 +29,10 @@ from typing import Any
 
 from gitops.errors import ConfigError
 from gitops.remote.pins import RemotePin, pins_from_yaml
-from gitops.schema import Field, validate
+from gitops.repopath import physically_inside, relative_inside
+from gitops.schema import Field, line_of, validate
 from gitops.stack import LOCK_FILE
-from gitops.yamlio import dump_safe, load_all_rt
+from gitops.yamlio import check_depth, decode, dump_safe, load_all_rt
 
 LOCK_VERSION = 1
 HEADER = "# stackctl.lock: what is vendored. Written by 'stackctl vendor import'; do not edit.\n"
@@ -142,6 +143,7 @@ def render_lock(lock: Lock) -> str:
 
 
 def parse_lock(text: str, *, path: Path | str = LOCK_FILE) -> Lock:
+    check_depth(text, path=path)
     docs = [d for d in load_all_rt(text, path=path) if d is not None]
     if len(docs) != 1:
         raise ConfigError(f"expected exactly one YAML document, found {len(docs)}.", path=path,
@@ -151,29 +153,38 @@ def parse_lock(text: str, *, path: Path | str = LOCK_FILE) -> Lock:
     entries = []
     for i, node in enumerate(doc["vendor"]):
         validate(node, ENTRY_SPEC, path=Path(path), where=f"vendor[{i}].")
+        _check_places(node, i, path)
         entries.append(LockEntry.from_yaml(dict(node), path=path, where=f"vendor[{i}]."))
     return Lock(entries=tuple(entries))
+
+
+def _check_places(node: Any, i: int, path: Path | str) -> None:
+    """The lock names a folder stackctl reads and a branch it moves: the folder must be
+    inside the repository, the branch the entry's own vendor branch (never main)."""
+    where = f"vendor[{i}]."
+    if not relative_inside(str(node["path"])):
+        raise ConfigError(
+            f"{where}path {str(node['path'])!r} is not a path inside the repository; it must "
+            "be relative to the stack's folder and stay below it (vendor/<name>).",
+            path=path, line=line_of(node, "path"),
+            hint=f"Restore the file from git (git checkout -- {LOCK_FILE}).")
+    want = f"vendor/{node['name']}"
+    if str(node["vendorBranch"]) != want:
+        raise ConfigError(
+            f"{where}vendorBranch {str(node['vendorBranch'])!r} is not the vendor branch of "
+            f"{str(node['name'])!r}, which is {want!r}; stackctl moves that branch and will "
+            "not move another.",
+            path=path, line=line_of(node, "vendorBranch"),
+            hint=f"Restore the file from git (git checkout -- {LOCK_FILE}).")
 
 
 def read_lock(root: Path) -> Lock | None:
     """The lock of the deployment repo at `root`, or None when nothing was vendored yet."""
     path = root / LOCK_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        data = physically_inside(root, path, what=LOCK_FILE, file=path).read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
         raise ConfigError(f"cannot read the file: {e.strerror}", path=path) from e
-    return parse_lock(text, path=path)
-
-
-def lock_text_with(root: Path, entry: LockEntry) -> str:
-    """The text of the lock at `root` with `entry` added or replaced (for a commit)."""
-    return render_lock((read_lock(root) or Lock()).with_entry(entry))
-
-
-def write_lock(root: Path, lock: Lock) -> Path:
-    """Write the lock file to disk (vendor import commits it through git instead)."""
-    path = root / LOCK_FILE
-    path.write_text(render_lock(lock), encoding="utf-8")
-    return path
+    return parse_lock(decode(data, path=path), path=path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -37,12 +36,28 @@ def project_root() -> Path:
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same folder and a rename, so
     that a reader (or a run that was interrupted) never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    import tempfile  # not on a cached render's path
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _refused(e, path) from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
         Path(tmp).replace(path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _refused(e, path) from e
         raise
+
+
+def _refused(e: OSError, path: Path) -> OSError | Exception:
+    """A full disk or a read-only folder is the machine's condition (MachineError, exit 2,
+    naming `path` rather than the temporary file); other OSErrors stay as they are."""
+    from gitops.oserrors import refusal
+
+    bare = OSError(e.errno, e.strerror)  # the message names `path`, not the temporary file
+    return refusal(bare, action=f"write {path}") or e

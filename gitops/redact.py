@@ -1,5 +1,6 @@
 """Secret values never reach an output of stackctl: plans, drift reports, apply progress,
-error messages and logs all go through a `Redactor`.
+error messages and logs all go through a `Redactor`: one per run, built by the command from
+the stack (`Redactor.from_config`) and passed down as a value to everything that prints.
 
 What is redacted (see docs/secrets.md):
 - every value of a Secret's `data` and `stringData` (also in `kind: List` items);
@@ -275,7 +276,9 @@ class Redactor:
                 self._scrub_re = (re.compile("|".join(re.escape(v) for v in values))
                                   if values else _NEVER)
             text = self._scrub_re.sub(lambda m: self.mark(m.group(0)), text)
-        if pairs and self._sensitive is not None and self._sensitive.search(text):
+        # Every pair is tested, not the text first: a pattern anchored to the end of a key
+        # (`dsn$`) would not match a whole message.
+        if pairs and self._sensitive is not None:
             text = (_PAIR_EQ if pairs == "=" else _PAIR).sub(self._pair, text)
         return text
 
@@ -338,46 +341,11 @@ def _stack_redact_config(root: Path) -> dict[str, Any]:
     return cfg if isinstance(cfg, dict) else {}
 
 
-_RUN: Redactor | None = None
-
-
-def run_redactor() -> Redactor:
-    """The process-wide redactor of this run, shared by every output path (plan, apply
-    progress, error messages): one salt, and every secret value any step has seen."""
-    global _RUN
-    if _RUN is None:
-        _RUN = Redactor.from_config()
-    return _RUN
-
-
-def set_run_redactor(redactor: Redactor) -> Redactor:
-    """Install the run's redactor (the CLI does, once it knows the repo's configuration)."""
-    global _RUN
-    if _RUN is not None:
-        for v in _RUN.known_values:
-            redactor.add_known(v)
-    _RUN = redactor
-    return redactor
-
-
-def redact_object(obj: Any) -> Any:
-    """A redacted deep copy of `obj`, with the run's redactor."""
-    return run_redactor().redact(obj)
-
-
-def redact_text(text: str, known: Iterable[str] = ()) -> str:
-    """`text` with the run's known secret values (plus `known`) scrubbed."""
-    r = run_redactor()
-    for v in known:
-        r.add_known(v)
-    return r.text(text)
-
-
-def scrub_message(text: str) -> str:
-    """An error or log message with the run's known secret values and sensitive
-    `name=value` pairs redacted. Never raises: it runs inside the error handler."""
+def scrub_message(text: str, redactor: Redactor | None = None) -> str:
+    """An error or log message with the run's known secret values (with the run's
+    `redactor`) and sensitive `name=value` pairs redacted. Never raises: it runs inside
+    the error handler."""
     try:
-        r = _RUN if _RUN is not None else Redactor()
-        return r.text(text, pairs="=")
+        return (redactor or Redactor()).text(text, pairs="=")
     except Exception:  # the message must still be shown; redaction is best effort here
         return text

@@ -7,7 +7,7 @@ cache it by content, and hand it out as objects with their identity.
     write_rendered(rendered, out_dir, *, split=False) -> list[Path]
 
 Normal form (docs/render.md): a header comment (cluster, source commit, kustomize version),
-then the objects as `---`-separated documents, ordered by KIND_ORDER, then kind and group,
+then the objects as `---`-separated documents, ordered by KIND_ORDER (gitops.kinds), kind, group,
 namespace and name. Each object keeps kustomize's own text and field order: kustomize (kyaml)
 serialises deterministically, keeping the field order of the input files, so the same
 inputs give byte-identical output without a second YAML dump. An object's body is parsed
@@ -20,14 +20,13 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from gitops import rendercache
-from gitops.cluster import Cluster, list_clusters
+from gitops import rendercache, renderkey
 from gitops.errors import ConfigError, KustomizeError, RenderError, UserError
+from gitops.kinds import kind_rank
 from gitops.kustomize import (
     BUILD_FLAGS,
     Inputs,
@@ -37,37 +36,24 @@ from gitops.kustomize import (
     find_kustomize,
     walk,
 )
+from gitops.linkfence import enclosing_repository
+from gitops.origin import duplicate_error, origin
 from gitops.paths import write_atomic
 from gitops.resource import ResourceId, split_api_version
 from gitops.stack import CLUSTERS_DIR, Stack
-from gitops.yamlio import load_safe
 
-# Install order (Helm's InstallOrder, which follows kubectl's dependency order), with CRDs
-# moved up beside Namespaces so custom resources after them can be applied; kinds not listed
-# (custom resources) come after the built-in ones; webhooks and API services last, so that
-# nothing is admitted through a webhook whose backend is not there yet.
-KIND_ORDER = (
-    "Namespace", "CustomResourceDefinition", "PriorityClass", "NetworkPolicy",
-    "ResourceQuota", "LimitRange", "PodSecurityPolicy", "PodDisruptionBudget",
-    "ServiceAccount", "Secret", "SecretList", "ConfigMap", "StorageClass",
-    "PersistentVolume", "PersistentVolumeClaim", "ClusterRole", "ClusterRoleList",
-    "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList", "RoleBinding",
-    "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet",
-    "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass",
-    "Ingress",
-)
-LAST_KINDS = ("APIService", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-              "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
-_RANK = {k: i + 1 for i, k in enumerate(KIND_ORDER)}
-_CUSTOM_RANK = len(KIND_ORDER) + 1
-_RANK.update({k: _CUSTOM_RANK + 1 + i for i, k in enumerate(LAST_KINDS)})
+if TYPE_CHECKING:  # gitops.cluster reads YAML configuration: not on a cached render's path
+    from gitops.cluster import Cluster
 
 Progress = Callable[[str], None]
 
 
-def kind_rank(kind: str) -> int:
-    """The position of a kind in the output order (custom kinds share one rank)."""
-    return _RANK.get(kind, _CUSTOM_RANK)
+def load_safe(text: str, **kw: Any) -> Any:
+    """gitops.yamlio.load_safe, imported when first called: a cached render parses nothing
+    and so does not load the YAML libraries."""
+    from gitops import yamlio
+
+    return yamlio.load_safe(text, **kw)
 
 
 @dataclass(frozen=True)
@@ -174,7 +160,7 @@ def normalise(stdout: str, *, what: str,
                 missing = "kind" if not kind else "metadata.name"
                 raise RenderError(
                     f"{what} renders an object without {missing} "
-                    f"({_describe(body)}){_origin(contents, kind, name)}.",
+                    f"({_describe(body)}){origin(contents, kind, name)}.",
                     hint=f"Give the object a {missing} in the file it comes from.")
             ident = (str(body.get("apiVersion") or ""), kind,
                      str(meta.get("namespace") or ""), name)
@@ -186,7 +172,7 @@ def normalise(stdout: str, *, what: str,
         if a.id == b.id:
             raise RenderError(
                 f"{what} renders {a.id} twice (as {a.api_version} and {b.api_version})"
-                f"{_origin(contents, a.id.kind, a.id.name)}.",
+                f"{origin(contents, a.id.kind, a.id.name)}.",
                 hint="An object's identity (group, kind, namespace, name) must be unique in "
                 "a cluster: remove one of them or give it another name.")
     return objects
@@ -195,28 +181,6 @@ def normalise(stdout: str, *, what: str,
 def _describe(body: dict[str, Any]) -> str:
     text = " ".join(f"{k}={body[k]!r}" for k in ("apiVersion", "kind") if k in body)
     return text or "no apiVersion or kind"
-
-
-def _origin(contents: Sequence[tuple[str, bytes | None]], kind: str, name: str) -> str:
-    """' from a.yaml, b.yaml': the input files that mention the object (best effort: name
-    prefixes, suffixes and hashes added by kustomize hide some)."""
-    if not contents:
-        return ""
-    pats = []
-    if kind:
-        pats.append(re.compile(rb"^kind:[ ]*['\"]?" + re.escape(kind.encode()) + rb"['\"]?\s*$",
-                               re.M))
-    if name:
-        pats.append(re.compile(rb"^\s+name:[ ]*['\"]?" + re.escape(name.encode())
-                               + rb"['\"]?\s*$", re.M))
-    hits = [rel for rel, data in contents
-            if data is not None and rel.endswith((".yaml", ".yml", ".json"))
-            and PurePosixPath(rel).name not in ("kustomization.yaml", "kustomization.yml")
-            and all(p.search(data) for p in pats)]
-    if not hits:
-        return ""
-    shown = ", ".join(hits[:5]) + (f" and {len(hits) - 5} more" if len(hits) > 5 else "")
-    return f"; it comes from {shown}"
 
 
 def _to_entry(objects: Sequence[RenderedObject], version: str,
@@ -284,9 +248,50 @@ def _check_remote(inputs: Inputs, what: str, base: Path) -> None:
         "kustomization at its path under vendor/.")
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """How a render's cache key is computed: from the working tree or from a commit."""
+
+    label: str  # the cluster folder, as its remembered reaches are filed
+    compute: Callable[[renderkey.Reach], renderkey.Keyed]
+    source: Callable[[renderkey.Keyed], str | None]
+
+
+def _worktree_keys(path: Path, k: Kustomize,
+                   wt: renderkey.WorktreeInputs | None = None) -> _Keys:
+    wt = wt or renderkey.WorktreeInputs(path)
+    return _Keys(label=wt.label(path), source=wt.source,
+                 compute=lambda reach: wt.key(path, reach, kustomize_id=k.identity,
+                                              flags=BUILD_FLAGS))
+
+
+def _cached(keys: _Keys) -> tuple[renderkey.Keyed, rendercache.Entry] | None:
+    """The cached render under a remembered reach of this cluster folder, without walking
+    the kustomization graph (renderkey's docstring says why that is exact)."""
+    for i, reach in enumerate(renderkey.remembered(keys.label)):
+        try:
+            keyed = keys.compute(reach)
+        except (renderkey.Uncacheable, UserError, OSError):
+            return None
+        entry = rendercache.load(keyed.key)
+        if entry is not None:
+            if i:
+                renderkey.remember(keys.label, reach)  # most recent first
+            return keyed, entry
+    return None
+
+
+def _rendered(label: str, entry: rendercache.Entry, objects: tuple[RenderedObject, ...],
+              k: Kustomize, *, hit: bool, source: str | None, key: str) -> Rendered:
+    return Rendered(cluster=label, objects=objects, text=header(label, source, k.version)
+                    + entry.text, warnings=entry.warnings, kustomize_version=k.version,
+                    cache_hit=hit, source=source, key=key)
+
+
 def render_path(path: Path, *, name: str | None = None,
                 kustomize: Kustomize | str | Path | None = None, use_cache: bool = True,
-                source: str | None = None, base: Path | None = None) -> Rendered:
+                source: str | None = None, base: Path | None = None,
+                _keys: _Keys | None = None) -> Rendered:
     """Render any kustomization directory. `name` labels it in messages and the header;
     `source` is the commit for the header (default: found from git for the working tree);
     `base` is the folder paths in messages are relative to (default: `path`)."""
@@ -294,34 +299,65 @@ def render_path(path: Path, *, name: str | None = None,
     label = name or path.name
     what = f"cluster {label}" if name else str(path)
     k = _kustomize(kustomize)
-    inputs = walk(path)
+    keys = _keys or _worktree_keys(path, k)
+    if use_cache and (found := _cached(keys)) is not None:
+        src = source if source is not None else keys.source(found[0])
+        return _rendered(label, found[1], _from_entry(found[1]), k, hit=True, source=src,
+                         key=found[0].key)
+    inputs = walk(path, boundary=enclosing_repository(base or path))
     _check_remote(inputs, what, base or path)
-    rel = inputs.relative()
-    contents = rendercache.read_inputs(rel)
-    key = rendercache.cache_key(contents, version=k.version, flags=BUILD_FLAGS)
-    if source is None:
-        from gitops.snapshot import worktree_source
-
-        source = worktree_source(path, [(p, c) for (_, p), (_, c) in zip(rel, contents,
-                                                                            strict=True)])
-    entry = rendercache.load(key) if use_cache else None
-    hit = entry is not None
-    if entry is None:
-        try:
-            out = k.build(path, what=what, files=[r for r, _ in rel])
-        except KustomizeBuildError as e:
-            raise _relative_to(e, path, base) from e
-        objects: tuple[RenderedObject, ...] = tuple(
-            normalise(out.stdout, what=what, contents=contents))
-        entry = _to_entry(objects, k.version, out.warnings)
-        if use_cache:
-            rendercache.store(key, entry)
+    reach = renderkey.Reach.of(inputs)
+    try:
+        keyed: renderkey.Keyed | None = keys.compute(reach)
+    except renderkey.Uncacheable:
+        keyed = None  # rendered, never cached
+    cached = rendercache.load(keyed.key) if use_cache and keyed is not None else None
+    hit = cached is not None
+    if cached is not None:
+        entry, objects = cached, _from_entry(cached)
     else:
-        objects = _from_entry(entry)
-    head = header(label, source, k.version)
-    return Rendered(cluster=label, objects=objects, text=head + entry.text,
-                    warnings=entry.warnings, kustomize_version=k.version, cache_hit=hit,
-                    source=source, key=key)
+        # kustomize starts once the walk has checked the graph (remote references, links
+        # out of the repository); the `source` line (pygit2) is found while it runs.
+        running = k.start(path)
+        try:
+            if source is None:
+                source = keys.source(keyed) if keyed is not None else _changed_head(path)
+        except BaseException:
+            running.stop()
+            raise
+        try:
+            out = running.result(what=what, files=[r for r, _ in inputs.relative()])
+        except KustomizeBuildError as e:
+            contents = rendercache.read_inputs(inputs.relative())
+            raise duplicate_error(e, what, contents, path, base) \
+                or _relative_to(e, path, base) from e
+        objects = _normalise(out.stdout, what, inputs)
+        entry = _to_entry(objects, k.version, out.warnings)
+        if use_cache and keyed is not None:
+            rendercache.store(keyed.key, entry)
+    if use_cache and keyed is not None:
+        renderkey.remember(keys.label, reach)
+    if source is None:
+        source = keys.source(keyed) if keyed is not None else _changed_head(path)
+    return _rendered(label, entry, objects, k, hit=hit, source=source,
+                     key=keyed.key if keyed is not None else "")
+
+
+def _normalise(stdout: str, what: str, inputs: Inputs) -> tuple[RenderedObject, ...]:
+    """normalise() without reading the inputs; they are read only to name the files an
+    identity error comes from."""
+    try:
+        return tuple(normalise(stdout, what=what))
+    except RenderError:
+        contents = rendercache.read_inputs(inputs.relative())
+        return tuple(normalise(stdout, what=what, contents=contents))
+
+
+def _changed_head(path: Path) -> str | None:
+    from gitops.git import head_commit_of
+
+    head = head_commit_of(path)
+    return None if head is None else f"{head}+changes"
 
 
 def _relative_to(e: KustomizeBuildError, path: Path, base: Path | None) -> KustomizeBuildError:
@@ -346,6 +382,8 @@ def _cluster_dir(root: Path, name: str, stack_root: Path) -> Path:
 
 
 def _known(root: Path) -> list[str]:
+    from gitops.cluster import list_clusters
+
     try:
         return list_clusters(Stack(root=root, name="x", source="."))
     except (OSError, UserError):
@@ -358,7 +396,7 @@ def render_cluster(stack: Stack, cluster: str | Cluster, *,
     """Render clusters/<name> of the working tree."""
     name = cluster if isinstance(cluster, str) else cluster.name
     path = _cluster_dir(stack.root, name, stack.root)
-    if isinstance(cluster, Cluster) and find_kustomization(cluster.path) is not None:
+    if not isinstance(cluster, str) and find_kustomization(cluster.path) is not None:
         path = cluster.path
     return render_path(path, name=name, kustomize=_kustomize(kustomize, stack.kustomize),
                        use_cache=use_cache, base=stack.root)
@@ -377,26 +415,102 @@ def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None
     def run(root: Path, source: str | None) -> dict[str, Rendered | UserError]:
         names = list(dict.fromkeys(clusters)) or _known(root)
         workers = max(1, min(len(names) or 1, jobs or os.cpu_count() or 1))
+        wt = renderkey.WorktreeInputs(root)  # the index, read once for every cluster
 
         def one(name: str) -> Rendered | UserError:
             try:
-                r = render_path(_cluster_dir(root, name, stack.root), name=name,
-                                kustomize=k, use_cache=use_cache, source=source, base=root)
+                path = _cluster_dir(root, name, stack.root)
+                r = render_path(path, name=name, kustomize=k, use_cache=use_cache,
+                                source=source, base=root,
+                                _keys=_worktree_keys(Path(os.path.normpath(path.absolute())),
+                                                     k, wt))
             except UserError as e:
                 say(f"{name}: failed")
                 return e
             say(f"{name}: {len(r.objects)} objects" + (" (cached)" if r.cache_hit else ""))
             return r
 
+        if workers == 1:
+            return {n: one(n) for n in names}
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return dict(zip(names, pool.map(one, names), strict=True))
 
     if ref is None:
         return run(stack.root, None)
-    from gitops.snapshot import exported
+    return _render_at(stack, list(dict.fromkeys(clusters)), ref, k, jobs=jobs,
+                      use_cache=use_cache, say=say)
 
-    with exported(stack.root, ref) as snap:
-        return run(snap.root, snap.commit)
+
+def _render_at(stack: Stack, names: list[str], ref: str, k: Kustomize, *, jobs: int | None,
+               use_cache: bool, say: Progress) -> dict[str, Rendered | UserError]:
+    """Clusters at a commit: each cluster's key is computed from git's objects, so a cached
+    cluster costs no export; the commit's tree is exported once, when a cluster misses."""
+    import contextlib
+    import threading
+
+    from gitops.git import exported, open_with_prefix, resolve_commit
+
+    repo, prefix = open_with_prefix(stack.root)
+    commit = str(resolve_commit(repo.raw, ref).id)
+    at = renderkey.CommitInputs(repo, commit)
+    lock = threading.Lock()  # one pygit2 repository, read from every thread
+    clusters_dir = f"{prefix}/{CLUSTERS_DIR}" if prefix else CLUSTERS_DIR
+
+    def has_cluster(name: str) -> bool:
+        return any(at.resolve(f"{clusters_dir}/{name}/{f}") is not None
+                   for f in ("kustomization.yaml", "kustomization.yml", "Kustomization"))
+
+    if not names:
+        with lock:
+            top = at.resolve(clusters_dir)
+            names = sorted(n for n, (mode, _) in
+                           (repo.tree_entries(top[1]).items() if top else ())
+                           if mode == 0o040000 and has_cluster(n))
+
+    def keys_of(name: str) -> _Keys:
+        cluster = f"{clusters_dir}/{name}"
+
+        def compute(reach: renderkey.Reach) -> renderkey.Keyed:
+            with lock:
+                return at.key(cluster, reach, kustomize_id=k.identity, flags=BUILD_FLAGS)
+
+        return _Keys(label=cluster, compute=compute, source=lambda _keyed: commit)
+
+    results: dict[str, Rendered | UserError] = {}
+    misses = []
+    for name in names:
+        if use_cache:
+            found = _cached(keys_of(name))
+            if found is not None:
+                keyed, entry = found
+                results[name] = _rendered(name, entry, _from_entry(entry), k, hit=True,
+                                          source=commit, key=keyed.key)
+                say(f"{name}: {len(entry.index)} objects (cached)")
+                continue
+        misses.append(name)
+    if misses:
+        with contextlib.ExitStack() as scope:
+            snap = scope.enter_context(exported(stack.root, commit))
+
+            def one(name: str) -> Rendered | UserError:
+                try:
+                    r = render_path(_cluster_dir(snap.root, name, stack.root), name=name,
+                                    kustomize=k, use_cache=use_cache, source=commit,
+                                    base=snap.root, _keys=keys_of(name))
+                except UserError as e:
+                    say(f"{name}: failed")
+                    return e
+                say(f"{name}: {len(r.objects)} objects" + (" (cached)" if r.cache_hit else ""))
+                return r
+
+            from concurrent.futures import ThreadPoolExecutor
+
+            workers = max(1, min(len(misses), jobs or os.cpu_count() or 1))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results.update(zip(misses, pool.map(one, misses), strict=True))
+    return {n: results[n] for n in names}
 
 
 def render_clusters(stack: Stack, clusters: Sequence[str], *, ref: str | None = None,
@@ -440,6 +554,18 @@ def split_names(rendered: Rendered) -> list[str]:
             for o, n in zip(rendered.objects, plain, strict=True)]
 
 
+def _holds(path: Path, data: bytes, *, private: bool = False) -> bool:
+    """Whether the file at `path` holds exactly `data` (its size is checked first) and, when
+    `private` (it holds a Secret), is readable by its owner alone, as stackctl writes it."""
+    try:
+        st = path.stat()
+        if private and st.st_mode & 0o077:
+            return False
+        return st.st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
 def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) -> list[Path]:
     """Write <out>/<cluster>.yaml, or with `split` the folder <out>/<cluster>/ with one file
     per object. Both are written beside their target and renamed into place, so a reader
@@ -450,6 +576,9 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
     out_dir = Path(out_dir)
     if not split:
         target = out_dir / f"{rendered.cluster}.yaml"
+        secrets = any(o.kind in ("Secret", "SecretList") for o in rendered.objects)
+        if _holds(target, rendered.text.encode("utf-8"), private=secrets):
+            return [target]  # already what the render writes: not written again
         try:
             write_atomic(target, rendered.text)
         except OSError as e:
@@ -459,12 +588,26 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
     target = out_dir / rendered.cluster
     head = rendered.text[: len(rendered.text) - len("".join(
         "---\n" + o.yaml for o in rendered.objects))]
+    names = split_names(rendered)
+    texts = [(head + o.yaml).encode("utf-8") for o in rendered.objects]
+    try:
+        unchanged = sorted(p.name for p in target.iterdir()) == sorted(names) and all(
+            _holds(target / n, t, private=o.kind in ("Secret", "SecretList"))
+            for o, n, t in zip(rendered.objects, names, texts, strict=True))
+    except OSError:
+        unchanged = False
+    if unchanged:
+        return [target / n for n in names]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{rendered.cluster}."))
-        names = split_names(rendered)
-        for o, n in zip(rendered.objects, names, strict=True):
-            (tmp / n).write_text(head + o.yaml, encoding="utf-8", newline="\n")
+        for o, n, t in zip(rendered.objects, names, texts, strict=True):
+            # A Secret's file is the owner's alone, as the whole-cluster file is (write_atomic).
+            private = o.kind in ("Secret", "SecretList")
+            fd = os.open(tmp / n, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                         0o600 if private else 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(t)
         old = None
         if target.exists():
             old = out_dir / f".{rendered.cluster}.old-{os.getpid()}"

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +100,8 @@ def store(key: str, entry: Entry) -> None:
     meta = {"format": FORMAT, "key": key, "kustomize": entry.kustomize_version,
             "warnings": list(entry.warnings), "objects": [list(i) for i in entry.index],
             "length": len(entry.text)}
+    import tempfile
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".render")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import ConfigError
-from gitops.yamlio import load_all_rt
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,11 @@ def _line(node: Any, key: str | None = None) -> int | None:
         return int(lc.line) + 1
     except (KeyError, TypeError, AttributeError):
         return None
+
+
+def line_of(node: Any, key: str | None = None) -> int | None:
+    """The 1-based line of a round-trip node (or of its `key`), for a message."""
+    return _line(node, key)
 
 
 def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
@@ -96,12 +100,15 @@ def validate(node: Any, spec: Mapping[str, Field], *, path: Path, where: str = "
 
 def load_config(path: Path, spec: Mapping[str, Field]) -> dict[str, Any]:
     """Read and validate a one-document YAML config file; return it as plain data."""
+    from gitops.yamlio import check_depth, decode, load_all_rt  # ruamel: where a file is read
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode(path.read_bytes(), path=path)
     except FileNotFoundError as e:
         raise ConfigError("file not found", path=path) from e
     except OSError as e:
         raise ConfigError(f"cannot read the file: {e.strerror}", path=path) from e
+    check_depth(text, path=path)
     docs = [d for d in load_all_rt(text, path=path) if d is not None]
     if len(docs) != 1:
         raise ConfigError(f"expected exactly one YAML document, found {len(docs)}", path=path)

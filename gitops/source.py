@@ -19,14 +19,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-import stat
 import tarfile
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from gitops import git
+from gitops import git, untrusted
 from gitops.errors import GitError, SourceError
 from gitops.paths import cache_dir
 
@@ -258,7 +257,8 @@ class GitSource(Source):
         if resolved.commit is None:
             raise SourceError(f"{resolved.name} has no commit in {self.spec}")
         try:
-            return self.repo.read_tree(resolved.commit)
+            return untrusted.read_git_tree(self.repo, resolved.commit,
+                                           f"the release {resolved.name} of {self.spec}")
         except GitError as e:
             raise SourceError(f"cannot read {resolved.name} from {self.spec}: {e.message}") from e
 
@@ -313,7 +313,11 @@ def _strip_top(files: git.Files) -> git.Files:
 
 
 def read_archive(path: Path) -> git.Files:
-    """A release archive's files, with a single top-level folder stripped."""
+    """A release archive's files, with a single top-level folder stripped. Untrusted
+    content is refused (gitops.untrusted): special files, hard links to anything but an
+    earlier member, links leading outside the release, files and trees above the limits."""
+    where = f"the archive {path}"
+    budget = untrusted.Budget(untrusted.Limits.from_env(), where)
     out: git.Files = {}
     try:
         if path.name.lower().endswith(".zip"):
@@ -324,32 +328,22 @@ def read_archive(path: Path) -> git.Files:
                     name = _safe_name(info.filename, path)
                     if name is None:
                         continue
-                    unix = info.external_attr >> 16
-                    data = zf.read(info)
-                    if stat.S_ISLNK(unix):
-                        out[name] = (git.MODE_LINK, data)
-                    else:
-                        out[name] = (git.MODE_EXEC if unix & 0o111 else git.MODE_FILE, data)
+                    out[name] = untrusted.zip_member(zf, info, name, budget)
         else:
             with tarfile.open(path, "r:*") as tf:
                 for member in tf:
-                    if not (member.isfile() or member.issym() or member.islnk()):
+                    if member.isdir():
                         continue
                     name = _safe_name(member.name, path)
                     if name is None:
                         continue
-                    if member.issym():
-                        out[name] = (git.MODE_LINK, member.linkname.encode())
-                        continue
-                    f = tf.extractfile(member)
-                    if f is None:
-                        continue
-                    mode = git.MODE_EXEC if member.mode & 0o111 else git.MODE_FILE
-                    out[name] = (mode, f.read())
+                    out[name] = untrusted.tar_member(tf, member, name, out, budget)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
         raise SourceError(f"cannot read the archive {path}: {e}.",
                           hint="Check that the file is a complete .tar.gz or .zip.") from e
-    return _strip_top(out)
+    files = _strip_top(out)
+    untrusted.check_links(files, where)
+    return files
 
 
 class ArchiveSource(Source):
@@ -423,7 +417,8 @@ class ReleaseFolderSource(Source):
 
     def tree(self, resolved: ResolvedRef) -> git.Files:
         try:
-            return git.read_worktree_files(self.releases[resolved.name])
+            return untrusted.read_folder(self.releases[resolved.name],
+                                         f"the release folder {resolved.location}")
         except OSError as e:
             raise SourceError(f"cannot read the release folder {resolved.location}: {e}") from e
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.errors import ConfigError
-from gitops.remote.mirrors import check_configured
-from gitops.schema import Field, load_config
+from gitops.schema import Field
 
 STACK_FILE = "stack.yaml"
 LOCK_FILE = "stackctl.lock"
@@ -111,7 +110,18 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
+def locate_stack(start: Path | None = None) -> Stack:
+    """The deployment repo at or above `start`, for a command that reads only its folders
+    (render reads clusters/ and what they reference): stack.yaml is found, not parsed,
+    which keeps a cached render from loading the YAML libraries. Name and source are
+    empty; use load_stack() wherever they matter."""
+    return Stack(root=find_root(start), name="", source="")
+
+
 def load_stack(root: Path | None = None) -> Stack:
+    from gitops.remote.mirrors import check_configured  # YAML: where stack.yaml is read
+    from gitops.schema import load_config
+
     root = find_root(root)
     path = root / STACK_FILE
     data = load_config(path, STACK_SPEC)

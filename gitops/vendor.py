@@ -20,6 +20,7 @@ from gitops.errors import ConfigError, GitError, SourceError, VendorEditedError
 from gitops.lock import Lock, LockEntry, read_lock, render_lock
 from gitops.remote.pins import RemotePin
 from gitops.remote.vendoring import RemoteState, localize_release, remote_states, trailers
+from gitops.repopath import inside
 from gitops.source import ResolvedRef, Source, open_source
 from gitops.stack import LOCK_FILE, Stack
 from gitops.yamlio import load_safe
@@ -384,7 +385,8 @@ def vendor_status(stack: Stack, *, check_source: bool = True,
     vpath = _join(prefix, entry.path)
     pristine = repo.read_tree(pristine_commit(stack, progress=progress), vpath,
                               with_content=False)
-    local = git.read_worktree_files(stack.root / entry.path)
+    local = git.read_worktree_files(inside(stack.root, entry.path, what=f"the path of {stack.name}",
+                                           file=stack.lock_path))
     # Files git ignores are not local additions; upstream files stay compared even when a
     # .gitignore pattern matches them (Kubeflow ships .env files, often ignored).
     local = {p: v for p, v in local.items()

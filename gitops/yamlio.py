@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,52 @@ def _problem(e: YAMLError | pyyaml.YAMLError) -> str:
     return f"{context}, {problem}" if context else str(problem)
 
 
+def decode(data: bytes, *, path: Path | str) -> str:
+    """A person's file as text: UTF-8 (YAML's encoding, and kustomize's), else a YamlError
+    naming the line of the first byte that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise YamlError(
+            f"the file is not UTF-8 text (the byte 0x{data[e.start]:02x} on line {line} is "
+            "not UTF-8).", path=path, line=line,
+            hint="Save the file as UTF-8 (for example: iconv -f latin1 -t utf-8), then run "
+            "the command again.") from e
+
+
+MAX_CONFIG_DEPTH = 100
+
+
+def check_depth(text: str, *, path: Path | str, limit: int = MAX_CONFIG_DEPTH) -> None:
+    """A YamlError when collections nest more than `limit` levels deep. Configuration files
+    nest a few levels; ruamel's scanner takes time quadratic in the depth of flow
+    collections (30 s for 5,000 `[`), so libyaml's event parser (C, linear) looks first.
+    Other syntax errors are left to the loader that follows, which names them."""
+    depth = 0
+    try:
+        for event in pyyaml.parse(text, Loader=_BaseSafeLoader):
+            if isinstance(event, pyyaml.CollectionStartEvent):
+                depth += 1
+                if depth > limit:
+                    raise YamlError(
+                        f"invalid YAML: collections nested more than {limit} levels deep.",
+                        path=path, line=_where_event(event),
+                        hint="Fix the file and run the command again.")
+            elif isinstance(event, pyyaml.CollectionEndEvent):
+                depth -= 1
+    except pyyaml.YAMLError as e:
+        if "nesting depth" in str(e):
+            raise YamlError(f"invalid YAML: collections nested more than {limit} levels deep "
+                            f"({_problem(e)}).", path=path, line=_where(e),
+                            hint="Fix the file and run the command again.") from e
+
+
+def _where_event(event: Any) -> int | None:
+    mark = getattr(event, "start_mark", None)
+    return int(mark.line) + 1 if mark is not None else None
+
+
 def load_all_rt(text: str, *, path: Path | str = "<text>") -> list[Any]:
     """Load every document of a person's YAML file for round-trip editing."""
     y = round_trip(*detect_indent(text))
@@ -98,6 +145,13 @@ def load_all_rt(text: str, *, path: Path | str = "<text>") -> list[Any]:
             f"invalid YAML: {_problem(e)}", path=path, line=_where(e),
             hint="Fix the file and run the command again.",
         ) from e
+    except RecursionError as e:
+        # ruamel builds nested collections recursively (libyaml stops at its own limit).
+        raise YamlError(
+            "invalid YAML: its collections are nested more deeply than stackctl reads "
+            f"(about {sys.getrecursionlimit() // 2} levels).", path=path,
+            hint="No configuration of stackctl nests more than a few levels: fix the file "
+            "and run the command again.") from e
 
 
 def dump_all_rt(docs: Iterable[Any], *, like: str = "") -> str:
@@ -134,22 +188,10 @@ def load_all_safe(text: str, *, path: Path | str = "<text>") -> list[Any]:
         ) from e
 
 
-def iter_safe(text: str, *, path: Path | str = "<text>") -> Iterator[Any]:
-    yield from load_all_safe(text, path=path)
-
-
 def dump_safe(data: Any, *, sort_keys: bool = False) -> str:
     """Dump plain data as block YAML, deterministically."""
     out: str = pyyaml.dump(
         data, Dumper=_SafeDumper, sort_keys=sort_keys, default_flow_style=False,
         allow_unicode=True, width=4096,
-    )
-    return out
-
-
-def dump_all_safe(docs: Iterable[Any], *, sort_keys: bool = False) -> str:
-    out: str = pyyaml.dump_all(
-        list(docs), Dumper=_SafeDumper, sort_keys=sort_keys, default_flow_style=False,
-        allow_unicode=True, width=4096, explicit_start=True,
     )
     return out

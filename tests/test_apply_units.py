@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gitops.apply.compare import comparable, covers, field_changes
+from gitops.apply.compare import comparable, covers
 from gitops.apply.order import Phase, group_by_phase, phase_of
 from gitops.apply.prune import MassPruneError, plan_prune
 from gitops.health import Health, status_of
@@ -230,18 +230,36 @@ def test_secret_string_data_is_compared_as_data() -> None:
     assert covers(live, comparable(desired))
 
 
-def test_plan_hides_secret_values_and_shows_other_fields() -> None:
+def test_dry_run_lines_hide_secret_values_and_sensitive_keys_and_show_other_fields() -> None:
+    from gitops.apply import Action, Change, ChangeSet, Target
+    from gitops.apply.report import change_set_lines
+    from gitops.diff import object_change
+    from gitops.inventory import Revisions
+    from gitops.kube import Kube
+    from gitops.redact import Redactor
+
+    redactor = Redactor(sensitive_patterns=["dsn$"])
     before = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
               "data": {"password": "b2xk"}}
     after = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
              "data": {"password": "bmV3", "token": "dG9r"}}
-    changes = field_changes(before, after)
-    assert changes == ["data.password: changed (value hidden)", "data.token: added"]
-    assert not any("bmV3" in c or "dG9r" in c for c in changes)
     cm_before = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
-                 "data": {"k": "1"}}
-    cm_after = {**cm_before, "data": {"k": "2"}}
-    assert field_changes(cm_before, cm_after) == ["data.k: '1' -> '2'"]
+                 "data": {"k": "1", "DB_DSN": "postgres://app:old-pw@db/x"}}
+    cm_after = {**cm_before, "data": {"k": "2", "DB_DSN": "postgres://app:new-pw@db/x"}}
+    changes = tuple(
+        Change(ResourceId.of(a), "v1", Action.UPDATE,
+               diff=object_change(ResourceId.of(a), b, a, redactor=redactor))
+        for b, a in ((before, after), (cm_before, cm_after)))
+    cs = ChangeSet(Target(Kube(None), "c"), redactor, Revisions(), (after, cm_after), changes)
+    lines = change_set_lines(cs)
+    text = "\n".join(lines)
+    for value in ("bmV3", "dG9r", "b2xk", "old-pw", "new-pw", "postgres"):
+        assert value not in text
+    assert '    ~ data.k: "1" -> "2"' in lines
+    assert any(ln.startswith("    ~ data.password: <redacted sha256:") for ln in lines)
+    assert any(ln.startswith("    ~ data.DB_DSN: <redacted sha256:") for ln in lines)
+    assert lines[-1] == ("plan: 0 to create, 2 to update, 0 to delete, 0 unchanged (dry run: "
+                         "nothing was changed)")
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -273,20 +291,21 @@ def test_applyset_id_matches_kubectl_for_its_documented_example() -> None:
 def test_progress_display_lists_pending_objects_once_per_change(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from gitops.apply.results import ProgressEvent
-    from gitops.cli.apply import _Progress
+    from gitops.apply.results import ProgressEvent, Stage
+    from gitops.cli.apply import _Printer, _Progress
+    from gitops.redact import Redactor
 
     web = ResourceId("apps", "Deployment", "a", "web")
     db = ResourceId("apps", "StatefulSet", "a", "db")
-    show = _Progress(verbose=False)
-    show(ProgressEvent("phase", "applying 2 workloads, services and the rest",
+    show = _Progress(_Printer(Redactor()), verbose=False)
+    show(ProgressEvent(Stage.PHASE, "applying 2 workloads, services and the rest",
                        phase="workloads, services and the rest", total=2))
-    waiting = ProgressEvent("wait", "waiting", phase="the rollout", total=5,
+    waiting = ProgressEvent(Stage.WAIT, "waiting", phase="the rollout", total=5,
                             pending=((web, "0 of 2 replicas updated"), (db, "0 of 1 ready")),
                             seconds_left=58)
     show(waiting)
     show(waiting)  # the same again: not repeated
-    show(ProgressEvent("wait", "waiting", phase="the rollout", total=5,
+    show(ProgressEvent(Stage.WAIT, "waiting", phase="the rollout", total=5,
                        pending=((web, "1 of 2 updated replicas available"),), seconds_left=57))
     assert capsys.readouterr().err.splitlines() == [
         "→ applying 2 workloads, services and the rest",

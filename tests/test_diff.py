@@ -145,3 +145,24 @@ def test_reordered_keyed_lists_are_not_a_change() -> None:
     after["spec"]["template"]["spec"]["containers"].reverse()
     d = diff_object_sets([deployment()], [after], redactor=R)
     assert d.is_empty and d.unchanged == 1
+
+
+def test_ports_are_matched_as_the_api_server_keys_them_in_plans_drift_and_the_merge() -> None:
+    from gitops.merge.fields import kubernetes_list_key
+
+    before = deployment()
+    before["spec"]["template"]["spec"]["containers"][1]["ports"] = [
+        {"name": "http", "containerPort": 80}, {"name": "metrics", "containerPort": 9090}]
+    after = copy.deepcopy(before)
+    after["spec"]["template"]["spec"]["containers"][1]["ports"][0]["name"] = "web"
+    # A renamed port is the same port (containerPort and protocol: the server's list keys,
+    # which drift's managedFields paths show too), not one removed and one added.
+    assert paths(before, after) == [
+        "changed spec.template.spec.containers[name=manager]"
+        ".ports[containerPort=80,protocol=TCP].name"]
+    ports = after["spec"]["template"]["spec"]["containers"][1]["ports"]
+    key = kubernetes_list_key(("spec", "template", "spec", "containers[name=manager]"),
+                              "ports", ports)
+    assert key is not None and key(ports[0]) == key({"containerPort": 80, "protocol": "TCP"})
+    svc = [{"name": "a", "port": 80}, {"name": "b", "port": 80, "protocol": "UDP"}]
+    assert key is not None and kubernetes_list_key(("spec",), "ports", svc) is not None

@@ -58,7 +58,7 @@ def test_exit_code_is_2_when_a_cluster_could_not_be_checked_else_1_on_drift() ->
     assert (never.status, report(never).exit_code) == ("never-applied", ExitCode.ERROR)
     pending = ClusterDrift("p", REV, 2, git=GitComparison(
         "differs", diff=diff_object_sets([], [{"apiVersion": "v1", "kind": "ConfigMap",
-                                               "metadata": {"name": "x"}}])))
+                                               "metadata": {"name": "x"}}], redactor=r)))
     assert (pending.status, pending.exit_code) == ("drift", ExitCode.FINDING)
     broken = ClusterDrift("b", REV, 2, git=GitComparison("error", error="kustomize failed"))
     assert (broken.status, broken.exit_code) == ("error", ExitCode.ERROR)

@@ -145,7 +145,7 @@ def test_a_plan_between_two_commits_lists_exactly_the_changed_objects(
 def test_a_plan_of_a_commit_against_itself_is_unchanged(
         two_commits: tuple[Path, str, str], real_render: None) -> None:
     root, _, head = two_commits
-    plan = make_plan(load_stack(root), base=head, clusters=["prod"])
+    plan = make_plan(load_stack(root), base=head, clusters=["prod"], redactor=Redactor())
     assert not plan.changed and [c.status for c in plan.clusters] == ["unchanged"]
 
 
@@ -155,9 +155,9 @@ def test_an_unknown_ref_or_cluster_is_a_clear_error(two_commits: tuple[Path, str
 
     root, base, _ = two_commits
     with pytest.raises(GitError, match="fetch the base branch"):
-        make_plan(load_stack(root), base="origin/nope")
+        make_plan(load_stack(root), base="origin/nope", redactor=Redactor())
     with pytest.raises(ConfigError, match=r"no cluster named 'qa'.*dev, prod, stage"):
-        make_plan(load_stack(root), base=base, clusters=["qa"])
+        make_plan(load_stack(root), base=base, clusters=["qa"], redactor=Redactor())
 
 
 @pytest.mark.kubeflow
@@ -167,7 +167,8 @@ def test_a_huge_kubeflow_plan_stays_under_the_comment_limit_and_says_what_it_eli
     before = build(kubeflow_tree("v1.3.0") / "example")
     after = build(kubeflow_tree("v1.4.0") / "example")
     plan = plan_from_renders({"example": before}, {"example": after},
-                             base=RefInfo("v1.3.0", "a" * 40), head=RefInfo("v1.4.0", "b" * 40))
+                             base=RefInfo("v1.3.0", "a" * 40), head=RefInfo("v1.4.0", "b" * 40),
+                             redactor=Redactor())
     (cp,) = plan.clusters
     assert cp.status == "changed"
     assert len(cp.diff.changed) > 200 and cp.diff.added and cp.diff.removed

@@ -78,18 +78,18 @@ def test_api_client_of_a_missing_kubeconfig_says_how_to_get_one(tmp_path: Path) 
 def test_cluster_error_keeps_the_kubernetes_status_of_an_api_exception() -> None:
     from kubernetes.client.exceptions import ApiException
 
-    from gitops.kube import KubeApiError, UnreachableClusterError, cluster_error
+    from gitops.kube import KubeApiError, UnreachableError, translate
 
     e = ApiException(status=409, reason="Conflict")
     e.body = ('{"kind":"Status","reason":"AlreadyExists","code":409,'
               '"message":"namespaces \\"x\\" already exists"}')
-    err = cluster_error(e, "create Namespace x")
+    err = translate(e, "create Namespace x")
     assert isinstance(err, KubeApiError)
     assert (err.code, err.reason, err.status["kind"]) == (409, "AlreadyExists", "Status")
     assert str(err) == ('cannot create Namespace x: the API server answered 409 '
                         'AlreadyExists: namespaces "x" already exists.')
-    down_err = cluster_error(ConnectionRefusedError(111, "Connection refused"), "list Pods")
-    assert isinstance(down_err, UnreachableClusterError)
+    down_err = translate(ConnectionRefusedError(111, "Connection refused"), "list Pods")
+    assert isinstance(down_err, UnreachableError)
     assert "sandbox status" in str(down_err)
 
 

@@ -228,7 +228,7 @@ def test_an_upgrade_leaves_no_loose_objects_behind(
     clean: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from gitops import git
-    from gitops.gitstore import loose_objects
+    from gitops.git.store import loose_objects
 
     repo = git.open_repo(clean)
     before = loose_objects(repo)

@@ -137,7 +137,7 @@ def test_identical_texts_are_never_parsed_and_shared_ones_are_parsed_once(
     before = {n: rendered(n, *BEFORE) for n in ("dev", "prod")}
     after = {n: rendered(n, *AFTER) for n in ("dev", "prod")}
     parsed.clear()  # normalise read every identity without a parse; count from here
-    clusters = summarise(before, after)
+    clusters = summarise(before, after, redactor=Redactor())
     assert [(c.name, c.status, c.added, c.removed, c.changed) for c in clusters] == [
         ("dev", "changed", 1, 1, 3), ("prod", "changed", 1, 1, 3)]
     assert CM.format("same") not in parsed  # the same text before and after: no parse
@@ -147,7 +147,7 @@ def test_identical_texts_are_never_parsed_and_shared_ones_are_parsed_once(
 def test_secret_values_reach_no_summary_and_changed_secrets_still_count() -> None:
     before = {"dev": rendered("dev", *BEFORE)}
     after = {"dev": rendered("dev", *AFTER)}
-    (dev,) = summarise(before, after)
+    (dev,) = summarise(before, after, redactor=Redactor())
     text = json.dumps(dev.to_dict())
     assert "password" not in text and "Secret/db -n ml" in text
     assert "~ Secret/db -n ml" in dev.objects
@@ -160,7 +160,7 @@ def test_clusters_added_removed_failed_and_unchanged_are_told_apart() -> None:
         "broken": RenderError("kustomize failed for cluster broken: no such patch")}
     after = {"new": rendered("new", DEPLOY, CRD), "same": rendered("same", DEPLOY),
              "broken": rendered("broken", DEPLOY)}
-    got = {c.name: c for c in summarise(before, after)}
+    got = {c.name: c for c in summarise(before, after, redactor=Redactor())}
     assert {n: c.status for n, c in got.items()} == {
         "broken": "failed", "gone": "removed", "new": "added", "same": "unchanged"}
     assert (got["new"].added, got["new"].objects_before, got["new"].objects_after) == \

@@ -1,33 +1,63 @@
 """Apply a cluster's rendered objects with validation, ordering, health, prune and rollback.
 
-The modules, by noun: `engine` (the orchestration), `order` (phases), `ssa` (server-side
-apply, discovery and the other requests), `compare` (the no-change test and plans), `wait`
-(the health poller), `prune`, `lease`, `results` (the returned values).
+    calculate(target, objects, options=..., redactor=...)  -> ChangeSet (read-only)
+    execute(change_set, options, progress)                 -> ApplyResult (under the lease)
+    apply_objects(...)                                     calculate, then execute
+    rollback_to(target, revision=...), history(target)
+
+The modules, by noun: `options` (Target, ApplyOptions), `changeset` (Action, Change,
+ChangeSet), `calculate`, `execute`, `prepare` (the desired set, deferred objects), `send`
+(server-side apply of many), `phases` (phase by phase, and the waits), `wait` (health),
+`prune`, `rollback` (the automatic one), `history` (rollback_to, history), `lease`,
+`order`, `compare` (the no-change test), `results` (what an apply returns), `report`
+(the commands' text). Kubernetes I/O is gitops.kube's; apply imports nothing that imports
+apply.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from gitops.apply.calculate import calculate
+from gitops.apply.changeset import Action, Change, ChangeSet
+from gitops.apply.execute import apply_objects, execute
+from gitops.apply.history import history, rollback_to
+from gitops.apply.lease import LeaseHeldError
+from gitops.apply.options import ApplyOptions, Progress, Target
+from gitops.apply.prune import MassPruneError
+from gitops.apply.results import (
+    ApplyResult,
+    Failure,
+    FailureStage,
+    ObjectFailure,
+    ObjectOutcome,
+    Outcome,
+    ProgressEvent,
+    Rejection,
+    RollbackResult,
+    Stage,
+)
 
-# Exported lazily: gitops.inventory imports gitops.apply.ssa, and the engine imports
-# gitops.inventory, so eager imports here would be circular.
-_EXPORTS = {
-    "apply_objects": "engine", "history": "engine", "prepare": "engine", "rollback_to": "engine",
-    "MassPruneError": "prune", "PruneAction": "prune",
-    "ApplyResult": "results", "Failure": "results", "ObjectAction": "results",
-    "ObjectFailure": "results", "ProgressEvent": "results", "Rejection": "results",
-    "RollbackResult": "results",
-    "ApiRequestError": "ssa", "Kube": "ssa", "UnreachableError": "ssa",
-    "LeaseHeldError": "lease",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gitops.apply' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"gitops.apply.{module}"), name)
+__all__ = [
+    "Action",
+    "ApplyOptions",
+    "ApplyResult",
+    "Change",
+    "ChangeSet",
+    "Failure",
+    "FailureStage",
+    "LeaseHeldError",
+    "MassPruneError",
+    "ObjectFailure",
+    "ObjectOutcome",
+    "Outcome",
+    "Progress",
+    "ProgressEvent",
+    "Rejection",
+    "RollbackResult",
+    "Stage",
+    "Target",
+    "apply_objects",
+    "calculate",
+    "execute",
+    "history",
+    "rollback_to",
+]

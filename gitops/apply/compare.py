@@ -1,4 +1,4 @@
-"""Comparing desired and live objects: the no-change test and the field-level plan.
+"""Comparing desired and live objects: the no-change test.
 
 The no-change test is what makes a re-apply fast: an object whose every desired field
 already has the desired value live (desired is a subset of live), and which the last
@@ -113,55 +113,3 @@ def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
     for k in _SERVER_META:
         meta.pop(k, None)
     return out
-
-
-def _fmt(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _is_secret(obj: dict[str, Any]) -> bool:
-    return obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
-
-
-def field_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Readable field-level changes between two versions of an object, e.g.
-    `spec.replicas: 1 -> 3`. A Secret's data values are never shown, only the key."""
-    a, b = strip_server_fields(before), strip_server_fields(after)
-    secret = _is_secret(after) or _is_secret(before)
-    out: list[str] = []
-    _diff(a, b, "", out, secret)
-    return out
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _diff(a: Any, b: Any, path: str, out: list[str], secret: bool) -> None:
-    hidden = secret and (path.startswith(("data", "stringData"))
-                         or "last-applied-configuration" in path)
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b), key=str):
-            p = _join(path, str(k))
-            if k not in a:
-                out.append(f"{p}: added" + ("" if secret and _hidden_path(p)
-                                             else f" {_fmt(b[k])}"))
-            elif k not in b:
-                out.append(f"{p}: removed")
-            else:
-                _diff(a[k], b[k], p, out, secret)
-        return
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _diff(x, y, f"{path}[{i}]", out, secret)
-        return
-    if a != b:
-        if hidden:
-            out.append(f"{path}: changed (value hidden)")
-        else:
-            out.append(f"{path}: {_fmt(a)} -> {_fmt(b)}")
-
-
-def _hidden_path(path: str) -> bool:
-    return path.startswith(("data", "stringData")) or "last-applied-configuration" in path

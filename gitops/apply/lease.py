@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from gitops.apply.ssa import ApiRequestError, Kube
 from gitops.errors import ApplyError, ClusterError
 from gitops.inventory import current_user
+from gitops.kube import Kube, KubeApiError
 
 LEASE_SECONDS = 60
 _ENDED_RUNS: set[str] = set()  # holder identities of runs of this process that finished
@@ -128,7 +128,7 @@ class ClusterLease:
         collection = self.path.rsplit("/", 1)[0]
         try:
             self.kube.request("POST", collection, body=self._body(now))
-        except ApiRequestError as e:
+        except KubeApiError as e:
             if e.code != 409:
                 raise
             self._take_over(now)
@@ -167,7 +167,7 @@ class ClusterLease:
         rv = str((live.get("metadata") or {}).get("resourceVersion") or "")
         try:
             self.kube.request("PUT", self.path, body=self._body(now, rv))
-        except ApiRequestError as e:
+        except KubeApiError as e:
             if e.code == 409:  # someone else took it between our read and write
                 raise LeaseHeldError(
                     f"another apply took the lease of cluster {self.cluster!r} just now.",

@@ -1,70 +1,15 @@
-"""The order in which an apply sends objects: phases, applied one after another.
-
-The order follows what the API server needs (a CRD before its custom resources, a Namespace
-before what lives in it, RBAC before the workloads whose ServiceAccounts use it) and what
-Helm and kapp do with admission webhooks: register them last, so that a webhook whose
-backend is not running yet cannot block the objects it would admit.
-"""
+"""The order in which an apply sends objects: phases (gitops.kinds), applied one after
+another, and the custom kinds a set's own CRDs define."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from enum import IntEnum
 from typing import Any
 
+from gitops.kinds import CRD, Phase, phase_of
 from gitops.resource import ResourceId
 
-
-class Phase(IntEnum):
-    CRDS = 0
-    NAMESPACES = 1
-    CLUSTER = 2
-    CONFIG = 3
-    RBAC = 4
-    WORKLOADS = 5
-    WEBHOOKS = 6
-
-    @property
-    def label(self) -> str:
-        return _LABELS[self]
-
-
-_LABELS = {
-    Phase.CRDS: "custom resource definitions",
-    Phase.NAMESPACES: "namespaces",
-    Phase.CLUSTER: "cluster-scoped objects",
-    Phase.CONFIG: "service accounts, config maps and secrets",
-    Phase.RBAC: "RBAC",
-    Phase.WORKLOADS: "workloads, services and the rest",
-    Phase.WEBHOOKS: "webhook configurations",
-}
-
-_BY_GROUP_KIND: dict[tuple[str, str], Phase] = {
-    ("apiextensions.k8s.io", "CustomResourceDefinition"): Phase.CRDS,
-    ("", "Namespace"): Phase.NAMESPACES,
-    ("", "ServiceAccount"): Phase.CONFIG,
-    ("", "ConfigMap"): Phase.CONFIG,
-    ("", "Secret"): Phase.CONFIG,
-    ("", "LimitRange"): Phase.CONFIG,
-    ("", "ResourceQuota"): Phase.CONFIG,
-    ("rbac.authorization.k8s.io", "Role"): Phase.RBAC,
-    ("rbac.authorization.k8s.io", "RoleBinding"): Phase.RBAC,
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): Phase.RBAC,
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): Phase.WEBHOOKS,
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): Phase.WEBHOOKS,
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): Phase.WEBHOOKS,
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): Phase.WEBHOOKS,
-}
-
-
-def phase_of(rid: ResourceId) -> Phase:
-    """The phase of an object. A cluster-scoped object not named above (ClusterRole,
-    StorageClass, PriorityClass, IngressClass...) goes with the cluster phase; every other
-    namespaced object (workloads, Services, custom resources) with the workloads."""
-    known = _BY_GROUP_KIND.get((rid.group, rid.kind))
-    if known is not None:
-        return known
-    return Phase.CLUSTER if not rid.namespace else Phase.WORKLOADS
+__all__ = ["Phase", "crd_kinds", "crd_scopes", "group_by_phase", "phase_of"]
 
 
 def group_by_phase(
@@ -80,15 +25,21 @@ def group_by_phase(
     ]
 
 
-def crd_kinds(objects: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
-    """(group, kind) of every custom resource kind a CRD in `objects` defines."""
-    kinds: set[tuple[str, str]] = set()
+def crd_scopes(objects: Sequence[dict[str, Any]]) -> dict[tuple[str, str], bool]:
+    """(group, kind) -> namespaced, for every custom kind a CRD in `objects` defines."""
+    scopes: dict[tuple[str, str], bool] = {}
     for obj in objects:
         rid = ResourceId.of(obj)
-        if (rid.group, rid.kind) != ("apiextensions.k8s.io", "CustomResourceDefinition"):
+        if (rid.group, rid.kind) != CRD:
             continue
         spec = obj.get("spec") or {}
         kind = (spec.get("names") or {}).get("kind")
         if kind:
-            kinds.add((str(spec.get("group") or ""), str(kind)))
-    return kinds
+            scopes[(str(spec.get("group") or ""), str(kind))] = (
+                spec.get("scope", "Namespaced") == "Namespaced")
+    return scopes
+
+
+def crd_kinds(objects: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(group, kind) of every custom resource kind a CRD in `objects` defines."""
+    return set(crd_scopes(objects))

@@ -13,11 +13,12 @@ Deletion uses propagationPolicy Background, as kubectl does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from gitops.apply.ssa import Kube
+from gitops.apply.changeset import Action, Change
+from gitops.apply.results import ObjectOutcome, Outcome
 from gitops.errors import ApplyError
+from gitops.kube import Kube
 from gitops.resource import ResourceId
 
 PRUNE_ANNOTATION = "stackctl.dev/prune"
@@ -25,14 +26,6 @@ PRUNE_ANNOTATION = "stackctl.dev/prune"
 
 class MassPruneError(ApplyError):
     """A prune would delete everything or most of the inventory."""
-
-
-@dataclass(frozen=True)
-class PruneAction:
-    id: ResourceId
-    api_version: str
-    action: str  # "delete", "keep" (protected), "deleted", "gone" (already absent)
-    reason: str = ""
 
 
 def is_protected(obj: dict[str, Any], protected_kinds: Iterable[str]) -> bool:
@@ -51,9 +44,9 @@ def plan_prune(
     protected_kinds: Iterable[str],
     allow_mass_prune: bool = False,
     desired_count: int | None = None,
-) -> list[PruneAction]:
-    """The prune actions for objects of `previous` that are not desired, after checking the
-    guards (raises MassPruneError)."""
+) -> list[Change]:
+    """The prune candidates (delete, or keep a protected kind): the objects of `previous`
+    that are not desired, after checking the guards (raises MassPruneError)."""
     wanted = set(desired)
     count = len(wanted) if desired_count is None else desired_count
     if count == 0 and not allow_mass_prune:
@@ -64,7 +57,7 @@ def plan_prune(
                  "everything, run again with --allow-mass-prune.",
         )
     protected = list(protected_kinds)
-    actions: list[PruneAction] = []
+    actions: list[Change] = []
     seen: set[ResourceId] = set()
     for obj in previous:
         rid = ResourceId.of(obj)
@@ -73,13 +66,13 @@ def plan_prune(
         seen.add(rid)
         api_version = str(obj.get("apiVersion") or "")
         if is_protected(obj, protected):
-            actions.append(PruneAction(
-                rid, api_version, "keep",
+            actions.append(Change(
+                rid, api_version, Action.KEEP,
                 f"protected kind {rid.kind}: annotate it {PRUNE_ANNOTATION}=allow to prune it",
             ))
         else:
-            actions.append(PruneAction(rid, api_version, "delete", "no longer in the render"))
-    deletes = sum(1 for a in actions if a.action == "delete")
+            actions.append(Change(rid, api_version, Action.DELETE, "no longer in the render"))
+    deletes = sum(1 for a in actions if a.action is Action.DELETE)
     total = len({ResourceId.of(o) for o in previous})
     if total and deletes * 2 > total and not allow_mass_prune:
         raise MassPruneError(
@@ -91,13 +84,14 @@ def plan_prune(
     return sorted(actions, key=lambda a: a.id)
 
 
-def execute_prune(kube: Kube, actions: Sequence[PruneAction]) -> list[PruneAction]:
-    done: list[PruneAction] = []
-    for a in actions:
-        if a.action != "delete":
-            done.append(a)
+def execute_prune(kube: Kube, candidates: Sequence[Change]) -> list[ObjectOutcome]:
+    """Delete the candidates to delete; the protected ones are reported kept."""
+    done: list[ObjectOutcome] = []
+    for c in candidates:
+        if c.action is not Action.DELETE:
+            done.append(ObjectOutcome(c.id, Outcome.KEPT, c.note))
             continue
-        existed = kube.delete(a.api_version, a.id.kind, a.id.namespace, a.id.name,
+        existed = kube.delete(c.api_version, c.id.kind, c.id.namespace, c.id.name,
                               propagation="Background")
-        done.append(PruneAction(a.id, a.api_version, "deleted" if existed else "gone", a.reason))
+        done.append(ObjectOutcome(c.id, Outcome.DELETED if existed else Outcome.GONE, c.note))
     return done

@@ -1,19 +1,33 @@
-"""The values an apply returns: per-object actions, rejections, the failure and rollback."""
+"""The values an apply returns: per-object outcomes, rejections, the failure and rollback,
+and the progress events it reports on the way."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
-from gitops.apply.prune import PruneAction
-from gitops.apply.ssa import ApiRequestError, UnknownKindError
 from gitops.apply.wait import HealthReport
 from gitops.errors import ClusterError
+from gitops.kube import KubeApiError, UnknownKindError
+from gitops.redact import Redactor
 from gitops.resource import ResourceId
 
-if TYPE_CHECKING:
-    from gitops.diff import FieldChange
+
+class Stage(StrEnum):
+    """The step of an apply a progress event reports."""
+
+    LEASE = "lease"
+    READ = "read"
+    VALIDATE = "validate"
+    PHASE = "phase"
+    APPLY = "apply"  # one object applied (event.id)
+    WAIT = "wait"
+    PRUNE = "prune"
+    RECORD = "record"
+    ROLLBACK = "rollback"
+    FAILED = "failed"
+    DONE = "done"
 
 
 @dataclass(frozen=True)
@@ -24,7 +38,7 @@ class ProgressEvent:
     "the rollout", ...); `pending` the objects it still waits on with why (a wait event
     carries all of them, sorted), out of `total` objects in that step."""
 
-    stage: str  # lease, read, validate, phase, apply, wait, prune, record, rollback, done
+    stage: Stage
     message: str
     id: ResourceId | None = None
     phase: str = ""
@@ -33,17 +47,24 @@ class ProgressEvent:
     seconds_left: int | None = None  # of the apply's timeout, on wait events
 
 
-@dataclass(frozen=True)
-class ObjectAction:
-    """What an apply did (or, in a dry run, would do) to one object. A dry run's update
-    lists its changed fields: `fields` as gitops.diff values (redacted), `changes` as the
-    readable lines gitops.plan prints for them."""
+class Outcome(StrEnum):
+    """What an apply did to one object."""
 
+    CREATED = "created"
+    CONFIGURED = "configured"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not reached: the apply stopped at an earlier phase
+    DELETED = "deleted"  # pruned
+    GONE = "gone"  # to be pruned, and already absent
+    KEPT = "kept"  # to be pruned, but of a protected kind
+
+
+@dataclass(frozen=True)
+class ObjectOutcome:
     id: ResourceId
-    action: str  # created, configured, unchanged, failed; dry run: create, update, unchanged
-    changes: tuple[str, ...] = ()
+    outcome: Outcome
     message: str = ""
-    fields: tuple[FieldChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,9 +92,17 @@ class ObjectFailure:
     details: tuple[str, ...] = ()
 
 
+class FailureStage(StrEnum):
+    """Where an apply failed."""
+
+    VALIDATE = "validate"  # the dry run of objects deferred behind a CRD or Namespace
+    APPLY = "apply"
+    HEALTH = "health"
+
+
 @dataclass(frozen=True)
 class Failure:
-    stage: str  # "apply", "validate", "health"
+    stage: FailureStage
     summary: str
     objects: tuple[ObjectFailure, ...] = ()
 
@@ -94,10 +123,9 @@ class RollbackResult:
 class ApplyResult:
     cluster: str
     revision: int | None  # the revision recorded (or still current when nothing changed)
-    dry_run: bool
     changed: bool
-    actions: tuple[ObjectAction, ...]
-    prune: tuple[PruneAction, ...] = ()
+    objects: tuple[ObjectOutcome, ...]
+    prune: tuple[ObjectOutcome, ...] = ()
     health: HealthReport | None = None
     rejections: tuple[Rejection, ...] = ()
     failure: Failure | None = None
@@ -109,37 +137,34 @@ class ApplyResult:
     def ok(self) -> bool:
         return not self.rejections and self.failure is None
 
-    def count(self, action: str) -> int:
-        return sum(1 for a in self.actions if a.action == action)
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for o in (*self.objects, *self.prune) if o.outcome == outcome)
 
 
 _CONFLICT_MANAGER = re.compile(r'conflict with "([^"]+)"')
 
 
-def scrub(text: str) -> str:
+def scrub(redactor: Redactor, text: str) -> str:
     """Text from the API server (messages, events, conditions) with every secret value the
     run's redactor has learned replaced by its mark: a server may quote a rejected Secret's
     value (argo-cd#16193)."""
-    from gitops.redact import run_redactor
-
-    return run_redactor().text(text, pairs="=")
+    return redactor.text(text, pairs="=")
 
 
-def rejection_from(rid: ResourceId, e: ClusterError) -> Rejection:
+def rejection_from(rid: ResourceId, e: ClusterError, redactor: Redactor) -> Rejection:
     rejection = _rejection(rid, e)
-    return replace(rejection, message=scrub(rejection.message),
-                   fields=tuple(scrub(f) for f in rejection.fields))
+    return replace(rejection, message=scrub(redactor, rejection.message),
+                   fields=tuple(scrub(redactor, f) for f in rejection.fields))
 
 
 def _rejection(rid: ResourceId, e: ClusterError) -> Rejection:
     if isinstance(e, UnknownKindError):
         return Rejection(rid, "UnknownKind", e.message, hint=e.hint or "")
-    if not isinstance(e, ApiRequestError):
+    if not isinstance(e, KubeApiError):
         return Rejection(rid, "Error", str(e))
     causes = e.causes
     fields = tuple(dict.fromkeys(str(c.get("field")) for c in causes if c.get("field")))
-    if e.code == 409 and any("FieldManagerConflict" in (c.get("reason"), c.get("type"))
-                             for c in causes):
+    if e.field_manager_conflict:
         managers = tuple(dict.fromkeys(
             m.group(1) for c in causes
             if (m := _CONFLICT_MANAGER.search(str(c.get("message") or "")))

@@ -1,28 +1,23 @@
 """Waiting for applied objects to become healthy, and explaining why they did not.
 
-Polls with one LIST per kind (selected by the ApplySet membership label) rather than one GET
-per object, evaluates gitops.health's rules, and reports what it is waiting on. When an
-object fails or the time runs out, it gathers what a person would look at: the object's
-conditions, its pods' container states and recent Warning events.
+Polls with one LIST per kind (selected by the ApplySet membership label, through
+gitops.kube's read_live) rather than one GET per object, evaluates gitops.health's rules,
+and reports what it is waiting on. When an object fails or the time runs out, it gathers
+what a person would look at: the object's conditions, its pods' container states and
+recent Warning events.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from gitops.apply.ssa import Kube
+from gitops.errors import ClusterError
 from gitops.health import Health, Status, status_of
+from gitops.kube import POLL, Kube, poll, read_live
 from gitops.resource import ResourceId
-
-POLL_SECONDS = 1.0  # the longest interval between two polls
-# The first polls come quickly (CRDs are Established and most objects ready within a
-# fraction of a second), then the interval grows by half each time up to POLL_SECONDS.
-FIRST_POLL_SECONDS = 0.05
-POLL_GROWTH = 1.5
 
 
 @dataclass(frozen=True)
@@ -37,85 +32,57 @@ class HealthReport:
         return [(r, s) for r, s in self.statuses if not s.ready]
 
 
-def _index(objs: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[ResourceId]]:
-    by_kind: dict[tuple[str, str], list[ResourceId]] = {}
-    for obj in objs:
-        key = (str(obj.get("apiVersion")), str(obj.get("kind")))
-        by_kind.setdefault(key, []).append(ResourceId.of(obj))
-    return by_kind
-
-
-def _read(kube: Kube, selector: str | None, key: tuple[str, str], ids: list[ResourceId]
-          ) -> dict[ResourceId, dict[str, Any]]:
-    """The live objects of one kind: a GET each for one or two, else one LIST by label."""
-    api_version, kind = key
-    live: dict[ResourceId, dict[str, Any]] = {}
-    if len(ids) <= 2 or not selector:
-        for rid in ids:
-            got = kube.get(api_version, kind, rid.namespace, rid.name)
-            if got is not None:
-                got.setdefault("apiVersion", api_version)
-                got.setdefault("kind", kind)
-                live[rid] = got
-    else:
-        for item in kube.list(api_version, kind, label_selector=selector):
-            live[ResourceId.of(item)] = item
-    return live
-
-
 def wait_healthy(
     kube: Kube,
     objects: Sequence[dict[str, Any]],
     *,
-    selector: str | None,
+    label: tuple[str, str] | None,
     deadline: float,
     on_wait: Callable[[list[tuple[ResourceId, Status]]], None] | None = None,
-    poll: float = POLL_SECONDS,
     concurrency: int = 8,
 ) -> HealthReport:
-    """Wait until every object is Ready, one is Failed, or `deadline` (time.monotonic).
-    Polls after FIRST_POLL_SECONDS, then ever less often, at most every `poll` seconds;
-    the kinds of one poll are read `concurrency` at a time."""
-    interval = min(FIRST_POLL_SECONDS, poll)
-    pending = _index(objects)
+    """Wait until every object is Ready, one is Failed, or `deadline` (time.monotonic),
+    polling (gitops.kube.poll's POLL backoff) only the objects still pending, their kinds
+    read `concurrency` at a time (gitops.kube.read_live, by the ApplySet `label`)."""
+    pending = list(objects)
     statuses: dict[ResourceId, Status] = {}
     live_objs: dict[ResourceId, dict[str, Any]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        while True:
-            work = list(pending.items())
-            reads = pool.map(lambda kv: _read(kube, selector, kv[0], kv[1]), work)
-            for (key, ids), live in zip(work, reads, strict=True):
-                still: list[ResourceId] = []
-                for rid in ids:
-                    obj = live.get(rid)
-                    st = status_of(obj) if obj is not None else Status(
-                        Health.IN_PROGRESS, "not found yet")
-                    statuses[rid] = st
-                    if obj is not None:
-                        live_objs[rid] = obj
-                    if not st.ready:
-                        still.append(rid)
-                if still:
-                    pending[key] = still
-                else:
-                    del pending[key]
-            waiting = sorted(((r, s) for r, s in statuses.items() if not s.ready),
-                             key=lambda x: x[0])
-            failed = [(r, s) for r, s in waiting if s.health is Health.FAILED]
-            if not waiting:
-                return HealthReport(True, False, tuple(sorted(statuses.items())))
-            timed_out = time.monotonic() >= deadline
-            if failed or timed_out:
-                targets = failed or waiting
-                explanations = tuple(
-                    (r, tuple(explain(kube, live_objs.get(r), r))) for r, _ in targets[:10]
-                )
-                return HealthReport(False, timed_out and not failed,
-                                    tuple(sorted(statuses.items())), explanations)
-            if on_wait is not None:
-                on_wait(waiting)
-            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-            interval = min(poll, interval * POLL_GROWTH)
+
+    def attempt() -> HealthReport | None:
+        nonlocal pending
+        live = read_live(kube, pending, label=label, concurrency=concurrency).objects
+        still = []
+        for obj in pending:
+            rid = ResourceId.of(obj)
+            now = live.get(rid)
+            st = status_of(now) if now is not None else Status(Health.IN_PROGRESS,
+                                                               "not found yet")
+            statuses[rid] = st
+            if now is not None:
+                live_objs[rid] = now
+            if not st.ready:
+                still.append(obj)
+        pending = still
+        waiting = sorted(((r, s) for r, s in statuses.items() if not s.ready),
+                         key=lambda x: x[0])
+        if not waiting:
+            return HealthReport(True, False, tuple(sorted(statuses.items())))
+        failed = [(r, s) for r, s in waiting if s.health is Health.FAILED]
+        timed_out = time.monotonic() >= deadline
+        if failed or timed_out:
+            targets = failed or waiting
+            explanations = tuple(
+                (r, tuple(explain(kube, live_objs.get(r), r))) for r, _ in targets[:10])
+            return HealthReport(False, timed_out and not failed,
+                                tuple(sorted(statuses.items())), explanations)
+        if on_wait is not None:
+            on_wait(waiting)
+        return None
+
+    report = poll(attempt, deadline=deadline, backoff=POLL)
+    # The attempt at the deadline always reports: past it, `timed_out` holds.
+    assert report is not None
+    return report
 
 
 def _selector(obj: dict[str, Any]) -> str | None:
@@ -144,7 +111,7 @@ def _events(kube: Kube, namespace: str, name: str, kind: str) -> list[str]:
     try:
         items = kube.list("v1", "Event", namespace=namespace, field_selector=(
             f"involvedObject.name={name},involvedObject.kind={kind},type=Warning"))
-    except Exception:  # events are a best-effort explanation
+    except ClusterError:  # events are a best-effort explanation
         return []
     items.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
     return [f"event {e.get('reason')}: {str(e.get('message') or '').strip()}"
@@ -167,7 +134,7 @@ def explain(kube: Kube, obj: dict[str, Any] | None, rid: ResourceId) -> list[str
         if selector:
             try:
                 pods = kube.list("v1", "Pod", namespace=rid.namespace, label_selector=selector)
-            except Exception:  # best effort
+            except ClusterError:  # best effort
                 pods = []
             for pod in pods[:3]:
                 lines.extend(_pod_lines(kube, pod))

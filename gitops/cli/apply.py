@@ -12,10 +12,11 @@ import click
 from gitops.errors import ExitCode
 
 if TYPE_CHECKING:
-    from gitops.apply.results import ApplyResult, ProgressEvent
+    from gitops.apply import ApplyResult, ProgressEvent
     from gitops.cluster import Cluster
+    from gitops.context import RunContext
+    from gitops.redact import Redactor
     from gitops.resource import ResourceId
-    from gitops.stack import Stack
 
 _lock = threading.Lock()
 
@@ -24,21 +25,24 @@ WAIT_REPEAT_SECONDS = 10.0
 WAIT_LINES = 5  # pending objects listed under a wait line
 
 
-def _safe(text: str) -> str:
-    """Every line printed by the apply commands goes through the run's redactor, which the
-    engine has taught the secret values of the objects it applies."""
-    from gitops.redact import run_redactor
+class _Printer:
+    """Every line the apply commands print goes through the run's redactor, which the
+    engine has taught the secret values of the objects it applies: results on stdout,
+    progress on stderr."""
 
-    return run_redactor().text(text, pairs="=")
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
 
+    def _safe(self, text: str) -> str:
+        return self.redactor.text(text, pairs="=")
 
-def _echo(line: str) -> None:
-    with _lock:
-        click.echo(_safe(line), err=True)
+    def err(self, line: str) -> None:
+        with _lock:
+            click.echo(self._safe(line), err=True)
 
-
-def _out(line: str = "") -> None:
-    click.echo(_safe(line))
+    def out(self, lines: list[str]) -> None:
+        for line in lines:
+            click.echo(self._safe(line))
 
 
 class _Progress:
@@ -46,7 +50,8 @@ class _Progress:
     and what the health wait is waiting on (the pending objects and why), printed again when
     that changes or every WAIT_REPEAT_SECONDS."""
 
-    def __init__(self, verbose: bool) -> None:
+    def __init__(self, printer: _Printer, verbose: bool) -> None:
+        self.echo = printer.err
         self.verbose = verbose
         self._last_wait: tuple[str, tuple[tuple[ResourceId, str], ...]] | None = None
         self._last_time = 0.0
@@ -54,7 +59,7 @@ class _Progress:
     def __call__(self, e: ProgressEvent) -> None:
         if e.stage == "apply":
             if self.verbose:
-                _echo(f"  {e.message:<10} {e.id}")
+                self.echo(f"  {e.message:<10} {e.id}")
             return
         if e.stage == "wait" and e.pending:
             self._wait(e)
@@ -62,7 +67,7 @@ class _Progress:
         self._last_wait = None
         prefix = {"wait": "…", "failed": "✗", "done": "✓"}.get(e.stage, "→")
         suffix = f" {e.id}" if e.id is not None else ""
-        _echo(f"{prefix} {e.message}{suffix}")
+        self.echo(f"{prefix} {e.message}{suffix}")
 
     def _wait(self, e: ProgressEvent) -> None:
         key = (e.phase, e.pending)
@@ -71,121 +76,37 @@ class _Progress:
             return
         self._last_wait, self._last_time = key, now
         left = f" [{e.seconds_left}s left]" if e.seconds_left is not None else ""
-        _echo(f"… waiting for {e.phase}: {len(e.pending)} of {e.total} pending{left}")
+        self.echo(f"… waiting for {e.phase}: {len(e.pending)} of {e.total} pending{left}")
         for rid, reason in e.pending[:WAIT_LINES]:
-            _echo(f"    {rid}: {reason}")
+            self.echo(f"    {rid}: {reason}")
         if len(e.pending) > WAIT_LINES:
-            _echo(f"    and {len(e.pending) - WAIT_LINES} more")
+            self.echo(f"    and {len(e.pending) - WAIT_LINES} more")
 
 
-def _load(cluster_name: str) -> tuple[Stack, Cluster]:
+def _load(cluster_name: str) -> tuple[RunContext, Cluster]:
+    from gitops.cli._run import start_run
     from gitops.cluster import load_cluster
-    from gitops.stack import load_stack
 
-    stack = load_stack()
-    return stack, load_cluster(stack, cluster_name)
-
-
-def _commit(stack: Stack) -> str | None:
-    from gitops.errors import GitError
-    from gitops.git import open_repo
-
-    try:
-        return open_repo(stack.root).head_commit()
-    except GitError:
-        return None
+    run = start_run()
+    return run, load_cluster(run.stack, cluster_name)
 
 
-def _report(result: ApplyResult, *, command: str) -> int:
+def _report(printer: _Printer, result: ApplyResult, *, command: str) -> int:
     """Print the result on stdout; a rejected or failed apply ends with one paragraph on
     stderr (an ApplyError through the error handler) and exit code 2."""
-    from gitops.errors import ApplyError
+    from gitops.apply.report import (
+        failed_error,
+        rejected_error,
+        rejection_lines,
+        result_lines,
+    )
 
-    for r in result.rejections:
-        _out(f"rejected: {r.describe()}")
     if result.rejections:
-        conflicts = [r for r in result.rejections if r.reason == "Conflict"]
-        what = "in the server-side dry run" if not result.dry_run else "in the dry run"
-        hint = ("Fix the objects listed above in git (each line names the object, the "
-                f"field and the server's message) and run '{command}' again.")
-        if conflicts:
-            hint += (f" {len(conflicts)} of them have fields owned by another field manager: "
-                     "remove those fields from the render, or take them over with "
-                     "--force-conflicts.")
-        raise ApplyError(f"{len(result.rejections)} object(s) were rejected by the API server "
-                         f"{what}; nothing was applied.", hint=hint)
-    if result.dry_run:
-        return _report_plan(result)
-    for n in result.abandoned:
-        _out(f"note: revision {n} had been left pending by an apply that stopped; "
-             "marked failed")
-    if result.lease_taken_over:
-        _out(f"note: took over the stale lease held by {result.lease_taken_over}")
-    created, configured = result.count("created"), result.count("configured")
-    unchanged = result.count("unchanged")
-    deleted = [p for p in result.prune if p.action == "deleted"]
-    kept = [p for p in result.prune if p.action == "keep"]
-    for p in kept:
-        _out(f"kept {p.id}: {p.reason}")
-    if result.failure is None:
-        if not result.changed:
-            _out(f"no changes: {unchanged} object(s) up to date; revision {result.revision} "
-                 "is current")
-        else:
-            _out(f"revision {result.revision} deployed: {created} created, {configured} "
-                 f"configured, {unchanged} unchanged, {len(deleted)} pruned")
-        return int(ExitCode.OK)
-    f = result.failure
-    _out(f"apply of revision {result.revision} failed ({f.stage}): {f.summary}")
-    for o in f.objects:
-        _out(f"  {o.id}: {o.reason}")
-        for line in o.details:
-            _out(f"    {line}")
-    rb = result.rollback
-    if rb is None:
-        outcome = "It was not rolled back (--no-rollback): the cluster is as the failed " \
-                  "attempt left it."
-    elif rb.error:
-        outcome = (f"The automatic rollback failed too: {rb.error.rstrip('.')}; the objects "
-                   "it failed on are listed above.")
-        for o in rb.failure.objects if rb.failure else ():
-            _out(f"  rollback: {o.id}: {o.reason}")
-            for line in o.details:
-                _out(f"    {line}")
-    elif rb.to_revision is None:
-        outcome = (f"There was no earlier revision to roll back to: the {len(rb.deleted)} "
-                   "object(s) the attempt created were deleted"
-                   + (f" ({len(rb.kept)} protected one(s) kept)" if rb.kept else "") + ".")
-    else:
-        state = "healthy" if rb.healthy else "NOT healthy"
-        outcome = (f"It was rolled back to revision {rb.to_revision} (recorded as revision "
-                   f"{rb.recorded_revision}; {rb.reapplied} re-applied, {len(rb.deleted)} "
-                   f"deleted), which is {state}.")
-        _out(f"rolled back to revision {rb.to_revision}: {state}")
-    if f.stage == "health" and "timeout" in f.summary:
-        hint = ("The objects and reasons are listed above; fix them in git, or give the "
-                f"rollout more time with --timeout, and run '{command}' again.")
-    else:
-        hint = f"The objects and reasons are listed above; fix them and run '{command}' again."
-    raise ApplyError(f"the apply of revision {result.revision} failed: {f.summary}. {outcome}",
-                     hint=hint)
-
-
-def _report_plan(result: ApplyResult) -> int:
-    changes = [a for a in result.actions if a.action != "unchanged"]
-    for a in changes:
-        sign = "+" if a.action == "create" else "~"
-        note = f" ({a.message})" if a.message else ""
-        _out(f"{sign} {a.id}{note}")
-        for c in a.changes:
-            _out(f"    {c}")
-    for p in result.prune:
-        _out(f"- {p.id}" if p.action == "delete" else f"  keep {p.id}: {p.reason}")
-    creates = sum(1 for a in changes if a.action == "create")
-    updates = len(changes) - creates
-    deletes = sum(1 for p in result.prune if p.action == "delete")
-    _out(f"plan: {creates} to create, {updates} to update, {deletes} to delete, "
-         f"{result.count('unchanged')} unchanged (dry run: nothing was changed)")
+        printer.out(rejection_lines(result.rejections))
+        raise rejected_error(result.rejections, dry_run=False, command=command)
+    printer.out(result_lines(result))
+    if result.failure is not None:
+        raise failed_error(result, command=command)
     return int(ExitCode.OK)
 
 
@@ -220,25 +141,33 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
     """
     from dataclasses import replace
 
-    from gitops.apply.engine import apply_objects
-    from gitops.apply.target import api_client_for, render_objects
+    from gitops.apply import ApplyOptions, calculate, execute
+    from gitops.apply.report import change_set_lines, rejected_error, rejection_lines
+    from gitops.cli._clusters import head_commit, render_objects, target_for
     from gitops.cluster import parse_duration
 
-    stack, cluster = _load(cluster_name)
+    run, cluster = _load(cluster_name)
+    printer = _Printer(run.redactor)
     policy = cluster.policy
     if timeout:
         policy = replace(policy, timeout=parse_duration(timeout, what="--timeout"))
-    _echo(f"→ rendering cluster {cluster.name}")
-    objects = render_objects(stack, cluster)
-    client = api_client_for(cluster)
-    result = apply_objects(
-        client, objects, cluster=cluster.name, records_namespace=cluster.records_namespace,
-        policy=policy, commit=_commit(stack), dry_run=dry_run, rollback=not no_rollback,
+    options = ApplyOptions(
+        policy=policy, commit=head_commit(run.stack), rollback=not no_rollback,
         prune=policy.prune and not no_prune, force_conflicts=force_conflicts,
-        allow_mass_prune=allow_mass_prune, break_lease=break_lease,
-        progress=_Progress(verbose),
-    )
-    return _report(result, command=f"stackctl apply --cluster {cluster.name}")
+        allow_mass_prune=allow_mass_prune, break_lease=break_lease)
+    command = f"stackctl apply --cluster {cluster.name}"
+    printer.err(f"→ rendering cluster {cluster.name}")
+    objects = render_objects(run.stack, cluster)
+    progress = _Progress(printer, verbose)
+    change_set = calculate(target_for(cluster), objects, options=options,
+                           redactor=run.redactor, fields=dry_run, progress=progress)
+    if dry_run:
+        printer.out(rejection_lines(change_set.rejections))
+        if change_set.rejections:
+            raise rejected_error(change_set.rejections, dry_run=True, command=command)
+        printer.out(change_set_lines(change_set))
+        return int(ExitCode.OK)
+    return _report(printer, execute(change_set, options, progress), command=command)
 
 
 @click.command("rollback")
@@ -259,20 +188,21 @@ def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease
     """
     from dataclasses import replace
 
-    from gitops.apply.engine import rollback_to
-    from gitops.apply.target import api_client_for
+    from gitops.apply import ApplyOptions, rollback_to
+    from gitops.cli._clusters import target_for
     from gitops.cluster import parse_duration
 
-    _, cluster = _load(cluster_name)
+    run, cluster = _load(cluster_name)
+    printer = _Printer(run.redactor)
     policy = cluster.policy
     if timeout:
         policy = replace(policy, timeout=parse_duration(timeout, what="--timeout"))
     result = rollback_to(
-        api_client_for(cluster), cluster=cluster.name,
-        records_namespace=cluster.records_namespace, revision=to, policy=policy,
-        break_lease=break_lease, progress=_Progress(False),
+        target_for(cluster), revision=to,
+        options=ApplyOptions(policy=policy, break_lease=break_lease),
+        redactor=run.redactor, progress=_Progress(printer, False),
     )
-    return _report(result, command=f"stackctl rollback --cluster {cluster.name}")
+    return _report(printer, result, command=f"stackctl rollback --cluster {cluster.name}")
 
 
 @click.command("history")
@@ -284,21 +214,17 @@ def history(cluster_name: str) -> int:
     Example:
       stackctl history --cluster dev
     """
-    from gitops.apply.engine import history as load_history
-    from gitops.apply.target import api_client_for
+    from gitops.apply import history as load_history
+    from gitops.apply.report import history_lines
+    from gitops.cli._clusters import target_for
 
-    _, cluster = _load(cluster_name)
-    revisions = load_history(api_client_for(cluster), cluster=cluster.name,
-                             records_namespace=cluster.records_namespace)
+    run, cluster = _load(cluster_name)
+    revisions = load_history(target_for(cluster))
     if not revisions:
         click.echo(f"no revisions recorded for cluster {cluster.name} in namespace "
                    f"{cluster.records_namespace}")
         return int(ExitCode.OK)
-    _out(f"{'REVISION':<9} {'COMMIT':<13} {'TIME':<21} {'STATUS':<12} {'OBJECTS':>7}  "
-         "DESCRIPTION")
-    for r in revisions:
-        _out(f"{r.revision:<9} {(r.commit or '-')[:12]:<13} {r.time:<21} {r.status:<12} "
-             f"{r.object_count:>7}  {r.description}")
+    _Printer(run.redactor).out(history_lines(revisions))
     sys.stdout.flush()
     return int(ExitCode.OK)
 

@@ -14,18 +14,8 @@ if TYPE_CHECKING:
 FORMATS = ("text", "markdown", "json")
 
 
-def _head(stack: Stack) -> str:
-    from gitops.errors import GitError
-    from gitops.git import open_repo
-
-    try:
-        return open_repo(stack.root).head_commit() or ""
-    except GitError:
-        return ""
-
-
 def _target(stack: Stack, cluster: Cluster, head: str) -> DriftTarget:
-    from gitops.apply.target import api_client_for, render_objects
+    from gitops.cli._clusters import api_client_for, render_objects
     from gitops.drift import DriftTarget
 
     def connect() -> Any:
@@ -66,16 +56,16 @@ def drift(clusters: tuple[str, ...], all_: bool, fmt: str, heal: bool) -> int:
       stackctl drift --cluster eks-prod --format markdown > drift.md
       stackctl drift --cluster dev --heal
     """
+    from gitops.cli._clusters import head_commit
+    from gitops.cli._run import start_run
     from gitops.cluster import select_clusters
     from gitops.drift import check_drift, render_json, render_markdown, render_text
-    from gitops.redact import Redactor, set_run_redactor
-    from gitops.stack import load_stack
 
     if all_ and clusters:
         raise click.UsageError("give --cluster NAME or --all, not both.")
-    stack = load_stack()
-    redactor = set_run_redactor(Redactor.from_config(stack.root))
-    head = _head(stack)
+    run = start_run()
+    stack, redactor = run.stack, run.redactor
+    head = head_commit(stack) or ""
     targets = [_target(stack, c, head) for c in select_clusters(stack, clusters, all_=all_)]
     report = check_drift(targets, heal=heal, redactor=redactor,
                          progress=lambda msg: click.echo(f"→ {msg}", err=True))

@@ -52,6 +52,7 @@ def plan(base: str | None, live: bool, head: str, clusters: tuple[str, ...], fmt
       stackctl plan --base main --head upgrade/mlstack-v1.4.1 --format markdown > plan.md
       stackctl plan --base v1 --cluster eks-prod --format json
     """
+    from gitops.cli._run import start_run
     from gitops.plan import (
         DEFAULT_MAX_BYTES,
         make_plan,
@@ -59,16 +60,14 @@ def plan(base: str | None, live: bool, head: str, clusters: tuple[str, ...], fmt
         render_markdown,
         render_text,
     )
-    from gitops.redact import Redactor, set_run_redactor
-    from gitops.stack import load_stack
 
     if live == (base is not None):
         raise click.UsageError("give either --base REF or --live.")
     if live and (len(clusters) != 1 or head != "HEAD"):
         raise click.UsageError("--live compares the working tree with one cluster: give "
                                "exactly one --cluster NAME (and no --head).")
-    stack = load_stack()
-    redactor = set_run_redactor(Redactor.from_config(stack.root))
+    run = start_run()
+    stack, redactor = run.stack, run.redactor
     progress = lambda msg: click.echo(f"→ {msg}", err=True)  # noqa: E731
     if live:
         result = _live(stack, clusters[0], redactor=redactor, progress=progress)
@@ -88,25 +87,19 @@ def plan(base: str | None, live: bool, head: str, clusters: tuple[str, ...], fmt
 
 def _live(stack: Stack, name: str, *, redactor: Redactor, progress: Callable[[str], None]
           ) -> Plan:
-    from gitops.apply.ssa import Kube
-    from gitops.apply.target import api_client_for, render_objects
+    from gitops.apply import ApplyOptions
+    from gitops.cli._clusters import head_commit, render_objects, target_for
     from gitops.cluster import load_cluster
-    from gitops.errors import GitError
-    from gitops.git import open_repo
     from gitops.plan import RefInfo
     from gitops.plan.live import live_plan
 
     cluster = load_cluster(stack, name)
-    try:
-        commit = open_repo(stack.root).head_commit() or "-"
-    except GitError:
-        commit = "-"
     progress(f"rendering cluster {cluster.name}")
     objects = render_objects(stack, cluster)
-    return live_plan(name=cluster.name, kube=Kube(api_client_for(cluster)), objects=objects,
-                     records_namespace=cluster.records_namespace,
-                     head=RefInfo(ref="working tree", commit=commit),
-                     concurrency=cluster.policy.concurrency, redactor=redactor,
+    # What `stackctl apply --cluster NAME` would do, with the cluster's policy.
+    return live_plan(target=target_for(cluster), objects=objects,
+                     head=RefInfo(ref="working tree", commit=head_commit(stack) or "-"),
+                     options=ApplyOptions(policy=cluster.policy), redactor=redactor,
                      progress=progress)
 
 

@@ -47,9 +47,9 @@ def render(clusters: tuple[str, ...], all_clusters: bool, out_dir: Path | None, 
     from gitops.errors import ConfigError, UserError
     from gitops.kustomize import find_kustomize
     from gitops.render import render_each, write_rendered
-    from gitops.stack import load_stack
+    from gitops.stack import locate_stack
 
-    stack = load_stack()
+    stack = locate_stack()
     if clusters and all_clusters:
         raise click.UsageError("give either --cluster NAME ... or --all, not both.")
     k = find_kustomize(kustomize_bin, version=stack.kustomize)

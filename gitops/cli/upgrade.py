@@ -57,6 +57,13 @@ def _print_status(state: UpgradeState | None) -> int:
     if state is None:
         click.echo("no upgrade in progress")
         return int(ExitCode.OK)
+    if state.phase == "importing":
+        click.echo(f"upgrade of {state.name} {state.from_version} -> {state.to_version} in "
+                   f"progress (from {state.original_branch}), started {state.started_at}")
+        click.echo(f"interrupted while importing {state.to_version} onto "
+                   f"{state.vendor_branch}: run 'stackctl upgrade --abort' to put the vendor "
+                   "branch back, then start again")
+        return int(ExitCode.FINDING)
     click.echo(f"upgrade of {state.name} {state.from_version} -> {state.to_version} in "
                f"progress on {state.upgrade_branch} (from {state.original_branch}), "
                f"started {state.started_at}")
@@ -165,8 +172,7 @@ def upgrade(ref: str | None, kustomize_version: str | None, source: str | None,
         raise click.UsageError("--resolve ADDRESS takes one of --ours, --theirs, --mark or "
                                "--path NEW, and they take --resolve.")
 
-    from gitops.redact import Redactor, set_run_redactor
-    from gitops.stack import load_stack
+    from gitops.cli._run import start_run
     from gitops.upgrade import (
         abort_upgrade,
         continue_upgrade,
@@ -175,20 +181,20 @@ def upgrade(ref: str | None, kustomize_version: str | None, source: str | None,
         upgrade_status,
     )
 
-    stack = load_stack()
-    set_run_redactor(Redactor.from_config(stack.root))
+    run = start_run()
+    stack = run.stack
     if kustomize_version is not None:
         from gitops.upgrade.tool import upgrade_kustomize
 
         result = upgrade_kustomize(stack, version=kustomize_version, branch=branch,
-                                   dry_run=dry_run, progress=_progress)
+                                   dry_run=dry_run, progress=_progress, redactor=run.redactor)
         return _print_result(result, fmt)
     if ref is not None:
         from gitops.source import spec_for_stack
 
         spec = spec_for_stack(source, root=stack.root, cwd=Path.cwd()) if source else None
         result = start_upgrade(stack, ref=ref, source=spec, branch=branch, dry_run=dry_run,
-                               progress=_progress)
+                               progress=_progress, redactor=run.redactor)
         return _print_result(result, fmt)
     if address is not None and choice is not None:
         res = resolve(stack, address=address, choice=choice, path=new_path)
@@ -202,7 +208,7 @@ def upgrade(ref: str | None, kustomize_version: str | None, source: str | None,
             click.echo("no conflict left: run 'stackctl upgrade --continue'")
         return int(ExitCode.OK)
     if continue_:
-        result = continue_upgrade(stack, progress=_progress)
+        result = continue_upgrade(stack, progress=_progress, redactor=run.redactor)
         if result.outcome == "conflicts" and result.report_paths:
             # The renders of the resolved tree found customizations that lost their effect.
             return _print_result(result, fmt)
@@ -216,6 +222,10 @@ def upgrade(ref: str | None, kustomize_version: str | None, source: str | None,
         return _print_result(result, fmt)
     if abort:
         state = abort_upgrade(stack, progress=_progress)
+        if state.phase == "importing":
+            click.echo(f"upgrade to {state.to_version} aborted: {state.vendor_branch} put "
+                       f"back; {state.original_branch} was not changed")
+            return int(ExitCode.OK)
         click.echo(f"upgrade to {state.to_version} aborted: back on {state.original_branch} "
                    f"at {state.original_commit[:12]}; {state.upgrade_branch} deleted")
         return int(ExitCode.OK)

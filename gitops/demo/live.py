@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops.kube import api_client, cluster_error
+from gitops.kube import api_client, translating
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,8 @@ class Live:
         self.api.close()
 
     def _call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
+        with translating(action):
             return fn(*args, **kwargs)
-        except (ApiException, HTTPError, OSError) as e:
-            raise cluster_error(e, action) from e
 
     def ready_nodes(self) -> list[str]:
         nodes = self._call("list Nodes", self.core.list_node).items

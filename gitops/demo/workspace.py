@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import filecmp
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +34,6 @@ ADDED_FILES = (
     "common/limit-range/base/kustomization.yaml",
     "common/limit-range/base/limit-range.yaml",
 )
-
-
-@dataclass(frozen=True)
-class Customizations:
-    """What was copied from the checkout into the deployment repo (paths relative to it)."""
-
-    vendor_edited: tuple[str, ...]
-    vendor_added: tuple[str, ...]
-    overlays: tuple[str, ...]
-    clusters: tuple[str, ...]
 
 
 def _files(root: Path) -> list[str]:

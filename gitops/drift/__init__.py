@@ -30,7 +30,6 @@ from gitops.drift.model import (
     Manager,
     ObjectDrift,
 )
-from gitops.drift.read import LiveState, read_live
 from gitops.drift.report import render_markdown, render_text
 
 __all__ = [
@@ -43,7 +42,6 @@ __all__ = [
     "GitComparison",
     "HealOutcome",
     "Key",
-    "LiveState",
     "ManagedEntry",
     "Manager",
     "ObjectDrift",
@@ -55,7 +53,6 @@ __all__ = [
     "heal_cluster",
     "managed_entries",
     "parse_fields_v1",
-    "read_live",
     "render_json",
     "render_markdown",
     "render_text",

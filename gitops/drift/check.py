@@ -2,7 +2,8 @@
 against git's current render; `--heal` re-applies the revision through the apply engine.
 
     revision = the latest `deployed` revision (gitops.inventory)
-    live     = one LIST per kind and namespace (gitops.drift.read)
+    live     = gitops.kube.read_live: one LIST per kind by the ApplySet label, then where
+               the objects it did not find should be
     per object of the revision: missing, or compared on stackctl's fields (compare.py)
     extra    = live objects of the revision's kinds carrying stackctl's ApplySet label that
                the revision does not hold
@@ -17,7 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gitops.apply.ssa import Kube
+from gitops.apply import ApplyOptions, Outcome, ProgressEvent, Stage, Target, apply_objects
+from gitops.apply.prepare import prepare
 from gitops.cluster import ApplyPolicy
 from gitops.diff import diff_object_sets
 from gitops.drift.compare import compare_object, other_writers
@@ -28,10 +30,10 @@ from gitops.drift.model import (
     HealOutcome,
     ObjectDrift,
 )
-from gitops.drift.read import read_live
 from gitops.errors import UserError
 from gitops.inventory import PART_OF, Records
-from gitops.redact import Redactor, run_redactor
+from gitops.kube import Kube, read_live
+from gitops.redact import Redactor
 from gitops.resource import ResourceId
 
 Obj = dict[str, Any]
@@ -68,17 +70,17 @@ def check_cluster(
     records_namespace: str = "stackctl-system",
     render: RenderFn | None = None,
     head_commit: str = "",
-    redactor: Redactor | None = None,
+    redactor: Redactor,
     progress: Progress | None = None,
     concurrency: int = 8,
 ) -> ClusterDrift:
     """Drift of one cluster (raises ClusterError when it cannot be read)."""
     say = progress or _noop
-    r = redactor or run_redactor()
+    r = redactor
     records = Records(kube, cluster=cluster, namespace=records_namespace)
     revisions = records.revisions()
-    deployed = [x for x in revisions if x.status == "deployed"]
-    if not deployed:
+    rev = revisions.deployed
+    if rev is None:
         what = ("no revision is recorded" if not revisions else
                 "no revision is deployed (" + ", ".join(
                     f"{x.revision}: {x.status}" for x in revisions) + ")")
@@ -86,15 +88,14 @@ def check_cluster(
             cluster, never_applied=True,
             error=f"cluster {cluster!r} was never applied: {what} in namespace "
                   f"{records_namespace}. Run 'stackctl apply --cluster {cluster}' first.")
-    rev = deployed[-1]
     notes = tuple(f"revision {x.revision} is pending: an apply may be running, and the "
                   "objects it changed show as drift until it finishes"
-                  for x in revisions if x.status == "pending" and x.revision > rev.revision)
+                  for x in revisions.pending if x.revision > rev.revision)
     say(f"{cluster}: reading revision {rev.revision} ({rev.object_count} objects)")
     objects = records.manifests(rev.revision)
     say(f"{cluster}: listing live objects")
-    live = read_live(kube, objects, member_label=(PART_OF, records.applyset_id),
-                     concurrency=concurrency)
+    live = read_live(kube, objects, label=(PART_OF, records.applyset_id), members=True,
+                     find_unlabelled=True, concurrency=concurrency)
     found: list[ObjectDrift] = []
     shared: list[str] = []
     ids: set[ResourceId] = set()
@@ -150,11 +151,9 @@ def _claimed_by_another_set(live: Mapping[str, Any], applyset_id: str) -> bool:
 
 def _git(kube: Kube, applied: Sequence[Obj], render: RenderFn, *, applyset_id: str,
          head_commit: str, redactor: Redactor) -> GitComparison:
-    from gitops.apply.engine import prepare
-
     try:
         rendered = [dict(o) for o in render()]
-        desired, _ = prepare(kube, rendered, applyset_id)
+        desired, _ = prepare(kube, rendered, applyset_id, redactor)
     except UserError as e:
         return GitComparison("error", head_commit=head_commit, error=redactor.text(str(e)))
     diff = diff_object_sets(applied, desired, redactor=redactor)
@@ -163,13 +162,11 @@ def _git(kube: Kube, applied: Sequence[Obj], render: RenderFn, *, applyset_id: s
 
 
 def heal_cluster(kube: Kube, drift: ClusterDrift, *, records_namespace: str,
-                 policy: ApplyPolicy, progress: Progress | None = None) -> HealOutcome:
+                 policy: ApplyPolicy, redactor: Redactor,
+                 progress: Progress | None = None) -> HealOutcome:
     """Re-apply the cluster's last revision through the apply engine. The engine sends only
     the objects that differ live (its no-change test), with force: healing takes back the
     fields other managers took. Extra objects are left alone (they may be someone's)."""
-    from gitops.apply.engine import apply_objects
-    from gitops.apply.results import ProgressEvent
-
     say = progress or _noop
     assert drift.revision is not None
     rev = drift.revision
@@ -177,15 +174,16 @@ def heal_cluster(kube: Kube, drift: ClusterDrift, *, records_namespace: str,
         rev.revision)
 
     def on_event(e: ProgressEvent) -> None:
-        if e.stage != "apply":
+        if e.stage is not Stage.APPLY:
             say(f"{drift.name}: heal: {e.message}" + (f" {e.id}" if e.id else ""))
 
-    result = apply_objects(kube, objects, cluster=drift.name,
-                           records_namespace=records_namespace, policy=policy,
-                           commit=rev.commit or None, prune=False, force_conflicts=True,
-                           progress=on_event)
-    created = tuple(a.id for a in result.actions if a.action == "created")
-    configured = tuple(a.id for a in result.actions if a.action == "configured")
+    result = apply_objects(
+        Target(kube, drift.name, records_namespace), objects,
+        options=ApplyOptions(policy=policy, commit=rev.commit or None, prune=False,
+                             force_conflicts=True),
+        redactor=redactor, progress=on_event)
+    created = tuple(o.id for o in result.objects if o.outcome is Outcome.CREATED)
+    configured = tuple(o.id for o in result.objects if o.outcome is Outcome.CONFIGURED)
     error = ""
     if result.rejections:
         error = "; ".join(x.describe() for x in result.rejections[:5])
@@ -199,7 +197,7 @@ def check_drift(
     targets: Sequence[DriftTarget],
     *,
     heal: bool = False,
-    redactor: Redactor | None = None,
+    redactor: Redactor,
     progress: Progress | None = None,
     concurrency: int = 8,
 ) -> DriftReport:
@@ -207,13 +205,13 @@ def check_drift(
     the others are still checked. With `heal`, a drifted cluster's revision is re-applied
     and the cluster checked again."""
     say = progress or _noop
-    r = redactor or run_redactor()
+    r = redactor
     out = []
     for t in targets:
         say(f"{t.name}: connecting")
         try:
             client = t.connect()
-            kube = client if isinstance(client, Kube) else Kube(client)
+            kube = Kube.of(client)
             result = check_cluster(kube, cluster=t.name, records_namespace=t.records_namespace,
                                    render=t.render, head_commit=t.head_commit, redactor=r,
                                    progress=say, concurrency=concurrency)
@@ -222,7 +220,7 @@ def check_drift(
                 say(f"{t.name}: healing {len(healable)} object(s) from revision "
                     f"{result.revision.revision}")
                 outcome = heal_cluster(kube, result, records_namespace=t.records_namespace,
-                                       policy=t.policy, progress=say)
+                                       policy=t.policy, redactor=r, progress=say)
                 after = check_cluster(kube, cluster=t.name,
                                       records_namespace=t.records_namespace, redactor=r,
                                       progress=say, concurrency=concurrency)

@@ -27,6 +27,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gitops.diff import format_path as fmt
+
 
 @dataclass(frozen=True)
 class Key:
@@ -238,8 +240,6 @@ def format_path(path: Sequence[Element]) -> str:
     """`spec.template.spec.containers[name=main].image`, `rules[0].verbs[get]`,
     `metadata.labels["app.kubernetes.io/name"]`: the readable form of a path, as plans
     write them (gitops.diff.format_path)."""
-    from gitops.diff import format_path as fmt
-
     out = ""
     run: list[Any] = []
     for element in path:

@@ -23,6 +23,17 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import ScalarString
 
+from gitops.kinds import (
+    ATOMIC_LISTS,
+    CONTAINER_PORT_KEY,
+    DEFAULT_KEY,
+    KEY_DEFAULTS,
+    LIST_KEYS,
+    SERVICE_PORT_KEY,
+    SET_LISTS,
+    key_fields,
+    key_of,
+)
 from gitops.merge.conflict import (
     DELETED,
     Conflict,
@@ -94,57 +105,12 @@ def canonical(value: Any) -> str:
 
 # --------------------------------------------------------------------------- list keys
 
-# patchMergeKey of the k8s.io/api types (core/v1 PodSpec, Container, ObjectMeta, ServiceSpec;
-# admissionregistration/v1 webhooks), plus CRD `versions` by name.
-STRATEGIC_KEYS: dict[str, str] = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "env": "name",
-    "volumes": "name",
-    "volumeMounts": "mountPath",
-    "volumeDevices": "devicePath",
-    "imagePullSecrets": "name",
-    "hostAliases": "ip",
-    "topologySpreadConstraints": "topologyKey",
-    "resourceClaims": "name",
-    "schedulingGates": "name",
-    "ownerReferences": "uid",
-    "conditions": "type",
-    "webhooks": "name",
-    "versions": "name",
-    "additionalPrinterColumns": "name",
-    "volumeClaimTemplates": "metadata.name",
-}
-# Lists Kubernetes replaces whole (no patch strategy): RBAC rules, command lines, selectors.
-ATOMIC_LISTS = frozenset({
-    "rules", "args", "command", "clusterRoleSelectors", "subjects", "matchExpressions",
-    "nodeSelectorTerms", "required", "enum", "accessModes",
-})
-# Lists merged as sets of whole entries: tolerations have no key (k8s replaces the list;
-# merging entries as values keeps a locally added toleration), finalizers are a set.
-WHOLE_ITEM_LISTS = frozenset({"tolerations", "finalizers"})
-
-
-def _field_key(dotted: str) -> KeyFn:
-    parts = dotted.split(".")
+def _fields_key(fields: tuple[str, ...]) -> KeyFn:
+    """The key of an entry by `fields` (gitops.kinds: their defaults count), as text."""
 
     def key(item: Any) -> Hashable | None:
-        node = item
-        for p in parts:
-            if not isinstance(node, Mapping) or p not in node:
-                return None
-            node = node[p]
-        return None if isinstance(node, Mapping | list) else canonical(node)
-
-    return key
-
-
-def _port_key(port_field: str) -> KeyFn:
-    def key(item: Any) -> Hashable | None:
-        if not isinstance(item, Mapping) or port_field not in item:
-            return None
-        return (canonical(item[port_field]), str(item.get("protocol") or "TCP"))
+        found = key_of(fields, item)
+        return None if found is None else tuple(canonical(v) for _, v in found)
 
     return key
 
@@ -154,19 +120,17 @@ def _whole_item(item: Any) -> Hashable:
 
 
 def kubernetes_list_key(path: tuple[str, ...], name: str, items: list[Any]) -> KeyFn | None:
-    """The merge key of a list in a Kubernetes object, or None for an atomic list."""
-    if name in WHOLE_ITEM_LISTS:
+    """The merge key of a list in a Kubernetes object (gitops.kinds' list keys), or None
+    for an atomic list."""
+    if name in SET_LISTS:
         return _whole_item
     if name in ATOMIC_LISTS:
         return None
-    if name == "ports":
-        in_container = any(seg.split("[", 1)[0] in ("containers", "initContainers",
-                                                     "ephemeralContainers") for seg in path)
-        return _port_key("containerPort" if in_container else "port")
-    if name in STRATEGIC_KEYS:
-        return _field_key(STRATEGIC_KEYS[name])
+    fields = key_fields(name, items)
+    if fields is not None:
+        return _fields_key(fields)
     if items and all(isinstance(i, Mapping) and "name" in i for i in items):
-        return _field_key("name")
+        return _fields_key(DEFAULT_KEY)
     if items and all(isinstance(i, str | int | float) and not isinstance(i, bool)
                      for i in items):
         # Plain values (a spawner's image options, gateway hosts, capabilities): a set, so
@@ -385,11 +349,18 @@ def _index(keyfn: KeyFn | None, items: list[Any]) -> dict[Hashable, Any] | None:
     return out
 
 
+# The fields an entry is labelled by in a conflict's address, the first it has: the key
+# fields of gitops.kinds' list keys, then those of kustomization lists (patches by path).
+_LABEL_FIELDS = tuple(dict.fromkeys(
+    f for key in (DEFAULT_KEY, *LIST_KEYS.values(), CONTAINER_PORT_KEY, SERVICE_PORT_KEY,
+                  ("path",))
+    for f in key if "." not in f and f not in KEY_DEFAULTS))
+
+
 def _label(key: Hashable, item: Any) -> str:
     """`name=app` for a keyed entry; the whole value for a set entry."""
     if isinstance(item, Mapping):
-        for f in ("name", "mountPath", "containerPort", "port", "ip", "devicePath", "type",
-                  "topologyKey", "uid", "path"):
+        for f in _LABEL_FIELDS:
             if f in item and not isinstance(item[f], Mapping | list):
                 return f"{f}={plain(item[f])}"
         return canonical(item)

@@ -6,8 +6,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
 
 from gitops.errors import ConfigError, GitError
-from gitops.plan.model import Objects, Plan, RefInfo, RenderFn, plan_from_renders
-from gitops.redact import Redactor, run_redactor
+from gitops.plan.model import (
+    Objects,
+    Plan,
+    RefInfo,
+    RenderFn,
+    plan_from_rendered,
+    plan_from_renders,
+)
+from gitops.redact import Redactor
 from gitops.stack import CLUSTERS_DIR, Stack
 
 Progress = Callable[[str], None]
@@ -71,7 +78,7 @@ def make_plan(
     base: str,
     head: str = "HEAD",
     clusters: Sequence[str] = (),
-    redactor: Redactor | None = None,
+    redactor: Redactor,
     render: RenderFn | None = None,
     progress: Progress | None = None,
 ) -> Plan:
@@ -90,10 +97,24 @@ def make_plan(
             )
         at_base = [n for n in at_base if n in clusters]
         at_head = [n for n in at_head if n in clusters]
-    do_render = render or default_render(stack)
+    r = redactor
+    if render is None:
+        # gitops.render's own renders: compared by text first, so that clusters whose
+        # inputs did not change (cached at both commits) cost no parse.
+        from gitops.render import Rendered, render_clusters
+
+        def side(names: Sequence[str], commit: str) -> dict[str, Rendered]:
+            return render_clusters(stack, list(names), ref=commit) if names else {}
+
+        say(f"rendering {len(at_base)} cluster(s) at {base} ({b.short})")
+        rb = side(at_base, b.commit)
+        say(f"rendering {len(at_head)} cluster(s) at {head} ({h.short})")
+        rh = side(at_head, h.commit) if h.commit != b.commit else rb
+        say("comparing")
+        return plan_from_rendered(rb, rh, base=b, head=h, redactor=r)
     say(f"rendering {len(at_base)} cluster(s) at {base} ({b.short})")
-    before = do_render(at_base, b.commit)
+    before = render(at_base, b.commit)
     say(f"rendering {len(at_head)} cluster(s) at {head} ({h.short})")
-    after = do_render(at_head, h.commit) if h.commit != b.commit else before
+    after = render(at_head, h.commit) if h.commit != b.commit else before
     say("comparing")
-    return plan_from_renders(before, after, base=b, head=h, redactor=redactor or run_redactor())
+    return plan_from_renders(before, after, base=b, head=h, redactor=r)

@@ -52,7 +52,8 @@ def _object(c: ObjectChange, elided: bool, r: Redactor) -> dict[str, Any]:
 
 def _cluster(plan: Plan, cp: ClusterPlan, el: Elision) -> dict[str, Any]:
     collapsed = el.details or cp.name in el.clusters
-    return {
+    notes = {"notes": list(cp.notes)} if cp.notes else {}  # plan --live's kept objects
+    return notes | {
         "name": cp.name,
         "status": cp.status,
         "counts": cp.counts,

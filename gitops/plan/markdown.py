@@ -58,6 +58,7 @@ def _section(plan: Plan, cp: ClusterPlan, el: Elision) -> list[str]:
                f"change{'s' if n['images'] != 1 else ''}")
     # The blank line after <summary> ends the HTML block, so markdown resumes inside.
     out = ["<details>", f"<summary>{summary}</summary>", ""]
+    out += [f"_Note: {html.escape(n)}_" for n in cp.notes] + ([""] if cp.notes else [])
     if cp.name in el.clusters:
         out += [f"_The object list of this cluster ({len(cp.diff.objects):,} object changes) "
                 "is elided to fit the comment._", ""]

@@ -28,11 +28,12 @@ def summary_line(plan: Plan) -> str:
 
 
 def _cluster(plan: Plan, cp: ClusterPlan, el: Elision) -> list[str]:
+    notes = [f"  note: {n}" for n in cp.notes]
     if cp.status == "unchanged":
-        return [f"cluster {cp.name}: unchanged ({cp.diff.unchanged} objects)"]
+        return [f"cluster {cp.name}: unchanged ({cp.diff.unchanged} objects)", *notes]
     title = {"changed": "changed", "added": "added (only at head)",
              "removed": "removed (only at base)"}[cp.status]
-    out = [f"cluster {cp.name}: {title}: {_counts(cp)}"]
+    out = [f"cluster {cp.name}: {title}: {_counts(cp)}", *notes]
     if el.details or cp.name in el.clusters:
         out.append("  (object list elided)")
         return out

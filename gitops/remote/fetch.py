@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from gitops import git
+from gitops import git, untrusted
 from gitops.errors import GitError, RemoteError
 from gitops.paths import cache_dir
 from gitops.remote.mirrors import Mirrored, Mirrors
@@ -42,7 +42,11 @@ class GitCheckout:
     listing: git.Files = field(repr=False, compare=False)  # {path: (mode, blob id)}
 
     def read(self, path: str) -> bytes:
-        return self.repo.read_blob(self.listing[path][1].decode("ascii"))
+        blob = self.listing[path][1].decode("ascii")
+        # Untrusted content: a huge blob is refused from its header, before it is read.
+        untrusted.check_blob_size(self.repo.blob_size(blob), path,
+                                  f"{self.repo_url} at {self.ref or 'HEAD'}")
+        return self.repo.read_blob(blob)
 
     def mode(self, path: str) -> int:
         return self.listing[path][0]
@@ -156,7 +160,9 @@ class Fetcher:
         folder = local_path(mirrored.fetch)
         if folder is not None:
             try:
-                data = folder.read_bytes()
+                with folder.open("rb") as f:
+                    data = untrusted.read_stream(
+                        f, url, untrusted.Budget(untrusted.Limits.from_env(), where))
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
                 raise RemoteError(
                     f"the file {url}, which {wanted_by} pulls, is not at {where}.",
@@ -181,8 +187,9 @@ class Fetcher:
         request = urllib.request.Request(mirrored.fetch, headers={"User-Agent": USER_AGENT})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                data: bytes = response.read()
-                return data
+                # Streamed within the import's limits (gitops.untrusted), as archives are.
+                return untrusted.read_stream(
+                    response, url, untrusted.Budget(untrusted.Limits.from_env(), where))
         except urllib.error.HTTPError as e:
             raise RemoteError(
                 f"the file {url}, which {wanted_by} pulls, was refused at {where}: HTTP "

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops import git
+from gitops import git, untrusted
 from gitops.remote.fetch import Fetcher
 from gitops.remote.localize import REMOTES_DIR, Localization, localize
 from gitops.remote.mirrors import load_mirrors
@@ -31,6 +31,9 @@ def localize_release(stack: Stack, files: git.Files, *, expect: Iterable[RemoteP
     say = progress or (lambda _m: None)
     result = localize(files, fetcher or fetcher_for(stack), base=stack.vendor_relpath,
                       expect=expect)
+    if result.pins:  # the remotes' files are untrusted content as much as the release's
+        untrusted.check_files(result.files, f"the release with its remote bases for "
+                                            f"{stack.vendor_relpath}")
     for pin in result.pins:
         what = f"{pin.ref} ({pin.commit[:12]})" if pin.commit else f"sha256 {pin.pinned[:12]}"
         say(f"vendored the remote base {pin.url} {what} for {len(pin.localized)} entr"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gitops.errors import ClusterError, SandboxError
+from gitops.kube.poll import Backoff, poll
 from gitops.sandbox.certs import Pki
 
 T = TypeVar("T")
@@ -39,24 +40,28 @@ class Deadline:
 
     def poll(self, what: str, probe: Callable[[], T | None], *, interval: float = 0.1,
              hint: str = "") -> T:
-        """Call `probe` until it returns something other than None."""
+        """Call `probe` every `interval` seconds until it returns something other than None
+        (gitops.kube.poll); the processes are checked before each call."""
         last = ""
-        while True:
+
+        def attempt() -> T | None:
+            nonlocal last
             self.check()
             try:
-                value = probe()
+                return probe()
             except (ClusterError, OSError, urllib.error.URLError) as e:
-                value, last = None, str(e)
-            if value is not None:
-                return value
-            if time.monotonic() > self.end:
-                detail = f" (last answer: {last})" if last else ""
-                raise SandboxError(
-                    f"the sandbox did not get ready within {self.seconds:.0f} s: still "
-                    f"waiting for {what}{detail}.",
-                    hint=hint or "Look at the component logs ('stackctl sandbox status' "
-                                 "shows where), or give it more time with --timeout.")
-            time.sleep(interval)
+                last = str(e)
+                return None
+
+        value = poll(attempt, deadline=self.end, backoff=Backoff(interval, 1.0, interval))
+        if value is None:
+            detail = f" (last answer: {last})" if last else ""
+            raise SandboxError(
+                f"the sandbox did not get ready within {self.seconds:.0f} s: still "
+                f"waiting for {what}{detail}.",
+                hint=hint or "Look at the component logs ('stackctl sandbox status' "
+                             "shows where), or give it more time with --timeout.")
+        return value
 
 
 def _https_context(pki: Pki | None) -> ssl.SSLContext:
@@ -93,21 +98,14 @@ def _api(client: Any) -> tuple[Any, Any, Any]:
 
 def _call(action: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
     """Call the client; None for 404, ClusterError for the rest (409 on create is fine)."""
-    from kubernetes.client.exceptions import ApiException
-
-    from gitops.kube import cluster_error
+    from gitops.kube import KubeApiError, translating
 
     try:
-        return fn(*args, _request_timeout=10, **kw)
-    except ApiException as e:
-        if e.status == 404 or (e.status == 409 and action.startswith("create")):
+        with translating(action):
+            return fn(*args, _request_timeout=10, **kw)
+    except KubeApiError as e:
+        if e.code == 404 or (e.code == 409 and action.startswith("create")):
             return None
-        raise cluster_error(e, action) from e
-    except Exception as e:
-        import urllib3.exceptions
-
-        if isinstance(e, urllib3.exceptions.HTTPError | OSError):
-            raise cluster_error(e, action) from e
         raise
 
 

@@ -11,7 +11,6 @@ template carries the label never becomes Available (rollback tests and the demo 
 from __future__ import annotations
 
 FAIL_LABEL = "sandbox.stackctl.dev/fail"
-FAIL_STAGE = "stackctl-pod-fail"
 
 STAGES_YAML = r"""apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import replace
 
 from gitops import git
 from gitops.errors import ConfigError, DirtyWorktreeError, GitError, UpgradeError
-from gitops.gitstore import loose_objects, tidy
+from gitops.git.store import loose_objects, tidy
 from gitops.kustomize import find_kustomize
 from gitops.lock import Lock, LockEntry, parse_lock, render_lock
 from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_trees
+from gitops.redact import Redactor
 from gitops.remote.pins import remote_changes
 from gitops.stack import LOCK_FILE, STACK_FILE, Stack
 from gitops.upgrade.common import (
@@ -38,6 +40,7 @@ from gitops.upgrade.report import ClusterSummary, UpgradeReport
 from gitops.upgrade.rewrites import RewriteEffect, rewrite_effects
 from gitops.upgrade.state import (
     CONFLICTS,
+    IMPORTING,
     REPORT_MD,
     STARTING,
     ConflictRecord,
@@ -46,8 +49,9 @@ from gitops.upgrade.state import (
     remove_state,
     save_state,
 )
-from gitops.upgrade.undo import undo
+from gitops.upgrade.undo import put_vendor_back, undo_or_advise
 from gitops.vendor import import_release, pristine_commit
+from gitops.yamlio import decode
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -128,15 +132,16 @@ def _lock_of(files: git.Files, stack: Stack) -> Lock:
             "so there is no previous release to merge against.",
             hint="Import the release your vendor/ folder holds first ('stackctl vendor "
             "import --ref REF'), or write the lock for it.")
-    return parse_lock(data[1].decode("utf-8"), path=stack.root / LOCK_FILE)
+    return parse_lock(decode(data[1], path=stack.root / LOCK_FILE), path=stack.root / LOCK_FILE)
 
 
 def _require_no_upgrade(stack: Stack) -> None:
     state = load_state(stack.root)
     if state is not None:
+        where = (f"on the branch {state.upgrade_branch}" if state.phase != IMPORTING
+                 else f"(it was stopped while importing onto {state.vendor_branch})")
         raise UpgradeError(
-            f"an upgrade of {state.name} to {state.to_version} is already in progress on "
-            f"the branch {state.upgrade_branch}.",
+            f"an upgrade of {state.name} to {state.to_version} is already in progress {where}.",
             hint="See it with 'stackctl upgrade --status'; finish it with 'stackctl upgrade "
             "--continue' or drop it with 'stackctl upgrade --abort'.")
 
@@ -162,15 +167,18 @@ def _untracked_in_the_way(repo: git.Repo, head_files: git.Files, new_files: git.
 
 def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                   branch: str | None = None, dry_run: bool = False,
-                  progress: Progress | None = None) -> UpgradeResult:
+                  progress: Progress | None = None,
+                  redactor: Redactor | None = None) -> UpgradeResult:
     """Import `ref` onto vendor/<name> and merge it with the current branch into the new
     branch `upgrade/<name>-<version>` (or `branch`). See docs/upgrade.md.
 
     Clean: the merge commit is made and checked out (outcome `committed`). Conflicts: the
     merged tree is checked out on the new branch with a marker above each conflict and the
     state saved (outcome `conflicts`). `dry_run` changes no branch and no file outside
-    `.stackctl/` (the vendor branch is put back where it was)."""
+    `.stackctl/` (the vendor branch is put back where it was). `redactor`: the run's
+    (default: one from the stack's settings)."""
     say = progress or (lambda _m: None)
+    redactor = redactor or Redactor.from_config(stack.root)
     repo, prefix = open_stack_repo(stack)
     _require_no_upgrade(stack)
     original = repo.current_branch()
@@ -200,6 +208,14 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
     with SideRenders(stack, kustomize, progress=progress) as sides:
         base_commit = pristine_commit(stack, progress=progress)
         vendor_before = repo.branch_commit(stack.vendor_branch)
+        # Saved before the import moves the vendor branch: a run killed (or out of disk)
+        # from here on leaves an upgrade that --status shows and --abort undoes.
+        save_state(stack.root, UpgradeState(
+            phase=IMPORTING, name=stack.name, prefix=prefix, original_branch=original,
+            original_commit=head, upgrade_branch=branch or "", vendor_branch=stack.vendor_branch,
+            vendor_before=vendor_before, base_commit=base_commit, vendor_commit="",
+            merged_tree="", from_version=previous.resolved, to_version=ref, lock_text="",
+            started_at=now()))
         restore_vendor = True
         try:
             imp = import_release(stack, ref=ref, source=source, merge=False,
@@ -243,7 +259,7 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             rewrites: tuple[RewriteEffect, ...] = ()
             if before_renders is not None and after_renders is not None:
                 b_res, a_res = before_renders.result(), after_renders.result()
-                clusters = summarise(b_res, a_res)
+                clusters = summarise(b_res, a_res, redactor=redactor)
                 kversion = kustomize.version
                 conflicts, findings = fold(tree.conflicts, lost_effects(
                     base, ours, vrel, b_res, a_res, tree.moves))
@@ -287,10 +303,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
                 restore_vendor = False
             paths = write_reports(stack.root, report)
         finally:
-            if restore_vendor and vendor_before is not None \
-                    and repo.branch_commit(stack.vendor_branch) != vendor_before:
-                repo.set_branch(stack.vendor_branch, vendor_before,
-                                message="stackctl: vendor branch put back (upgrade not made)")
+            if restore_vendor:
+                put_vendor_back(repo, stack, vendor_before, failure=sys.exc_info()[1])
             _tidy(repo, stack, loose_before, created)
     return UpgradeResult(
         outcome=outcome, report=report, original_branch=original,
@@ -319,8 +333,8 @@ def _commit_clean(repo: git.Repo, stack: Stack, state: UpgradeState, ours: git.F
         repo.create_branch(state.upgrade_branch, commit)
         say(f"checking out {state.upgrade_branch}")
         repo.checkout(commit, branch=state.upgrade_branch)
-    except BaseException:
-        undo(repo, stack, state)
+    except BaseException as e:
+        undo_or_advise(repo, stack, state, e)
         raise
     remove_state(stack.root)
     return commit
@@ -361,6 +375,6 @@ def _enter_conflicts(repo: git.Repo, stack: Stack, state: UpgradeState, ours: gi
         repo.set_branch(state.upgrade_branch, state.original_commit,
                         message="stackctl: upgrade in progress")
         save_state(stack.root, replace(state, phase=CONFLICTS))
-    except BaseException:
-        undo(repo, stack, state)
+    except BaseException as e:
+        undo_or_advise(repo, stack, state, e)
         raise

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gitops.merge.fields import STRATEGIC_KEYS, same
+from gitops.kinds import list_key
+from gitops.merge.fields import same
 from gitops.resource import ResourceId
 from gitops.upgrade.probes import (
     EQUALS,
@@ -25,10 +26,11 @@ _SKIP = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespa
 
 
 def _list_key(field: str, items: list[Any]) -> str | None:
-    key = STRATEGIC_KEYS.get(field)
-    if key is None and items and all(isinstance(i, Mapping) and "name" in i for i in items):
-        key = "name"
-    return key if key is not None and "." not in key else None
+    """The one field keying the entries of a list (gitops.kinds), or None (a list keyed
+    by two fields, such as ports, is compared as a whole)."""
+    fields = list_key(field, items)
+    return fields[0] if fields is not None and len(fields) == 1 and "." not in fields[0] \
+        else None
 
 
 def leaves(base: Any, ours: Any, steps: tuple[Step, ...] = (), *, field: str = ""

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from gitops import git
 from gitops.errors import UpgradeError
-from gitops.gitstore import loose_objects, tidy
+from gitops.git.store import loose_objects, tidy
 from gitops.kustomize import find_kustomize
 from gitops.lock import parse_lock
 from gitops.merge import Conflict
+from gitops.redact import Redactor
 from gitops.remote.pins import RemoteChange
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
@@ -41,10 +42,12 @@ from gitops.upgrade.state import (
 )
 
 
-def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> UpgradeResult:
+def continue_upgrade(stack: Stack, *, progress: Progress | None = None,
+                     redactor: Redactor | None = None) -> UpgradeResult:
     """Commit the resolved merge on the upgrade branch (parents: the original commit and
     the new release on the vendor branch), with stackctl.lock updated. While conflicts are
-    open nothing changes and the result lists them (outcome `conflicts`)."""
+    open nothing changes and the result lists them (outcome `conflicts`). `redactor`: the
+    run's (default: one from the stack's settings)."""
     say = progress or (lambda _m: None)
     repo, prefix = open_stack_repo(stack)
     state = require_state(stack)
@@ -125,7 +128,7 @@ def continue_upgrade(stack: Stack, *, progress: Progress | None = None) -> Upgra
     after = repo.read_tree(commit, prefix)
     b_res, a_res, kversion = render_both(stack, before, after, kustomize=kustomize,
                                          progress=progress)
-    clusters = summarise(b_res, a_res)
+    clusters = summarise(b_res, a_res, redactor=redactor or Redactor.from_config(stack.root))
     # A cluster that did not render after the merge (a reference not resolved yet) had no
     # effect check: its customizations are checked now, and one that lost its effect
     # stops the commit like any other finding.

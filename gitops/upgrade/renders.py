@@ -15,7 +15,7 @@ from typing import Any
 from gitops import git
 from gitops.errors import KustomizeError, UserError
 from gitops.kustomize import Kustomize, find_kustomize
-from gitops.redact import run_redactor
+from gitops.redact import Redactor
 from gitops.render import Rendered, render_each
 from gitops.stack import CLUSTERS_DIR, Stack
 from gitops.upgrade.compare import Comparison
@@ -122,7 +122,8 @@ class SideRenders:
 
 
 def summarise(before: Mapping[str, Rendered | UserError],
-              after: Mapping[str, Rendered | UserError]) -> tuple[ClusterSummary, ...]:
+              after: Mapping[str, Rendered | UserError], *,
+              redactor: Redactor) -> tuple[ClusterSummary, ...]:
     """Per-cluster summaries: what changes between the renders that worked, or the render
     error (of the after side when both failed)."""
     errors: dict[str, tuple[str, str]] = {}
@@ -137,7 +138,7 @@ def summarise(before: Mapping[str, Rendered | UserError],
         b, a = before.get(name), after.get(name)
         ok[name] = (b if isinstance(b, Rendered) else None,
                     a if isinstance(a, Rendered) else None)
-    compare = Comparison(run_redactor())
+    compare = Comparison(redactor)
     for b, a in ok.values():
         compare.prepare(b, a)
     out = []
@@ -162,7 +163,8 @@ def render_both(
     stack: Stack, before: git.Files, after: git.Files, *,
     kustomize: Kustomize | None = None, progress: Progress | None = None,
 ) -> tuple[Results, Results, str]:
-    """Every cluster rendered from both trees, and the kustomize version used."""
+    """Every cluster rendered from both trees, and the kustomize version used (summarise
+    them with the run's redactor)."""
     k = kustomize or find_kustomize()
     with SideRenders(stack, k, progress=progress) as sides:
         b, a = sides.start("before", before), sides.start("after", after)

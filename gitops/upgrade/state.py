@@ -15,6 +15,7 @@ from typing import Any
 
 from gitops.errors import ConfigError
 from gitops.merge import Conflict, ConflictKind
+from gitops.oserrors import refusal
 from gitops.paths import write_atomic
 from gitops.resource import ResourceId
 from gitops.stack import STATE_DIR
@@ -25,6 +26,7 @@ STATE_FILE = f"{UPGRADE_DIR}/state.json"
 REPORT_MD = f"{UPGRADE_DIR}/report.md"
 REPORT_JSON = f"{UPGRADE_DIR}/report.json"
 
+IMPORTING = "importing"  # only the vendor branch may have moved: --abort puts it back
 STARTING = "starting"  # branches or the working tree may be half changed: --abort undoes it
 CONFLICTS = "conflicts"  # the merged tree is checked out; conflicts wait for --resolve
 
@@ -143,11 +145,13 @@ class UpgradeState:
 def ensure_state_dir(root: Path) -> Path:
     """`.stackctl/upgrade/`, with a `.stackctl/.gitignore` that ignores the whole folder."""
     d = root / UPGRADE_DIR
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise refusal(e, action=f"create {d}") or e from e
     ignore = root / STATE_DIR / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("# stackctl's local state and reports: never committed\n*\n",
-                          encoding="utf-8")
+        write_atomic(ignore, "# stackctl's local state and reports: never committed\n*\n")
     return d
 
 

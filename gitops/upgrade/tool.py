@@ -18,6 +18,7 @@ from gitops import git
 from gitops.errors import GitError, UpgradeError
 from gitops.kustomize import find_kustomize
 from gitops.merge import MergeReport
+from gitops.redact import Redactor
 from gitops.stack import STACK_FILE, Stack
 from gitops.upgrade.common import Progress, UpgradeResult, open_stack_repo, write_reports
 from gitops.upgrade.renders import SideRenders, summarise
@@ -46,8 +47,8 @@ def empty_merge() -> MergeReport:
 
 
 def upgrade_kustomize(stack: Stack, *, version: str, branch: str | None = None,
-                      dry_run: bool = False, progress: Progress | None = None
-                      ) -> UpgradeResult:
+                      dry_run: bool = False, progress: Progress | None = None,
+                      redactor: Redactor | None = None) -> UpgradeResult:
     """Render every cluster with the current kustomize and with `version`, report the
     differences, and commit the new pin on `upgrade/kustomize-<version>` (or `branch`)."""
     say = progress or (lambda _m: None)
@@ -89,7 +90,8 @@ def upgrade_kustomize(stack: Stack, *, version: str, branch: str | None = None,
         say(f"rendering with kustomize {old.version} (before) and {new.version} (after)")
         b = b_side.start("before", ours, commit=commit_in_place)
         a = a_side.start("after", ours, commit=commit_in_place)
-        clusters = summarise(b.result(), a.result())
+        clusters = summarise(b.result(), a.result(),
+                             redactor=redactor or Redactor.from_config(stack.root))
     outcome = "dry-run" if dry_run else "committed"
     commit = None
     if not dry_run:

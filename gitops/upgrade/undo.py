@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitops import git
-from gitops.errors import GitError, UpgradeError
+from gitops.errors import GitError, MachineError, UpgradeError, UserError
 from gitops.stack import Stack
 from gitops.upgrade.common import (
     Progress,
@@ -15,12 +15,24 @@ from gitops.upgrade.common import (
     require_state,
     tree_paths,
 )
-from gitops.upgrade.state import UpgradeState, load_state, remove_state
+from gitops.upgrade.state import (
+    IMPORTING,
+    STATE_FILE,
+    UpgradeState,
+    load_state,
+    remove_state,
+)
 
 
 def undo(repo: git.Repo, stack: Stack, state: UpgradeState) -> None:
     """Back to the original branch with the working tree and index of its commit; the
     upgrade branch deleted, the vendor branch where it was, the state removed."""
+    if state.phase == IMPORTING:
+        # Stopped while importing: only the vendor branch may have moved. The branches and
+        # the working tree (a dry run may start from a changed one) are left as they are.
+        _vendor_branch_back(repo, state.vendor_branch, state.vendor_before)
+        remove_state(stack.root)
+        return
     current = repo.current_branch()
     if current == state.upgrade_branch:
         # Point HEAD's branch at the original commit first, so every later step compares
@@ -60,10 +72,60 @@ def undo(repo: git.Repo, stack: Stack, state: UpgradeState) -> None:
     if repo.branch_commit(state.upgrade_branch) is not None \
             and repo.current_branch() != state.upgrade_branch:
         repo.delete_branch(state.upgrade_branch)
-    if state.vendor_before is not None:
-        repo.set_branch(state.vendor_branch, state.vendor_before,
-                        message="stackctl: vendor branch put back (upgrade aborted)")
+    _vendor_branch_back(repo, state.vendor_branch, state.vendor_before)
     remove_state(stack.root)
+
+
+def _vendor_branch_back(repo: git.Repo, branch: str, before: str | None) -> None:
+    if before is not None and repo.branch_commit(branch) != before:
+        repo.set_branch(branch, before, message="stackctl: vendor branch put back")
+
+
+_ABORT = "run 'stackctl upgrade --abort'"
+
+
+def _stopped(failure: BaseException | None) -> str:
+    if failure is None:
+        return "the upgrade stopped"
+    if isinstance(failure, KeyboardInterrupt):
+        return "the upgrade was interrupted"
+    text = failure.message if isinstance(failure, UserError) else str(failure)
+    return f"the upgrade stopped ({text.rstrip('.')})"
+
+
+def _advice(stopped: str, undoing: BaseException, what: str) -> UserError:
+    """The error of an undo that failed after `stopped`: what to fix, then --abort."""
+    if isinstance(undoing, MachineError):
+        return MachineError(f"{stopped}, and {what} failed too: {undoing.message}",
+                            remedy=undoing.remedy, then=_ABORT)
+    detail = undoing.message if isinstance(undoing, UserError) else str(undoing)
+    return UpgradeError(f"{stopped}, and {what} failed too: {detail}.",
+                        hint=f"Fix that, then {_ABORT}: {STATE_FILE} records what to put back.")
+
+
+def put_vendor_back(repo: git.Repo, stack: Stack, vendor_before: str | None, *,
+                    failure: BaseException | None) -> None:
+    """After an upgrade that made no upgrade branch (a dry run, nothing to upgrade, or a
+    `failure` before the merge was checked out): the vendor branch where it was, and the
+    importing state removed. When that cannot be done, the state stays for --abort."""
+    state = load_state(stack.root)
+    if state is not None and state.phase != IMPORTING:
+        return  # the merge's own undo failed and said so: --abort takes it from here
+    try:
+        _vendor_branch_back(repo, stack.vendor_branch, vendor_before)
+    except (UserError, OSError) as e:
+        raise _advice(_stopped(failure), e, f"putting {stack.vendor_branch} back") from e
+    remove_state(stack.root)
+
+
+def undo_or_advise(repo: git.Repo, stack: Stack, state: UpgradeState,
+                   failure: BaseException) -> None:
+    """undo() after `failure`; when the undo fails too, an error saying what to fix and
+    that --abort then finishes it (the state is still there)."""
+    try:
+        undo(repo, stack, state)
+    except (UserError, OSError) as e:
+        raise _advice(_stopped(failure), e, "undoing it") from e
 
 
 def _prune_empty(folder: Path, root: Path) -> None:
@@ -79,14 +141,21 @@ def abort_upgrade(stack: Stack, *, progress: Progress | None = None) -> UpgradeS
     repo, _ = open_stack_repo(stack)
     state = require_state(stack)
     current = repo.current_branch()
-    if current not in (state.upgrade_branch, state.original_branch):
+    if state.phase != IMPORTING and current not in (state.upgrade_branch,
+                                                    state.original_branch):
         raise UpgradeError(
             f"HEAD is on {current or 'a detached commit'}, not on the upgrade branch "
             f"{state.upgrade_branch}; stackctl will not touch that working tree.",
             hint=f"Switch back (git switch {state.upgrade_branch}) and run 'stackctl upgrade "
             "--abort' again.")
-    say(f"restoring {state.original_branch} at {state.original_commit[:12]}")
-    undo(repo, stack, state)
+    if state.phase == IMPORTING:
+        say(f"putting {state.vendor_branch} back at {(state.vendor_before or '')[:12]}")
+    else:
+        say(f"restoring {state.original_branch} at {state.original_commit[:12]}")
+    try:
+        undo(repo, stack, state)
+    except MachineError as e:  # a full disk, a stale lock file: fix it, then abort again
+        raise e.then(f"{_ABORT} again") from e
     return state
 
 

@@ -15,9 +15,24 @@ from typing import Any
 import pytest
 
 # The sandbox's failure stage keeps pods carrying this label NotReady (docs/sandbox.md).
+from gitops.apply import (
+    ApplyOptions,
+    ApplyResult,
+    ChangeSet,
+    Progress,
+    Target,
+    apply_objects,
+    calculate,
+)
+from gitops.apply.options import no_progress
+from gitops.cluster import ApplyPolicy
+from gitops.inventory import Revisions
+from gitops.kube import Kube
+from gitops.redact import Redactor
 from gitops.sandbox import FAIL_LABEL
 
-__all__ = ["FAIL_LABEL", "api", "configmap", "deployment", "ns", "team_fixture"]
+__all__ = ["FAIL_LABEL", "api", "apply", "configmap", "deployment", "dry_run", "ns",
+           "revisions", "target", "team_fixture"]
 
 
 def _to_api_client(value: Any) -> Any:
@@ -48,8 +63,6 @@ def ns(request: pytest.FixtureRequest, api: Any) -> Iterator[str]:
     if not os.environ.get("STACKCTL_TEST_KUBECONFIG"):
         yield str(team_fixture(request, "namespace"))
         return
-    from gitops.apply.ssa import Kube
-
     kube = Kube(api)
     name = f"t-{uuid.uuid4().hex[:10]}"
     kube.request("POST", "/api/v1/namespaces",
@@ -74,3 +87,29 @@ def deployment(name: str, ns: str, image: str = "registry.local/web:1", *,
                  "template": {"metadata": {"labels": pod_labels},
                               "spec": {"containers": [{"name": "main", "image": image}]}}},
     }
+
+
+def target(api: Any, ns: str, cluster: str | None = None) -> Target:
+    """The apply target of a test: cluster `cluster` (default: the namespace's name) with
+    its records in the namespace."""
+    return Target(Kube.of(api), cluster or ns, ns)
+
+
+def apply(api: Any, ns: str, objects: list[dict[str, Any]], *, policy: ApplyPolicy,
+          cluster: str | None = None, progress: Progress = no_progress,
+          redactor: Redactor | None = None, **options: Any) -> ApplyResult:
+    """Apply `objects` as the CLI does (calculate, then execute)."""
+    return apply_objects(target(api, ns, cluster), objects,
+                         options=ApplyOptions(policy=policy, **options),
+                         redactor=redactor or Redactor(), progress=progress)
+
+
+def dry_run(api: Any, ns: str, objects: list[dict[str, Any]], *, policy: ApplyPolicy,
+            redactor: Redactor | None = None, **options: Any) -> ChangeSet:
+    """The change set `apply --dry-run` shows."""
+    return calculate(target(api, ns), objects, options=ApplyOptions(policy=policy, **options),
+                     redactor=redactor or Redactor(), fields=True)
+
+
+def revisions(api: Any, ns: str, cluster: str | None = None) -> Revisions:
+    return target(api, ns, cluster).records.revisions()

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from gitops.apply import apply_objects, history, rollback_to
+from gitops.apply import ApplyOptions, ProgressEvent, rollback_to
 from gitops.apply.lease import ClusterLease, LeaseHeldError
-from gitops.apply.results import ProgressEvent
-from gitops.apply.ssa import Kube
+from gitops.apply.report import change_set_lines
 from gitops.cluster import ApplyPolicy
 from gitops.inventory import (
     ADDITIONAL_NS,
@@ -23,8 +22,20 @@ from gitops.inventory import (
     cluster_applyset_id,
     parent_name,
 )
+from gitops.kube import Kube
+from gitops.redact import Redactor
 from gitops.resource import ResourceId
-from tests.integration.apply_helpers import FAIL_LABEL, api, configmap, deployment, ns
+from tests.integration.apply_helpers import (
+    FAIL_LABEL,
+    api,
+    apply,
+    configmap,
+    deployment,
+    dry_run,
+    ns,
+    revisions,
+    target,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["api", "ns"]  # fixtures
@@ -35,7 +46,7 @@ SHORT = ApplyPolicy(timeout=8)
 
 def run(api: Any, ns: str, objects: list[dict[str, Any]], *, policy: ApplyPolicy = OK,
         **kw: Any) -> Any:
-    return apply_objects(api, objects, cluster=ns, records_namespace=ns, policy=policy, **kw)
+    return apply(api, ns, objects, policy=policy, **kw)
 
 
 def image_of(kube: Kube, ns: str, name: str) -> str:
@@ -49,7 +60,7 @@ def test_apply_records_a_revision_and_an_applyset_kubectl_recognises(api: Any, n
     result = run(api, ns, [configmap("a", ns), deployment("web", ns)], commit="abc123")
     assert result.ok, result.failure
     assert result.revision == 1
-    assert {a.action for a in result.actions} == {"created"}
+    assert {a.outcome for a in result.objects} == {"created"}
 
     set_id = cluster_applyset_id(ns, ns)
     parent = kube.get("v1", "Secret", ns, parent_name(ns))
@@ -62,7 +73,7 @@ def test_apply_records_a_revision_and_an_applyset_kubectl_recognises(api: Any, n
     live = kube.get("v1", "ConfigMap", ns, "a")
     assert live is not None and live["metadata"]["labels"][PART_OF] == set_id
 
-    [rev] = history(api, cluster=ns, records_namespace=ns)
+    [rev] = revisions(api, ns)
     assert (rev.revision, rev.status, rev.commit, rev.object_count) == (1, "deployed",
                                                                         "abc123", 2)
 
@@ -73,8 +84,8 @@ def test_a_no_change_reapply_sends_nothing_and_records_no_revision(api: Any, ns:
     again = run(api, ns, objects)
     assert again.ok and not again.changed
     assert again.revision == 1
-    assert {a.action for a in again.actions} == {"unchanged"}
-    assert len(history(api, cluster=ns, records_namespace=ns)) == 1
+    assert {a.outcome for a in again.objects} == {"unchanged"}
+    assert len(revisions(api, ns)) == 1
 
 
 def test_an_object_deleted_by_hand_is_recreated_by_the_next_apply(api: Any, ns: str) -> None:
@@ -84,7 +95,7 @@ def test_an_object_deleted_by_hand_is_recreated_by_the_next_apply(api: Any, ns: 
     kube.delete("v1", "ConfigMap", ns, "b")
     result = run(api, ns, objects)
     assert result.ok
-    assert {a.id.name: a.action for a in result.actions} == {"a": "unchanged", "b": "created"}
+    assert {a.id.name: a.outcome for a in result.objects} == {"a": "unchanged", "b": "created"}
     assert kube.get("v1", "ConfigMap", ns, "b") is not None
 
 
@@ -113,7 +124,7 @@ def test_a_rollout_that_never_becomes_ready_is_rolled_back_to_the_previous_image
     live_cfg = kube.get("v1", "ConfigMap", ns, "cfg")
     assert live_cfg is not None and live_cfg["data"] == {"k": "v"}
     assert kube.get("v1", "ConfigMap", ns, "new") is None
-    revs = history(api, cluster=ns, records_namespace=ns)
+    revs = revisions(api, ns)
     assert [(r.revision, r.status) for r in revs] == [
         (1, "superseded"), (2, "failed"), (3, "deployed")]
     assert "rollback to revision 1" in revs[2].description
@@ -164,7 +175,7 @@ def test_a_first_apply_with_nothing_to_roll_back_to_deletes_what_it_created(
     assert sorted(r.name for r in rb.deleted) == ["cfg", "web"]
     assert kube.get("v1", "ConfigMap", ns, "cfg") is None
     assert kube.get("apps/v1", "Deployment", ns, "web") is None
-    assert [r.status for r in history(api, cluster=ns, records_namespace=ns)] == ["failed"]
+    assert [r.status for r in revisions(api, ns)] == ["failed"]
 
 
 def test_no_rollback_leaves_the_failed_attempt_in_place(api: Any, ns: str) -> None:
@@ -188,7 +199,7 @@ def test_an_object_the_server_rejects_stops_the_apply_before_anything_changes(
     assert "spec.replicas" in web.fields
     assert "greater than or equal to 0" in web.message
     assert kube.get("v1", "ConfigMap", ns, "fine") is None
-    assert history(api, cluster=ns, records_namespace=ns) == []
+    assert not revisions(api, ns)
 
 
 def test_an_immutable_field_change_is_reported_with_what_to_do(api: Any, ns: str) -> None:
@@ -293,8 +304,8 @@ def test_prune_deletes_what_left_the_render_but_keeps_protected_kinds(api: Any, 
     assert run(api, ns, first, wait=False).ok
     result = run(api, ns, first[:3], wait=False)
     assert result.ok, result.failure
-    assert {(p.id.name, p.action) for p in result.prune} == {("c3", "deleted"),
-                                                            ("data", "keep")}
+    assert {(p.id.name, p.outcome) for p in result.prune} == {("c3", "deleted"),
+                                                             ("data", "kept")}
     assert kube.get("v1", "ConfigMap", ns, "c3") is None
     assert kube.get("v1", "PersistentVolumeClaim", ns, "data") is not None
 
@@ -308,28 +319,30 @@ def test_dry_run_plans_creates_field_updates_and_deletes_without_changing_anythi
     assert run(api, ns, [configmap("a", ns), configmap("gone", ns), secret,
                          deployment("web", ns)]).ok
     new_secret = {**secret, "data": {"password": base64.b64encode(b"new-value").decode()}}
-    plan = run(api, ns, [configmap("a", ns), configmap("b", ns), new_secret,
-                         deployment("web", ns, "registry.local/web:9")], dry_run=True)
-    assert plan.dry_run and plan.ok
-    acts = {a.id.name: a for a in plan.actions}
+    plan = dry_run(api, ns, [configmap("a", ns), configmap("b", ns), new_secret,
+                             deployment("web", ns, "registry.local/web:9")], policy=OK)
+    assert plan.fields and plan.ok
+    acts = {c.id.name: c for c in plan.changes}
     assert acts["b"].action == "create"
     assert acts["a"].action == "unchanged"
-    assert acts["web"].changes == (
-        "~ spec.template.spec.containers[name=main].image: registry.local/web:1 -> "
-        "registry.local/web:9",)
-    assert [(f.path, f.action) for f in acts["web"].fields] == [
+    web, s = acts["web"].diff, acts["s"].diff
+    assert web is not None and s is not None
+    assert [(f.path, f.action) for f in web.fields] == [
         ("spec.template.spec.containers[name=main].image", "changed")]
-    [line] = acts["s"].changes
-    assert re.fullmatch(r"~ data\.password: <redacted sha256:\w{8}> -> "
+    lines = change_set_lines(plan)
+    assert ("    ~ spec.template.spec.containers[name=main].image: registry.local/web:1 -> "
+            "registry.local/web:9") in lines
+    [line] = [ln for ln in lines if "data.password" in ln]
+    assert re.fullmatch(r"    ~ data\.password: <redacted sha256:\w{8}> -> "
                         r"<redacted sha256:\w{8}>", line), line
-    printed = repr(plan)
+    printed = repr(plan.changes) + "\n".join(lines)
     for value in (b"old-value", b"new-value"):
         assert value.decode() not in printed
         assert base64.b64encode(value).decode() not in printed
-    assert [(p.id.name, p.action) for p in plan.prune] == [("gone", "delete")]
+    assert [(c.id.name, c.action) for c in plan.prune] == [("gone", "delete")]
     assert kube.get("v1", "ConfigMap", ns, "b") is None
     assert image_of(kube, ns, "web") == "registry.local/web:1"
-    assert len(history(api, cluster=ns, records_namespace=ns)) == 1
+    assert len(revisions(api, ns)) == 1
 
 
 def test_crds_and_their_custom_resources_apply_in_one_run(api: Any, ns: str) -> None:
@@ -408,14 +421,15 @@ def test_rollback_command_restores_an_earlier_revision_and_history_shows_it(
                commit="c1").ok
     assert run(api, ns, [configmap("a", ns), configmap("b", ns),
                          deployment("web", ns, "registry.local/web:2")], commit="c2").ok
-    result = rollback_to(api, cluster=ns, records_namespace=ns, policy=OK)
+    result = rollback_to(target(api, ns), options=ApplyOptions(policy=OK), redactor=Redactor())
     assert result.ok, result.failure
     assert image_of(kube, ns, "web") == "registry.local/web:1"
     assert kube.get("v1", "ConfigMap", ns, "b") is None
-    revs = history(api, cluster=ns, records_namespace=ns)
+    revs = revisions(api, ns)
     assert [(r.revision, r.status, r.commit) for r in revs] == [
         (1, "superseded", "c1"), (2, "rolled-back", "c2"), (3, "deployed", "c1")]
-    back = rollback_to(api, cluster=ns, records_namespace=ns, revision=2, policy=OK)
+    back = rollback_to(target(api, ns), revision=2, options=ApplyOptions(policy=OK),
+                       redactor=Redactor())
     assert back.ok and image_of(kube, ns, "web") == "registry.local/web:2"
 
 
@@ -439,8 +453,8 @@ def test_a_kind_applied_at_two_versions_is_unchanged_on_the_next_apply(
     try:
         assert run(api, ns, [crd, *routes]).ok
         again = run(api, ns, [crd, *routes])
-        assert again.ok and not again.changed, [a for a in again.actions
-                                                 if a.action != "unchanged"]
+        assert again.ok and not again.changed, [a for a in again.objects
+                                                 if a.outcome != "unchanged"]
     finally:
         Kube(api).delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
                          f"routes.{group}")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gitops.apply.ssa import Kube
 from gitops.cli import main
+from gitops.kube import Kube
 from gitops.sandbox.processes import free_port
 from tests.integration.apply_helpers import FAIL_LABEL, api, ns, team_fixture
 

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from gitops.apply import apply_objects, history
-from gitops.apply.results import ProgressEvent
-from gitops.apply.ssa import Kube, UnreachableError
+from gitops.apply import ProgressEvent
 from gitops.cluster import ApplyPolicy
+from gitops.kube import Kube, UnreachableError
 from gitops.sandbox import SandboxInfo, processes
 from gitops.sandbox import down as sandbox_down
 from gitops.sandbox import up as sandbox_up
 from gitops.sandbox.state import Layout, State
-from tests.integration.apply_helpers import configmap, deployment
+from tests.integration.apply_helpers import apply, configmap, deployment, revisions
 
 pytestmark = pytest.mark.integration
 
@@ -94,8 +93,8 @@ def test_the_api_server_stopped_mid_apply_gives_a_clear_error_and_a_rerun_conver
             stopped.append(stop_apiserver(own_sandbox.state_dir))
 
     with pytest.raises(UnreachableError) as info:
-        apply_objects(api, objects, cluster="outage", records_namespace=ns, policy=policy,
-                      progress=stop_before_workloads)
+        apply(api, ns, objects, cluster="outage", policy=policy,
+              progress=stop_before_workloads)
     assert stopped, "the apply never reached the workloads phase"
     message = str(info.value)
     assert f"cannot reach the Kubernetes API server at {own_sandbox.server}" in message
@@ -105,17 +104,16 @@ def test_the_api_server_stopped_mid_apply_gives_a_clear_error_and_a_rerun_conver
     wait_reachable(kube)
     assert kube.get("v1", "ConfigMap", ns, "cfg") is not None  # applied before the stop
     assert kube.get("apps/v1", "Deployment", ns, "web") is None
-    [pending] = history(api, cluster="outage", records_namespace=ns)
+    [pending] = revisions(api, ns, "outage")
     assert (pending.revision, pending.status) == (1, "pending")
 
-    rerun = apply_objects(api, objects, cluster="outage", records_namespace=ns, policy=policy)
+    rerun = apply(api, ns, objects, cluster="outage", policy=policy)
     assert rerun.ok, (rerun.rejections, rerun.failure)
     assert rerun.abandoned == (1,)
     # Nothing was deployed yet, so cfg is applied again (a no-op for the server).
-    assert {a.id.name: a.action for a in rerun.actions if a.id.kind != "Service"} == {
+    assert {o.id.name: o.outcome for o in rerun.objects if o.id.kind != "Service"} == {
         "cfg": "configured", "web": "created"}
     assert kube.get("apps/v1", "Deployment", ns, "web") is not None
     assert kube.get("v1", "Service", ns, "web") is not None
-    assert [(r.revision, r.status) for r in history(api, cluster="outage",
-                                                    records_namespace=ns)] == [
+    assert [(r.revision, r.status) for r in revisions(api, ns, "outage")] == [
         (1, "failed"), (2, "deployed")]

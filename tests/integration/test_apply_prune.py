@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 
-from gitops.apply import apply_objects
 from gitops.apply.prune import PRUNE_ANNOTATION, MassPruneError
-from gitops.apply.ssa import Kube
 from gitops.cluster import ApplyPolicy
-from tests.integration.apply_helpers import api, configmap, ns
+from gitops.kube import Kube
+from tests.integration.apply_helpers import api, apply, configmap, ns
 
 pytestmark = pytest.mark.integration
 __all__ = ["api", "ns"]
@@ -20,7 +19,7 @@ OK = ApplyPolicy(timeout=60)
 
 def run(api: Any, ns: str, objects: list[dict[str, Any]], *, policy: ApplyPolicy = OK,
         **kw: Any) -> Any:
-    return apply_objects(api, objects, cluster=ns, records_namespace=ns, policy=policy, **kw)
+    return apply(api, ns, objects, policy=policy, **kw)
 
 
 def crd(group: str) -> dict[str, Any]:
@@ -58,15 +57,15 @@ def test_prune_never_deletes_namespaces_crds_pvcs_or_pvs_unless_annotated(
         assert run(api, ns, [*protected, allowed, *keep], wait=False).ok
         result = run(api, ns, keep, wait=False)
         assert result.ok, result.failure
-        actions = {(p.id.kind, p.id.name): p.action for p in result.prune}
-        assert actions == {
-            ("Namespace", f"{ns}-x"): "keep",
-            ("CustomResourceDefinition", f"gadgets.{ns}.example.com"): "keep",
-            ("PersistentVolume", f"{ns}-pv"): "keep",
-            ("PersistentVolumeClaim", "data"): "keep",
+        outcomes = {(p.id.kind, p.id.name): p.outcome for p in result.prune}
+        assert outcomes == {
+            ("Namespace", f"{ns}-x"): "kept",
+            ("CustomResourceDefinition", f"gadgets.{ns}.example.com"): "kept",
+            ("PersistentVolume", f"{ns}-pv"): "kept",
+            ("PersistentVolumeClaim", "data"): "kept",
             ("PersistentVolumeClaim", "scratch"): "deleted",
         }
-        assert all(PRUNE_ANNOTATION in p.reason for p in result.prune if p.action == "keep")
+        assert all(PRUNE_ANNOTATION in p.message for p in result.prune if p.outcome == "kept")
         assert kube.get("v1", "Namespace", "", f"{ns}-x") is not None
         assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
                         f"gadgets.{ns}.example.com") is not None
@@ -88,7 +87,7 @@ def test_the_cluster_policy_can_let_prune_delete_a_protected_kind(api: Any, ns: 
     keep = [configmap(f"c{i}", ns) for i in range(4)]
     assert run(api, ns, [pvc("data", ns), *keep], policy=policy, wait=False).ok
     result = run(api, ns, keep, policy=policy, wait=False)
-    assert [(p.id.name, p.action) for p in result.prune] == [("data", "deleted")]
+    assert [(p.id.name, p.outcome) for p in result.prune] == [("data", "deleted")]
     gone = kube.get("v1", "PersistentVolumeClaim", ns, "data")
     assert gone is None or gone["metadata"].get("deletionTimestamp")
 
@@ -109,7 +108,7 @@ def test_an_empty_render_and_a_prune_of_most_objects_are_refused_before_any_chan
     assert live is not None and live["data"] == {"k": "v"}  # nothing was applied either
     assert all(kube.get("v1", "ConfigMap", ns, f"c{i}") is not None for i in range(4))
     result = run(api, ns, changed, allow_mass_prune=True)
-    assert result.ok and sum(p.action == "deleted" for p in result.prune) == 3
+    assert result.ok and sum(p.outcome == "deleted" for p in result.prune) == 3
 
 
 def test_health_waits_for_statefulsets_daemonsets_jobs_claims_and_ready_conditions(

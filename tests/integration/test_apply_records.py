@@ -9,11 +9,20 @@ from typing import Any
 
 import pytest
 
-from gitops.apply import apply_objects, history, rollback_to
-from gitops.apply.ssa import Kube
+from gitops.apply import ApplyOptions, rollback_to
 from gitops.cluster import ApplyPolicy
 from gitops.inventory import CHUNK_BYTES, Records, parent_name, secret_name
-from tests.integration.apply_helpers import api, configmap, deployment, ns
+from gitops.kube import Kube
+from gitops.redact import Redactor
+from tests.integration.apply_helpers import (
+    api,
+    apply,
+    configmap,
+    deployment,
+    ns,
+    revisions,
+    target,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["api", "ns"]
@@ -22,7 +31,7 @@ OK = ApplyPolicy(timeout=60)
 
 
 def run(api: Any, ns: str, objects: list[dict[str, Any]], **kw: Any) -> Any:
-    return apply_objects(api, objects, cluster=ns, records_namespace=ns, policy=OK, **kw)
+    return apply(api, ns, objects, policy=OK, **kw)
 
 
 def kubectl_applyset_id(name: str, namespace: str, kind: str, group: str) -> str:
@@ -92,7 +101,7 @@ def test_a_render_beyond_one_object_limit_is_recorded_in_chunks_and_read_back(
     objects = [*big, configmap("small", ns)]
     result = run(api, ns, objects, wait=False)
     assert result.ok, (result.rejections, result.failure)
-    [rev] = history(api, cluster=ns, records_namespace=ns)
+    [rev] = revisions(api, ns)
     assert rev.chunks >= 2 and rev.object_count == 4
     sizes = []
     for i in range(rev.chunks):
@@ -106,7 +115,8 @@ def test_a_render_beyond_one_object_limit_is_recorded_in_chunks_and_read_back(
 
     # A rollback reads the chunks back and re-applies from them.
     assert run(api, ns, [*big[:2], configmap("small", ns, k="changed")], wait=False).ok
-    back = rollback_to(api, cluster=ns, records_namespace=ns, revision=1, policy=OK, wait=False)
+    back = rollback_to(target(api, ns), revision=1,
+                       options=ApplyOptions(policy=OK, wait=False), redactor=Redactor())
     assert back.ok, back.failure
     assert kube.get("v1", "ConfigMap", ns, "blob-2") is not None
     live = kube.get("v1", "ConfigMap", ns, "small")
@@ -119,11 +129,12 @@ def test_history_lists_revisions_and_rollback_to_goes_to_the_named_one(
     kube = Kube(api)
     for n in (1, 2, 3):
         assert run(api, ns, [configmap("a", ns, v=str(n))], commit=f"c{n}").ok
-    back = rollback_to(api, cluster=ns, records_namespace=ns, revision=1, policy=OK)
+    back = rollback_to(target(api, ns), revision=1, options=ApplyOptions(policy=OK),
+                       redactor=Redactor())
     assert back.ok and back.revision == 4
     live = kube.get("v1", "ConfigMap", ns, "a")
     assert live is not None and live["data"] == {"v": "1"}
-    revs = history(api, cluster=ns, records_namespace=ns)
+    revs = revisions(api, ns)
     assert [(r.revision, r.status, r.commit, r.object_count) for r in revs] == [
         (1, "superseded", "c1", 1), (2, "superseded", "c2", 1), (3, "rolled-back", "c3", 1),
         (4, "deployed", "c1", 1)]

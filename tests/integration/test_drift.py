@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from gitops.apply import apply_objects
-from gitops.apply.ssa import Kube
 from gitops.cluster import ApplyPolicy
 from gitops.drift import (
     ClusterDrift,
@@ -26,8 +24,9 @@ from gitops.drift import (
 )
 from gitops.errors import ExitCode
 from gitops.inventory import PART_OF, cluster_applyset_id
+from gitops.kube import Kube
 from gitops.redact import Redactor
-from tests.integration.apply_helpers import api, configmap, deployment, ns, team_fixture
+from tests.integration.apply_helpers import api, apply, configmap, deployment, ns, team_fixture
 
 pytestmark = pytest.mark.integration
 __all__ = ["api", "ns"]
@@ -36,7 +35,7 @@ POLICY = ApplyPolicy(timeout=60)
 
 
 def applied(api: Any, ns: str, objects: list[dict[str, Any]]) -> Kube:
-    result = apply_objects(api, objects, cluster=ns, records_namespace=ns, policy=POLICY)
+    result = apply(api, ns, objects, policy=POLICY)
     assert result.ok, (result.rejections, result.failure)
     return Kube(api)
 
@@ -238,8 +237,7 @@ def test_an_object_another_applyset_applied_last_is_a_note_not_drift(
     # moves the part-of label to its own set.
     shared = configmap("shared", ns)
     kube = applied(api, ns, [shared, configmap("mine", ns)])
-    other = apply_objects(api, [configmap("shared", ns)], cluster=f"{ns}-other",
-                          records_namespace=ns, policy=POLICY)
+    other = apply(api, ns, [configmap("shared", ns)], cluster=f"{ns}-other", policy=POLICY)
     assert other.ok, (other.rejections, other.failure)
 
     d = check(kube, ns)

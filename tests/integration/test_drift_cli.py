@@ -11,8 +11,8 @@ from typing import Any
 import pygit2
 import pytest
 
-from gitops.apply.ssa import Kube
 from gitops.cli import main
+from gitops.kube import Kube
 from tests.fixtures.gitrepos import commit_all
 from tests.integration.apply_helpers import api, ns, team_fixture
 

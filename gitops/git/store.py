@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pygit2
 
-from gitops.git import Repo
+from gitops.git.repo import Repo
 
 _HEX = frozenset("0123456789abcdef")
 

@@ -1,9 +1,7 @@
 """A git commit's tree, exported through pygit2 into a temporary directory, so that
 `render --ref` reads a commit without touching the working tree; and the commit a working
-tree render comes from, for the output header.
-
-Self-contained on purpose (pygit2 only): gitops.git serves the vendor and merge engines.
-"""
+tree render comes from, for the output header. Both read only git objects and the working
+tree, as the render needs (no `Repo`: nothing here writes)."""
 
 from __future__ import annotations
 
@@ -11,7 +9,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,3 +119,35 @@ def worktree_source(root: Path, contents: Sequence[tuple[Path, bytes | None]]) -
         if data is None or str(entry.id) != str(pygit2.hash(data)):
             return f"{head.id}+changes"
     return str(head.id)
+
+
+def head_commit_of(worktree: Path) -> str | None:
+    """The commit HEAD of the repository holding `worktree` points to; None outside git or
+    before the first commit."""
+    found = pygit2.discover_repository(str(worktree))
+    if not found:
+        return None
+    try:
+        repo = pygit2.Repository(found)
+        return None if repo.head_is_unborn else str(repo.head.target)
+    except pygit2.GitError:
+        return None
+
+
+def blobs_match(worktree: Path, commit: str, blobs: Mapping[str, str]) -> bool:
+    """Whether the commit holds each {path in the repository: blob id} (false when a path is
+    missing or another object is there): a render's inputs equal to HEAD's versions."""
+    found = pygit2.discover_repository(str(worktree))
+    if not found:
+        return False
+    try:
+        tree = pygit2.Repository(found)[commit].peel(pygit2.Tree)
+        for path, oid in blobs.items():
+            try:
+                if str(tree[path].id) != oid:
+                    return False
+            except KeyError:
+                return False
+    except (pygit2.GitError, KeyError, ValueError):
+        return False
+    return True

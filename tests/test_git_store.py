@@ -1,4 +1,4 @@
-"""gitstore.tidy: what an operation wrote is packed when still reachable and deleted when
+"""gitops.git.store.tidy: what an operation wrote is packed when still reachable and deleted when
 only what it dropped reached it; objects it did not write are never touched."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pygit2
 
 from gitops import git
-from gitops.gitstore import loose_objects, tidy
+from gitops.git.store import loose_objects, tidy
 
 
 def _repo(tmp_path: Path) -> git.Repo:

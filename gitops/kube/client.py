@@ -1,10 +1,11 @@
-"""Server-side apply and the few other requests an apply needs, through the official client.
+"""`Kube`: the requests stackctl sends to an API server, through the official client.
 
 Requests go through `ApiClient.call_api` with paths built from discovery, so that any kind
 (built-in or custom) is handled the same way, as kubectl's dynamic client does. Server-side
 apply is a PATCH with content type `application/apply-patch+yaml` (JSON is valid YAML), field
 manager `stackctl`, and `force=true` only when the user asked to take over conflicting fields
-(https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts).
+(https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts). A request
+that fails transiently (a 429, a restarting server) is sent again (gitops.kube.poll).
 """
 
 from __future__ import annotations
@@ -15,45 +16,21 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import urllib3
-
-from gitops.errors import ClusterError
-from gitops.resource import ResourceId, split_api_version
+from gitops.kube.errors import (
+    KubeApiError,
+    UnknownKindError,
+    answer_error,
+    client_failure,
+    translate,
+)
+from gitops.kube.poll import retrying
+from gitops.resource import split_api_version
 
 FIELD_MANAGER = "stackctl"
 # The Accept header that asks for an object's metadata only (as kubectl get's server-side
-# "-o name" and the metadata informers do), for any verb that returns an object.
+# "-o name" and the metadata informers do), for any verb that returns an object or a list.
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
-
-
-class ApiRequestError(ClusterError):
-    """The API server answered a request with an error Status (kept on `.status`)."""
-
-    def __init__(self, message: str, *, code: int, status: dict[str, Any],
-                 hint: str | None = None) -> None:
-        self.code = code
-        self.status = status
-        super().__init__(message, hint=hint)
-
-    @property
-    def reason(self) -> str:
-        return str(self.status.get("reason") or "")
-
-    @property
-    def causes(self) -> list[dict[str, Any]]:
-        return list((self.status.get("details") or {}).get("causes") or [])
-
-    @property
-    def server_message(self) -> str:
-        return str(self.status.get("message") or self.reason or f"HTTP {self.code}")
-
-
-class UnreachableError(ClusterError):
-    """The API server could not be reached at all."""
-
-
-class UnknownKindError(ClusterError):
-    """Discovery does not know an object's kind (its CRD is missing or not established)."""
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 @dataclass(frozen=True)
@@ -71,12 +48,17 @@ class ResourceInfo:
 
 class Kube:
     """A thin, thread-safe layer over an ApiClient: discovery cached once per run, raw JSON
-    requests, and the error translation into ClusterError subclasses."""
+    requests, retries of transient failures, and every failure as a ClusterError."""
 
     def __init__(self, api: Any) -> None:
         self.api = api
         self._lock = threading.Lock()
         self._resources: dict[str, dict[str, ResourceInfo]] = {}  # group/version -> kind
+
+    @classmethod
+    def of(cls, client: Any) -> Kube:
+        """`client` itself when it is a Kube, else a Kube over that ApiClient."""
+        return client if isinstance(client, Kube) else cls(client)
 
     @property
     def host(self) -> str:
@@ -92,9 +74,10 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float = 60.0,
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         return self.request_full(method, path, query=query, body=body,
-                                 content_type=content_type, timeout=timeout)[1]
+                                 content_type=content_type, timeout=timeout, accept=accept)[1]
 
     def request_full(
         self,
@@ -106,46 +89,39 @@ class Kube:
         content_type: str = "application/json",
         timeout: float = 60.0,
         accept: str = "application/json",
+        verb: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, decoded body) of a request; raises ClusterError subclasses."""
+        """(HTTP status, decoded body) of a request; raises ClusterError subclasses. `verb`
+        says what the request does when that is not its method ("APPLY" for a server-side
+        apply PATCH), for the retry of transient failures."""
         url_path = path + ("?" + urlencode(query) if query else "")
         headers = {"Accept": accept, "Content-Type": content_type}
+
+        def send() -> tuple[int, dict[str, Any]]:
+            return self._send(method, path, url_path, headers, body, timeout)
+
+        return retrying(send, verb=verb or method)
+
+    def _send(self, method: str, path: str, url_path: str, headers: dict[str, str],
+              body: Any, timeout: float) -> tuple[int, dict[str, Any]]:
         method_, url, headers_, body_, _ = self.api.param_serialize(
-            method, url_path, header_params=headers, body=body,
+            method, url_path, header_params=dict(headers), body=body,
             auth_settings=["BearerToken"],
         )
+        action = f"{method} {path}"
         try:
             resp = self.api.call_api(method_, url, header_params=headers_, body=body_,
                                      _request_timeout=timeout)
             data = resp.read()
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise UnreachableError(
-                f"cannot reach the Kubernetes API server at {self.host} ({type(e).__name__}: "
-                f"{_first_line(e)}) during {method} {path}.",
-                hint="Check that the cluster is running and the kubeconfig points at it, then "
-                     "run the command again: a rerun converges from wherever this one stopped.",
-            ) from e
-        except Exception as e:  # the client's own ApiException for TLS errors
-            if type(e).__name__ == "ApiException":
-                raise UnreachableError(
-                    f"cannot talk to the Kubernetes API server at {self.host}: "
-                    f"{_first_line(e)}.",
-                    hint="Check the kubeconfig's server address and certificates.",
-                ) from e
-            raise
+        except Exception as e:
+            if not client_failure(e):
+                raise  # not the client's failure: a bug, with its own traceback
+            raise translate(e, action, server=self.host) from e
         text = data.decode("utf-8") if isinstance(data, bytes) else str(data or "")
         if 200 <= resp.status < 300:
             return int(resp.status), (json.loads(text) if text else {})
-        try:
-            status = json.loads(text)
-        except ValueError:
-            status = {"message": text.strip()[:500], "code": resp.status}
-        if not isinstance(status, dict):
-            status = {"message": str(status), "code": resp.status}
-        raise ApiRequestError(
-            f"the API server refused {method} {path}: {status.get('message') or resp.status}",
-            code=int(resp.status), status=status,
-        )
+        raise answer_error(int(resp.status), text, action, headers=resp.headers,
+                           configuration=self.api.configuration)
 
     # -- discovery --------------------------------------------------------------------
     def _load_group_version(self, api_version: str) -> dict[str, ResourceInfo]:
@@ -153,7 +129,7 @@ class Kube:
         path = f"/apis/{api_version}" if group else f"/api/{version}"
         try:
             doc = self.request("GET", path)
-        except ApiRequestError as e:
+        except KubeApiError as e:
             if e.code == 404:
                 return {}
             raise
@@ -242,17 +218,21 @@ class Kube:
         return self.request_full("PATCH", path, query=query,
                                  body=json.dumps(obj, separators=(",", ":")),
                                  content_type="application/apply-patch+yaml",
-                                 accept=METADATA_ONLY if metadata_only else "application/json")
+                                 accept=METADATA_ONLY if metadata_only else "application/json",
+                                 verb="APPLY")
 
     def get(self, api_version: str, kind: str, namespace: str, name: str
             ) -> dict[str, Any] | None:
         info = self.resource(api_version, kind)
         try:
-            return self.request("GET", self.object_path(info, namespace, name))
-        except ApiRequestError as e:
+            got = self.request("GET", self.object_path(info, namespace, name))
+        except KubeApiError as e:
             if e.code == 404:
                 return None
             raise
+        got.setdefault("apiVersion", api_version)
+        got.setdefault("kind", kind)
+        return got
 
     def list(self, api_version: str, kind: str, *, namespace: str = "",
              label_selector: str | None = None, field_selector: str | None = None,
@@ -285,7 +265,7 @@ class Kube:
             body["dryRun"] = ["All"]
         try:
             self.request("DELETE", self.object_path(info, namespace, name), body=body)
-        except ApiRequestError as e:
+        except KubeApiError as e:
             if e.code == 404:
                 return False
             raise
@@ -295,20 +275,3 @@ class Kube:
         info = self.info_of(obj)
         ns = str((obj.get("metadata") or {}).get("namespace") or "")
         return self.request("POST", self.collection_path(info, ns), body=obj)
-
-    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
-        info = self.info_of(obj)
-        meta = obj.get("metadata") or {}
-        return self.request(
-            "PUT", self.object_path(info, str(meta.get("namespace") or ""), str(meta["name"])),
-            body=obj,
-        )
-
-
-def rid_of(obj: dict[str, Any]) -> ResourceId:
-    return ResourceId.of(obj)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__

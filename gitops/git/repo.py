@@ -1,218 +1,17 @@
-"""The one wrapper around pygit2: repositories, trees, commits, branches, checkout.
-
-Other modules never import pygit2; they call `Repo` with plain values (commit ids as hex
-strings, file trees as {path: (mode, bytes)}) and catch `GitError`.
-"""
+"""`Repo`: a git repository through pygit2, with plain-value methods."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pygit2
-from pygit2.enums import CheckoutStrategy, FileMode, FileStatus, ObjectType
+from pygit2.enums import CheckoutStrategy, FileStatus, ObjectType
 
 from gitops.errors import DirtyWorktreeError, GitError
-
-MODE_FILE = int(FileMode.BLOB)  # 0o100644
-MODE_EXEC = int(FileMode.BLOB_EXECUTABLE)  # 0o100755
-MODE_LINK = int(FileMode.LINK)  # 0o120000
-MODE_TREE = int(FileMode.TREE)
-
-FALLBACK_NAME = "stackctl"
-FALLBACK_EMAIL = "stackctl@localhost"
-
-Files = dict[str, tuple[int, bytes]]
-"""A file tree as plain data: relative path (with '/') -> (git file mode, content)."""
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    id: str
-    message: str
-    parents: tuple[str, ...]
-    tree: str
-    author: str
-    time: int
-
-    @property
-    def subject(self) -> str:
-        return self.message.split("\n", 1)[0]
-
-    def trailers(self) -> dict[str, str]:
-        """`Key: value` lines of the message's last paragraph."""
-        last = self.message.strip().split("\n\n")[-1]
-        out: dict[str, str] = {}
-        for line in last.splitlines():
-            key, sep, value = line.partition(": ")
-            if sep and key and " " not in key:
-                out[key] = value.strip()
-        return out
-
-
-@contextmanager
-def _translate(what: str, hint: str | None = None) -> Iterator[None]:
-    try:
-        yield
-    except (pygit2.GitError, KeyError, ValueError) as e:
-        raise GitError(f"{what}: {e}", hint=hint) from e
-
-
-def blob_id(data: bytes) -> str:
-    """The id git gives a blob with this content (no repository needed)."""
-    return str(pygit2.hash(data))
-
-
-def digest(files: Mapping[str, tuple[int, bytes]]) -> str:
-    """A content digest stable across machines: sha256 over the sorted
-    (relative path, file kind, sha256 of content) of a tree. The kind is 'x' for
-    executable files, 'l' for symbolic links, '-' otherwise."""
-    h = hashlib.sha256()
-    for path in sorted(files):
-        mode, data = files[path]
-        h.update(f"{path}\0{mode_flag(mode)}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-    return "sha256:" + h.hexdigest()
-
-
-def mode_flag(mode: int) -> str:
-    if mode == MODE_LINK:
-        return "l"
-    return "x" if mode == MODE_EXEC else "-"
-
-
-def mode_of_path(path: Path) -> int:
-    if path.is_symlink():
-        return MODE_LINK
-    return MODE_EXEC if os.access(path, os.X_OK) else MODE_FILE
-
-
-def read_worktree_files(root: Path) -> Files:
-    """Every file under `root` as {relative path: (mode, content)}; symlinks as links."""
-    out: Files = {}
-    if not root.is_dir():
-        return out
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != ".git"]
-        base = Path(dirpath)
-        for fn in filenames:
-            p = base / fn
-            rel = p.relative_to(root).as_posix()
-            if p.is_symlink():
-                out[rel] = (MODE_LINK, str(p.readlink()).encode())
-            else:
-                out[rel] = (mode_of_path(p), p.read_bytes())
-    return out
-
-
-def write_files(dest: Path, files: Mapping[str, tuple[int, bytes]]) -> None:
-    """Write a file tree to disk, with executable bits and symlinks."""
-    for rel, (mode, data) in files.items():
-        p = dest / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if mode == MODE_LINK:
-            p.symlink_to(data.decode())
-            continue
-        p.write_bytes(data)
-        if mode == MODE_EXEC:
-            p.chmod(0o755)
-
-
-def _is_repo_dir(path: Path) -> bool:
-    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
-
-
-def is_repo_dir(path: Path) -> bool:
-    """Whether `path` itself is a git repository (a work tree root or a bare repo)."""
-    return _is_repo_dir(path)
-
-
-def find_repo(start: Path) -> Path | None:
-    """The work tree root of the repository holding `start`, or None."""
-    found = pygit2.discover_repository(str(start))
-    if not found:
-        return None
-    repo = pygit2.Repository(found)
-    return Path(repo.workdir) if repo.workdir else Path(repo.path)
-
-
-def open_repo(path: Path, *, search: bool = True) -> Repo:
-    """Open the repository at `path` (or, with search, the one holding it)."""
-    location: str | None = str(path)
-    if search:
-        location = pygit2.discover_repository(str(path))
-    if not location:
-        raise GitError(
-            f"{path} is not inside a git repository.",
-            hint="Run 'stackctl init' there, or run the command inside your deployment repo.",
-        )
-    try:
-        return Repo(pygit2.Repository(location))
-    except pygit2.GitError as e:
-        raise GitError(f"cannot open the git repository at {path}: {e}") from e
-
-
-def init_repo(path: Path, *, bare: bool = False, initial_branch: str = "main") -> Repo:
-    with _translate(f"cannot create a git repository in {path}"):
-        return Repo(pygit2.init_repository(str(path), bare=bare, initial_head=initial_branch))
-
-
-def open_with_prefix(root: Path) -> tuple[Repo, str]:
-    """The repository holding the folder `root`, and root's path inside it ("" at the top):
-    a deployment repo may live in a subfolder of a larger repository."""
-    repo = open_repo(root)
-    try:
-        rel = root.resolve().relative_to(repo.root)
-    except ValueError as e:
-        raise GitError(f"{root} is not inside the repository {repo.root}") from e
-    prefix = rel.as_posix()
-    return repo, "" if prefix == "." else prefix
-
-
-def join_prefix(prefix: str, path: str) -> str:
-    """A stack-relative path as a repository path, under `prefix` from open_with_prefix."""
-    return f"{prefix}/{path}" if prefix else path
-
-
-def clone_or_fetch_mirror(url: str, mirror: Path) -> Repo:
-    """A bare mirror of `url` at `mirror` (created on first use) with every branch and tag
-    fetched now. Raises GitError when the remote cannot be reached."""
-    mirror.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        repo = (pygit2.Repository(str(mirror)) if mirror.exists()
-                else pygit2.init_repository(str(mirror), bare=True))
-        remote = repo.remotes.create_anonymous(url)
-        remote.fetch(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-                     prune=pygit2.enums.FetchPrune.PRUNE)
-    except pygit2.GitError as e:
-        raise GitError(f"cannot fetch {url}: {e}") from e
-    return Repo(repo)
-
-
-def signature(repo: pygit2.Repository | None = None, *, kind: str = "AUTHOR") -> pygit2.Signature:
-    """GIT_<kind>_NAME/EMAIL from the environment, else user.name/email from the repo's
-    config, else 'stackctl <stackctl@localhost>' (so commits never fail on a fresh machine)."""
-    name = os.environ.get(f"GIT_{kind}_NAME")
-    email = os.environ.get(f"GIT_{kind}_EMAIL")
-    if repo is not None and (not name or not email):
-        try:
-            cfg = repo.config
-            name = name or _config_value(cfg, "user.name")
-            email = email or _config_value(cfg, "user.email")
-        except pygit2.GitError:
-            pass
-    return pygit2.Signature(name or FALLBACK_NAME, email or FALLBACK_EMAIL)
-
-
-def _config_value(cfg: pygit2.Config, key: str) -> str | None:
-    try:
-        return str(cfg[key])
-    except (KeyError, pygit2.GitError):
-        return None
+from gitops.git.base import CommitInfo, signature, translated
+from gitops.git.files import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE, Files
 
 
 class Repo:
@@ -281,7 +80,7 @@ class Repo:
 
     def set_branch(self, branch: str, commit: str, *, message: str = "stackctl") -> None:
         """Create or move a branch (without touching HEAD or the working tree)."""
-        with _translate(f"cannot set branch {branch}"):
+        with translated(f"cannot set branch {branch}", git_dir=self.raw.path):
             self.raw.create_reference_direct(
                 f"refs/heads/{branch}", pygit2.Oid(hex=commit), True, message=message
             )
@@ -294,7 +93,7 @@ class Repo:
         self.set_branch(branch, commit)
 
     def delete_branch(self, branch: str) -> None:
-        with _translate(f"cannot delete branch {branch}"):
+        with translated(f"cannot delete branch {branch}", git_dir=self.raw.path):
             self.raw.references.delete(f"refs/heads/{branch}")
 
     def resolve(self, rev: str) -> str:
@@ -331,7 +130,7 @@ class Repo:
         return out
 
     def merge_base(self, a: str, b: str) -> str | None:
-        with _translate(f"cannot find the merge base of {a} and {b}"):
+        with translated(f"cannot find the merge base of {a} and {b}", git_dir=self.raw.path):
             base = self.raw.merge_base(pygit2.Oid(hex=self.resolve(a)),
                                        pygit2.Oid(hex=self.resolve(b)))
         return str(base) if base is not None else None
@@ -374,12 +173,20 @@ class Repo:
 
     def read_blob(self, blob_id: str) -> bytes:
         """The content of a blob, by the id read_tree(with_content=False) gives."""
-        with _translate(f"cannot read the blob {blob_id} in {self.raw.path}"):
+        with translated(f"cannot read the blob {blob_id} in {self.raw.path}"):
             obj = self.raw[blob_id]
         if not isinstance(obj, pygit2.Blob):
             raise GitError(f"{blob_id} is not a blob in {self.raw.path}")
         data: bytes = obj.read_raw()
         return data
+
+    def tree_entries(self, tree_id: str) -> dict[str, tuple[int, str]]:
+        """One level of a tree: name -> (mode, object id)."""
+        with translated(f"cannot read the tree {tree_id}"):
+            tree = self.raw[tree_id]
+            if not isinstance(tree, pygit2.Tree):
+                raise GitError(f"{tree_id} is not a tree")
+            return {str(e.name): (int(e.filemode), str(e.id)) for e in tree}
 
     def read_tree_id(self, tree_id: str, *, with_content: bool = True) -> Files:
         out: Files = {}
@@ -402,6 +209,11 @@ class Repo:
                 out[path] = (mode, data)
             # submodules (commit entries) are not files of the tree; they are skipped
 
+    def blob_size(self, blob_id: str) -> int:
+        """A blob's size, read from its object header without loading its content."""
+        with translated(f"cannot read the object {blob_id}", git_dir=self.raw.path):
+            return int(self.raw.odb.read_header(pygit2.Oid(hex=blob_id))[1])
+
     def write_tree(self, files: Mapping[str, tuple[int, bytes]]) -> str:
         """Write blobs and trees for {path: (mode, bytes)}; return the root tree id."""
         nested: dict[str, Any] = {}
@@ -418,7 +230,7 @@ class Repo:
             if isinstance(node.get(parts[-1]), dict):
                 raise GitError(f"{path!r} is both a file and a folder")
             node[parts[-1]] = (mode, data)
-        with _translate("cannot write a tree"):
+        with translated("cannot write a tree", git_dir=self.raw.path):
             return str(self._write_nested(nested))
 
     def _write_nested(self, node: dict[str, Any]) -> pygit2.Oid:
@@ -438,7 +250,7 @@ class Repo:
         parts = [p for p in prefix.split("/") if p]
         if not parts:
             raise GitError("an empty path cannot be replaced")
-        with _translate(f"cannot replace {prefix} in a tree"):
+        with translated(f"cannot replace {prefix} in a tree", git_dir=self.raw.path):
             base = self.raw[base_tree] if base_tree else None
             new = self._replace(base, parts, pygit2.Oid(hex=subtree) if subtree else None)
         if new is None:  # everything was removed: an empty tree
@@ -468,7 +280,7 @@ class Repo:
                      mode: int = MODE_FILE) -> str:
         """A tree equal to `base_tree` with one file written (or removed when data is None)."""
         parts = [p for p in path.split("/") if p]
-        with _translate(f"cannot write {path} into a tree"):
+        with translated(f"cannot write {path} into a tree", git_dir=self.raw.path):
             return str(self._replace_file(self.raw[base_tree], parts, data, mode))
 
     def _replace_file(self, tree: Any, parts: list[str], data: bytes | None, mode: int) -> Any:
@@ -498,7 +310,7 @@ class Repo:
         moved to it (HEAD and the working tree are not touched)."""
         author = signature(self.raw, kind="AUTHOR")
         committer = signature(self.raw, kind="COMMITTER")
-        with _translate("cannot create a commit"):
+        with translated("cannot create a commit", git_dir=self.raw.path):
             oid = self.raw.create_commit(
                 None, author, committer, message, pygit2.Oid(hex=tree),
                 [pygit2.Oid(hex=p) for p in parents],
@@ -517,7 +329,7 @@ class Repo:
         """Tracked files whose working tree or index content differs from HEAD, plus
         untracked files under any of the `untracked_under` folders."""
         prefixes = tuple(p.rstrip("/") + "/" for p in untracked_under)
-        with _translate("cannot read the status of the working tree"):
+        with translated("cannot read the status of the working tree", git_dir=self.raw.path):
             status = self.raw.status(untracked_files="all" if prefixes else "no")
         out = []
         for path, flags in status.items():
@@ -549,7 +361,7 @@ class Repo:
         changes are never overwritten), then point `branch` (created or moved; default:
         the current branch) and HEAD at it."""
         target = self._commit(commit)
-        with _translate(f"cannot check out {commit}"):
+        with translated(f"cannot check out {commit}", git_dir=self.raw.path):
             strategy = CheckoutStrategy.SAFE | CheckoutStrategy.RECREATE_MISSING
             # The baseline is HEAD's tree (libgit2's default), so files deleted in the
             # target are removed and files changed locally make the checkout fail.
@@ -557,11 +369,11 @@ class Repo:
             checkout_tree(target.tree, strategy=strategy)
         name = branch or self.current_branch()
         if name is None:
-            with _translate(f"cannot detach HEAD at {commit}"):
+            with translated(f"cannot detach HEAD at {commit}", git_dir=self.raw.path):
                 self.raw.set_head(target.id)
             return
         self.set_branch(name, str(target.id), message=f"stackctl: {target.message[:60]}")
-        with _translate(f"cannot switch HEAD to {name}"):
+        with translated(f"cannot switch HEAD to {name}", git_dir=self.raw.path):
             self.raw.set_head(f"refs/heads/{name}")
 
     def checkout_branch(self, branch: str) -> str:
@@ -577,7 +389,7 @@ class Repo:
         """Make the index equal a commit's tree (HEAD and the working tree stay), as
         `git reset --mixed` does without moving the branch."""
         target = self._commit(commit)
-        with _translate("cannot reset the index"):
+        with translated("cannot reset the index", git_dir=self.raw.path):
             index = self.raw.index
             index.read_tree(target.tree)
             index.write()
@@ -585,7 +397,7 @@ class Repo:
     def add_and_commit_all(self, message: str) -> str:
         """Stage every file of the working tree (respecting .gitignore) and commit it on
         the current branch. Used by `stackctl init` for the initial commit."""
-        with _translate("cannot commit the working tree"):
+        with translated("cannot commit the working tree", git_dir=self.raw.path):
             index = self.raw.index
             index.add_all()
             index.write()
@@ -594,16 +406,9 @@ class Repo:
         commit = self.create_commit(tree, message, parents)
         name = self.current_branch() or "main"
         self.set_branch(name, commit, message=message.split("\n", 1)[0])
-        with _translate(f"cannot switch HEAD to {name}"):
+        with translated(f"cannot switch HEAD to {name}", git_dir=self.raw.path):
             self.raw.set_head(f"refs/heads/{name}")
         return commit
 
     def is_ignored(self, path: str) -> bool:
         return bool(self.raw.path_is_ignored(path))
-
-
-__all__ = [
-    "MODE_EXEC", "MODE_FILE", "MODE_LINK", "CommitInfo", "DirtyWorktreeError", "Files",
-    "GitError", "Repo", "blob_id", "clone_or_fetch_mirror", "digest", "find_repo", "init_repo",
-    "is_repo_dir", "mode_flag", "open_repo", "read_worktree_files", "signature", "write_files",
-]

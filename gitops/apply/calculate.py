@@ -1,0 +1,127 @@
+"""`calculate`: what applying a set of objects to a cluster would change, read-only.
+
+    records (revisions, the latest deployed one's manifests) -> prepare the desired set
+    -> prune candidates (with the mass-prune guards) -> live state (gitops.kube.read_live)
+    -> the no-change test (compare.py) -> objects deferred behind a CRD or Namespace of the
+    set -> a server-side dry run of every other object that would be sent -> per object:
+    create, update, unchanged; per prune candidate: delete, keep.
+
+`apply --dry-run`, `plan --live` and `apply` all go through here, so they agree. With
+`fields`, the dry run returns whole objects and each change carries its field changes
+(gitops.diff, redacted); without, the dry run only validates (metadata answers) and an
+object that would be sent is an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from gitops.apply.changeset import Action, Change, ChangeSet
+from gitops.apply.compare import comparable, covers, strip_server_fields
+from gitops.apply.options import ApplyOptions, Progress, Target, no_progress
+from gitops.apply.prepare import deferred, prepare
+from gitops.apply.prune import plan_prune
+from gitops.apply.results import Outcome, ProgressEvent, Stage
+from gitops.apply.send import send_all
+from gitops.diff import ObjectChange, object_change
+from gitops.kube import read_live
+from gitops.redact import Redactor
+from gitops.resource import ResourceId
+
+Obj = dict[str, Any]
+AFTER_CRD_OR_NAMESPACE = "after its CRD or Namespace"
+
+
+def unchanged(obj: Obj, live: Obj | None, prior: Obj | None) -> bool:
+    """The no-change test: the last revision applied exactly this, and every desired field
+    has the desired value live. Anything else is sent to server-side apply, so a wrong
+    "changed" verdict only costs a request, never correctness."""
+    return live is not None and prior == obj and covers(live, comparable(obj))
+
+
+def calculate(
+    target: Target,
+    objects: Sequence[Obj],
+    *,
+    options: ApplyOptions,
+    redactor: Redactor,
+    fields: bool = False,
+    progress: Progress = no_progress,
+) -> ChangeSet:
+    """The change set of applying `objects` (plain dicts, as rendered) to the target.
+    Changes nothing on the cluster; raises MassPruneError before reading live state when
+    the prune guards refuse."""
+    kube, records = target.kube, target.records
+    # Before anything can print: every message of this run (progress, rejections quoting a
+    # Secret, errors) is scrubbed of the secret values of the objects it applies.
+    redactor.learn(objects)
+    revisions = records.revisions()
+    previous = revisions.deployed
+    prev_objects = records.manifests(previous.revision) if previous else []
+    redactor.learn(prev_objects)
+    desired, rejections = prepare(kube, objects, records.applyset_id, redactor)
+    base = ChangeSet(target, redactor, revisions, tuple(desired), (), tuple(prev_objects),
+                     fields=fields)
+    if rejections:
+        return replace(base, rejections=tuple(rejections))
+    desired_ids = [ResourceId.of(o) for o in desired]
+    prune: list[Change] = []
+    if options.prune and prev_objects:
+        prune = plan_prune(prev_objects, desired_ids,
+                           protected_kinds=options.policy.protected_kinds,
+                           allow_mass_prune=options.allow_mass_prune)
+    elif not desired and not options.allow_mass_prune:
+        plan_prune([], [], protected_kinds=(), allow_mass_prune=False)  # refuses
+
+    progress(ProgressEvent(Stage.READ, f"reading live state of {len(desired)} objects"))
+    prior = {ResourceId.of(o): o for o in prev_objects}
+    gone = [prior[c.id] for c in prune] if fields else []
+    live = read_live(kube, [*desired, *gone], label=target.member_label,
+                     concurrency=options.policy.concurrency).objects
+    same = {rid for rid, o in zip(desired_ids, desired, strict=True)
+            if unchanged(o, live.get(rid), prior.get(rid))}
+    todo = [o for rid, o in zip(desired_ids, desired, strict=True) if rid not in same]
+    later = deferred(kube, desired, todo) if todo else set()
+    checked = [o for o in todo if ResourceId.of(o) not in later]
+    progress(ProgressEvent(Stage.VALIDATE, f"server-side dry run of {len(checked)} object(s)"
+                           + (f"; {len(later)} wait for their CRD or Namespace"
+                              if later else "")
+                           + (f"; {len(same)} unchanged" if same else "")))
+    answers, rejected = send_all(kube, checked, redactor=redactor, dry_run=True,
+                                 force=options.force, full=fields,
+                                 concurrency=options.policy.concurrency)
+
+    def change(rid: ResourceId, obj: Obj) -> Change:
+        av = str(obj["apiVersion"])
+        if rid in same:
+            return Change(rid, av, Action.UNCHANGED)
+        if rid in later:
+            return Change(rid, av, Action.CREATE, AFTER_CRD_OR_NAMESPACE, deferred=True,
+                          diff=_diff(rid, None, obj, redactor) if fields else None)
+        if rid not in answers:  # rejected: listed with the rejections
+            return Change(rid, av, Action.UPDATE if rid in live else Action.CREATE)
+        outcome, after = answers[rid]
+        if outcome is Outcome.CREATED:
+            return Change(rid, av, Action.CREATE,
+                          diff=_diff(rid, None, after, redactor) if fields else None)
+        if not fields:
+            return Change(rid, av, Action.UPDATE)
+        before = live.get(rid) or kube.get(av, rid.kind, rid.namespace, rid.name) or {}
+        found = _diff(rid, before, after, redactor)
+        return Change(rid, av, Action.UPDATE if found else Action.UNCHANGED, diff=found)
+
+    changes = [change(rid, o) for rid, o in zip(desired_ids, desired, strict=True)]
+    for c in prune:
+        if fields and c.action is Action.DELETE:
+            c = replace(c, diff=_diff(c.id, live.get(c.id) or prior[c.id], None, redactor))
+        changes.append(c)
+    return replace(base, changes=tuple(changes), rejections=tuple(rejected))
+
+
+def _diff(rid: ResourceId, before: Obj | None, after: Obj | None,
+          redactor: Redactor) -> ObjectChange | None:
+    return object_change(rid, strip_server_fields(before) if before is not None else None,
+                         strip_server_fields(after) if after is not None else None,
+                         redactor=redactor)

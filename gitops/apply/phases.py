@@ -1,0 +1,190 @@
+"""Applying objects phase by phase (gitops.kinds' phases), and the waits between: CRDs
+until they are served, then everything until it is healthy or the deadline passes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitops.apply.options import ApplyOptions, Progress, Target
+from gitops.apply.order import Phase, group_by_phase
+from gitops.apply.results import (
+    Failure,
+    FailureStage,
+    ObjectFailure,
+    ObjectOutcome,
+    Outcome,
+    ProgressEvent,
+    Rejection,
+    Stage,
+    scrub,
+)
+from gitops.apply.send import send_all
+from gitops.apply.wait import HealthReport, wait_healthy
+from gitops.health import Status
+from gitops.kube import POLL, poll
+from gitops.redact import Redactor
+from gitops.resource import ResourceId
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Run:
+    """One execution: where, how, the run's redactor and progress, and the deadline of the
+    current wait (time.monotonic)."""
+
+    target: Target
+    options: ApplyOptions
+    redactor: Redactor
+    progress: Progress
+    deadline: float = 0.0
+
+    def restart_clock(self) -> None:
+        self.deadline = time.monotonic() + self.options.policy.timeout
+
+    @property
+    def concurrency(self) -> int:
+        return self.options.policy.concurrency
+
+
+@dataclass
+class PhasesOutcome:
+    outcomes: dict[ResourceId, ObjectOutcome] = field(default_factory=dict)
+    created: list[Obj] = field(default_factory=list)
+    failure: Failure | None = None
+    health: HealthReport | None = None
+
+
+def _failure(stage: FailureStage, summary: str, rejections: Sequence[Rejection]) -> Failure:
+    return Failure(stage, summary, tuple(ObjectFailure(r.id, r.reason, (r.describe(),))
+                                         for r in rejections))
+
+
+def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], *,
+               wait_for: Sequence[Obj] | None, force: bool) -> PhasesOutcome:
+    """Apply `todo` phase by phase; dry-run the `deferred` ones once their CRDs and
+    Namespaces exist; then wait for `wait_for` (None: no wait)."""
+    kube, out = run.target.kube, PhasesOutcome()
+
+    def applied(rid: ResourceId, outcome: Outcome) -> None:
+        run.progress(ProgressEvent(Stage.APPLY, str(outcome), rid))
+
+    late_done = not deferred
+    for phase, objs in group_by_phase(todo):
+        if not late_done and phase > Phase.NAMESPACES:
+            late = [o for o in todo if ResourceId.of(o) in deferred]
+            run.progress(ProgressEvent(
+                Stage.VALIDATE, f"dry-run of {len(late)} object(s) that needed a CRD or "
+                                "Namespace of this set"))
+            for o in late:
+                kube.resource(str(o["apiVersion"]), str(o["kind"]), refresh=True)
+            _, rej = send_all(kube, late, redactor=run.redactor, dry_run=True, force=force,
+                              concurrency=run.concurrency)
+            late_done = True
+            if rej:
+                out.failure = _failure(FailureStage.VALIDATE, f"{len(rej)} object(s) rejected "
+                                       "by the API server", rej)
+                return out
+        run.progress(ProgressEvent(Stage.PHASE, f"applying {len(objs)} {phase.label}",
+                                   phase=phase.label, total=len(objs)))
+        done, rej = send_all(kube, objs, redactor=run.redactor, dry_run=False, force=force,
+                             concurrency=run.concurrency, on_applied=applied)
+        by_id = {ResourceId.of(o): o for o in objs}
+        for rid, (outcome, _) in done.items():
+            out.outcomes[rid] = ObjectOutcome(rid, outcome)
+            if outcome is Outcome.CREATED:
+                out.created.append(by_id[rid])
+        for r in rej:
+            out.outcomes[r.id] = ObjectOutcome(r.id, Outcome.FAILED, r.describe())
+        if rej:
+            out.failure = _failure(FailureStage.APPLY, f"{len(rej)} object(s) failed to apply",
+                                   rej)
+            return out
+        if phase is Phase.CRDS:
+            wait_served(run, objs)
+            report = deadline_wait(run, objs, "CRDs to be established")
+            if not report.ok:
+                out.failure = health_failure(run, report, "CRDs to be established")
+                out.health = report
+                return out
+    if wait_for:
+        run.progress(ProgressEvent(Stage.WAIT, f"waiting for {len(wait_for)} object(s) to "
+                                               "be healthy"))
+        out.health = deadline_wait(run, wait_for, "the rollout")
+        if not out.health.ok:
+            out.failure = health_failure(run, out.health, "the rollout")
+    return out
+
+
+def deadline_wait(run: Run, objects: Sequence[Obj], what: str) -> HealthReport:
+    def on_wait(waiting: list[tuple[ResourceId, Status]]) -> None:
+        head = ", ".join(f"{r} ({s.reason})" for r, s in waiting[:3])
+        more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+        left = max(0, int(run.deadline - time.monotonic()))
+        run.progress(ProgressEvent(
+            Stage.WAIT, f"waiting for {what}: {len(waiting)} of {len(objects)} pending: "
+                        f"{head}{more} [{left}s left]",
+            phase=what, pending=tuple((r, scrub(run.redactor, s.reason)) for r, s in waiting),
+            total=len(objects), seconds_left=left))
+
+    return wait_healthy(run.target.kube, objects, label=run.target.member_label,
+                        deadline=run.deadline, on_wait=on_wait, concurrency=run.concurrency)
+
+
+def wait_served(run: Run, crds: Sequence[Obj]) -> None:
+    """Wait (up to the deadline) until discovery serves every version of the CRDs.
+
+    The discovery controller lists a CRD's versions only once the CRD is Established
+    (apiextensions-apiserver, discovery_controller.go), and a discovery document is a few
+    KiB where a LIST of Kubeflow's CRDs is megabytes of schemas: polling discovery, then
+    confirming the Established conditions with one LIST, is much cheaper than polling the
+    CRDs. What is not served by the deadline is reported by the health wait that follows."""
+    want: dict[tuple[str, str], ResourceId] = {}
+    for crd in crds:
+        spec = crd.get("spec") or {}
+        kind = str((spec.get("names") or {}).get("kind") or "")
+        for v in spec.get("versions") or []:
+            if kind and v.get("served", True):
+                want[(f"{spec.get('group')}/{v.get('name')}", kind)] = ResourceId.of(crd)
+    kube = run.target.kube
+
+    def attempt(pool: ThreadPoolExecutor) -> bool | None:
+        nonlocal want
+        versions = sorted({av for av, _ in want})
+        served = dict(zip(versions, pool.map(
+            lambda av: kube.group_version(av, refresh=True), versions), strict=True))
+        want = {key: rid for key, rid in want.items() if key[1] not in served[key[0]]}
+        if not want:
+            return True
+        if time.monotonic() < run.deadline:
+            pending = tuple(sorted({(rid, "waiting to be established (not served yet)")
+                                    for rid in want.values()}))
+            run.progress(ProgressEvent(
+                Stage.WAIT, f"waiting for CRDs to be established: {len(pending)} of "
+                            f"{len(crds)} pending", phase="CRDs to be established",
+                pending=pending, total=len(crds),
+                seconds_left=max(0, int(run.deadline - time.monotonic()))))
+        return None
+
+    if want:
+        with ThreadPoolExecutor(max_workers=max(1, run.concurrency)) as pool:
+            poll(lambda: attempt(pool), deadline=run.deadline, backoff=POLL)
+
+
+def health_failure(run: Run, report: HealthReport, what: str) -> Failure:
+    bad = report.unhealthy
+    explained = {r: tuple(scrub(run.redactor, line) for line in lines)
+                 for r, lines in report.explanations}
+    objs = tuple(ObjectFailure(r, scrub(run.redactor, s.reason), explained.get(r, ()))
+                 for r, s in bad if r in explained) or tuple(
+        ObjectFailure(r, scrub(run.redactor, s.reason)) for r, s in bad[:10])
+    if report.timed_out:
+        summary = (f"{len(bad)} object(s) did not become healthy within the timeout while "
+                   f"waiting for {what}")
+    else:
+        summary = f"{len(bad)} object(s) failed while waiting for {what}"
+    return Failure(FailureStage.HEALTH, summary, objs)
