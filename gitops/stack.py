@@ -114,8 +114,22 @@ def locate_stack(start: Path | None = None) -> Stack:
     """The deployment repo at or above `start`, for a command that reads only its folders
     (render reads clusters/ and what they reference): stack.yaml is found, not parsed,
     which keeps a cached render from loading the YAML libraries. Name and source are
-    empty; use load_stack() wherever they matter."""
-    return Stack(root=find_root(start), name="", source="")
+    empty; use load_stack() wherever they matter. The kustomize pin is read (a line of the
+    file), since it decides which binary renders."""
+    root = find_root(start)
+    return Stack(root=root, name="", source="", kustomize=_pinned(root / STACK_FILE))
+
+
+_PIN = re.compile(r"""^kustomize:[ \t]*["']?([^\s"'#]+)""", re.MULTILINE)
+
+
+def _pinned(path: Path) -> str | None:
+    """stack.yaml's `kustomize:` without a YAML parser (load_stack validates the file)."""
+    try:
+        m = _PIN.search(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return m.group(1) if m else None
 
 
 def load_stack(root: Path | None = None) -> Stack:
