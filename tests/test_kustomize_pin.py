@@ -131,7 +131,6 @@ def test_upgrading_kustomize_renders_both_reports_the_difference_and_commits_the
     root = tmp_path / "deploy"
     files = _user_namespace(root, kubeflow_archive("v1.9.1"))
     _stack(root, OLD, files)
-    shutil.rmtree(root / "clusters/dev/settings.yaml", ignore_errors=True)
     monkeypatch.chdir(root)
     main_before = str(pygit2.Repository(str(root)).head.target)
 
