@@ -70,6 +70,11 @@ patches:
 K = "clusters/dev/kustomization.yaml"
 
 
+def _status(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code, out, _err = run(capsys, "--status")
+    return code, out
+
+
 @pytest.fixture
 def upgraded(tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -92,6 +97,7 @@ def upgraded(tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
 
 def test_a_patch_whose_target_upstream_renamed_names_the_new_name(
     upgraded: tuple[Path, int, str, dict[str, dict[str, str]]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     _root, code, out, findings = upgraded
     assert code == 1  # findings stop the upgrade for a person
@@ -105,6 +111,14 @@ def test_a_patch_whose_target_upstream_renamed_names_the_new_name(
         "Deployment/web -n dev is no longer rendered; likely successor: "
         "Deployment/web-server -n dev (the object under its new name)")
     assert f"  {address}\n    no-effect: " in out
+    # Its address holds the whole entry: its number, as --status shows it, names it too.
+    code, status = _status(capsys)
+    assert code == 1
+    number = next(line.split()[0] for line in status.splitlines() if line.endswith(address))
+    assert run(capsys, "--resolve", number, "--ours")[0] == 0
+    assert f"{number} resolved (ours): {address}" in _status(capsys)[1]
+    code, _out, err = run(capsys, "--resolve", "#99", "--ours")
+    assert code == 2 and "no conflict of the upgrade has the address '#99'" in err
 
 
 def test_a_vendor_edit_a_new_upstream_layer_overrides_is_a_finding(

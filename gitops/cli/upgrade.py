@@ -106,7 +106,8 @@ def _print_status(state: UpgradeState | None) -> int:
               show_default=True, help="How to print the report.")
 @click.option("--resolve", "address", metavar="ADDRESS",
               help="Settle the conflict at ADDRESS (PATH, PATH:RESOURCE or "
-                   "PATH:RESOURCE:FIELD, as the report prints it).")
+                   "PATH:RESOURCE:FIELD, as the report prints it), or #N, its number "
+                   "in --status.")
 @click.option("--ours", "choice", flag_value="ours", help="With --resolve: keep the local "
                                                           "value.")
 @click.option("--theirs", "choice", flag_value="theirs",

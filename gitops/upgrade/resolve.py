@@ -62,7 +62,11 @@ class Resolution:
 
 
 def match(state: UpgradeState, address: str) -> list[ConflictRecord]:
-    """The conflicts an address names: exactly one, or every one under a shorter address."""
+    """The conflicts an address names: exactly one, or every one under a shorter address;
+    `#N` names conflict N as --status and the markers number it (an inline patch's address
+    holds the whole entry)."""
+    if address.startswith("#") and address[1:].isdigit():
+        return [r for r in state.conflicts if r.id == int(address[1:])]
     exact = [r for r in state.conflicts if r.address == address]
     if exact:
         return exact
@@ -99,7 +103,8 @@ def resolve(stack: Stack, *, address: str, choice: str, path: str | None = None,
             f"no conflict of the upgrade has the address {address!r}. Open conflicts: "
             f"{_listing(state.open_conflicts)}.",
             hint="Copy an address from 'stackctl upgrade --status' or "
-            ".stackctl/upgrade/report.md (PATH, PATH:RESOURCE or PATH:RESOURCE:FIELD).")
+            ".stackctl/upgrade/report.md (PATH, PATH:RESOURCE or PATH:RESOURCE:FIELD), or "
+            "give its number as --status shows it ('#3').")
     todo = [r for r in found if r.open]
     _check_choice(todo, choice)
     if not todo:
