@@ -105,11 +105,11 @@ MARKED_PARAMS = (
 
 
 def make_repo(tmp_path: Path, deploy_repo: Callable[..., Path],
-              edits: Mapping[str, str]) -> Path:
+              edits: Mapping[str, str], ref: str | None = None) -> Path:
     """A deployment repo: v1.0.0 imported with stackctl, then `edits`, the overlay and the
-    cluster committed on main."""
+    cluster committed on main (stack.yaml tracking `ref`, if given)."""
     release_folder(tmp_path / "rf", RELEASES)
-    root = deploy_repo(source="../rf")
+    root = deploy_repo(source="../rf", ref=ref)
     import_release(load_stack(root), ref="v1.0.0")
     write_files(root, {"overlays/gw/kustomization.yaml": GATEWAY_OVERLAY,
                        "clusters/dev/kustomization.yaml": CLUSTER, **edits})
@@ -237,6 +237,23 @@ def test_an_upgrade_leaves_no_loose_objects_behind(
     assert run(capsys, "--vendor", "v1.1")[0] == 0
     assert loose_objects(repo) <= before
     assert repo_status(clean) == {}
+
+
+def test_stack_yaml_ref_follows_the_ref_the_upgrade_was_asked_for(
+    tmp_path: Path, deploy_repo: Callable[..., Path], kustomize: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_repo(tmp_path, deploy_repo, CLEAN_EDITS, ref="v1.0  # the release line")
+    monkeypatch.chdir(root)
+    code, out, err = run(capsys, "--vendor", "v1.1")
+    assert code == 0, err
+    assert "stack.yaml: ref v1.0 -> v1.1" in out
+    assert (root / "stack.yaml").read_text() == (
+        "name: mlstack\nsource: ../rf\nref: v1.1  # the release line\n")
+    assert head_commit(root).tree["stack.yaml"].data == (root / "stack.yaml").read_bytes()
+    report = json.loads((root / ".stackctl/upgrade/report.json").read_text())
+    assert report["stackRef"] == {"from": "v1.0", "to": "v1.1"}
+    assert load_stack(root).ref == "v1.1"
 
 
 def test_upgrading_to_the_vendored_release_changes_nothing(
