@@ -220,8 +220,9 @@ class GitSource(Source):
                     self._repo = git.open_repo(self._local, search=False)
                 else:
                     key = hashlib.sha256(self.spec.encode()).hexdigest()[:16]
-                    self._repo = git.clone_or_fetch_mirror(
-                        self.spec, cache_dir() / "sources" / f"{key}.git")
+                    self._repo = untrusted.fetch_mirror(
+                        self.spec, cache_dir() / "sources" / f"{key}.git",
+                        f"the git source {self.spec}")
             except GitError as e:
                 raise SourceError(
                     f"cannot read the git source {self.spec}: {e.message}.",

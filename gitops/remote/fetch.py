@@ -139,7 +139,9 @@ class Fetcher:
                 continue
             key = hashlib.sha256(candidate.encode()).hexdigest()[:16]
             try:
-                repo = git.clone_or_fetch_mirror(candidate, self.cache / f"{key}.git")
+                repo = untrusted.fetch_mirror(
+                    candidate, self.cache / f"{key}.git",
+                    f"{candidate}, the repository of a remote base {wanted_by} pulls,")
             except GitError as e:
                 tried.append(f"{candidate} ({e.message})")
                 continue
