@@ -79,6 +79,16 @@ class GitError(UserError):
     """A git operation failed."""
 
 
+class FetchTooLargeError(GitError):
+    """A git fetch received more than its limit allows and was stopped."""
+
+    def __init__(self, url: str, received: int, limit: int) -> None:
+        super().__init__(f"the fetch of {url} passed {limit:,} bytes")
+        self.url = url
+        self.received = received
+        self.limit = limit
+
+
 class SourceError(UserError):
     """An upstream source cannot be read, or a ref does not resolve in it."""
 

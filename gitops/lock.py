@@ -23,7 +23,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +116,6 @@ class LockEntry:
             upstream_digest=str(d["upstreamDigest"]) if d.get("upstreamDigest") else None,
             remotes=pins_from_yaml(d.get("remotes") or (), path=Path(path), where=where),
         )
-
-    def with_vendor_commit(self, commit: str) -> LockEntry:
-        return replace(self, vendor_commit=commit)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,14 @@ STACK_HEADER = """\
 # Import it with 'stackctl vendor import'; stackctl.lock then records what is vendored.
 """
 
+STACK_OPTIONAL = """\
+
+# Optional:
+# mirrors:        # where remote bases the release pulls are fetched from (air-gapped sites);
+#                 # STACKCTL_MIRRORS overrides it per prefix (docs/vendor.md, Air-gapped sites)
+#   https://github.com/: file:///srv/mirrors/github.com/
+"""
+
 KUSTOMIZATION = """\
 # The cluster {cluster}: what 'stackctl render --cluster {cluster}' builds.
 # After 'stackctl vendor import', list the vendored upstream and your overlays, e.g.:
@@ -100,7 +108,8 @@ def init_stack(directory: Path, *, name: str, source: str, ref: str | None = Non
     body = {"name": name, "source": spec}
     if ref:
         body["ref"] = ref
-    stack_text = STACK_HEADER + dump_safe(body) + ("" if ref else "# ref: v1.0\n")
+    stack_text = (STACK_HEADER + dump_safe(body) + ("" if ref else "# ref: v1.0\n")
+                  + STACK_OPTIONAL)
     files = {
         STACK_FILE: stack_text,
         f"{VENDOR_DIR}/.gitkeep": "",

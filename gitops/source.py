@@ -30,7 +30,6 @@ from gitops.errors import GitError, SourceError
 from gitops.paths import cache_dir
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
-SOURCE_KINDS = ("git", "archive", "archive-folder", "release-folder")
 
 _VERSION = re.compile(
     r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
@@ -186,10 +185,6 @@ class Source:
     def files(self, resolved: ResolvedRef) -> dict[str, bytes]:
         return {p: data for p, (_, data) in self.tree(resolved).items()}
 
-    def export(self, resolved: ResolvedRef, dest_dir: Path) -> None:
-        """Write the release's files under dest_dir."""
-        git.write_files(dest_dir, self.tree(resolved))
-
     def newer_tags(self, than: str) -> list[str]:
         """Release tags (no pre-releases) with a higher version than `than`."""
         base = Version.parse(than)
@@ -220,8 +215,9 @@ class GitSource(Source):
                     self._repo = git.open_repo(self._local, search=False)
                 else:
                     key = hashlib.sha256(self.spec.encode()).hexdigest()[:16]
-                    self._repo = git.clone_or_fetch_mirror(
-                        self.spec, cache_dir() / "sources" / f"{key}.git")
+                    self._repo = untrusted.fetch_mirror(
+                        self.spec, cache_dir() / "sources" / f"{key}.git",
+                        f"the git source {self.spec}")
             except GitError as e:
                 raise SourceError(
                     f"cannot read the git source {self.spec}: {e.message}.",
@@ -426,11 +422,6 @@ class ReleaseFolderSource(Source):
 # -- detection -----------------------------------------------------------------------------
 def is_url(spec: str) -> bool:
     return "://" in spec or bool(re.match(r"^[\w.-]+@[\w.-]+:", spec))
-
-
-def detect_kind(spec: str) -> str:
-    """Which of SOURCE_KINDS a source string names (local paths must exist)."""
-    return _open(spec).kind
 
 
 def _open(spec: str) -> Source:

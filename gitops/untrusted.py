@@ -29,11 +29,12 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from gitops import git
-from gitops.errors import SourceError
+from gitops.errors import FetchTooLargeError, SourceError
 
 ENV_MAX_FILE_SIZE = "STACKCTL_IMPORT_MAX_FILE_SIZE"
 ENV_MAX_SIZE = "STACKCTL_IMPORT_MAX_SIZE"
 ENV_MAX_FILES = "STACKCTL_IMPORT_MAX_FILES"
+ENV_MAX_FETCH = "STACKCTL_IMPORT_MAX_FETCH_SIZE"
 
 # Ten times what the real Kubeflow releases 1.3.0 to 1.11.0 hold at most (a 2.96 MiB CRD
 # bundle, 29.7 MiB and 1,846 files in all): room to grow, yet an import's memory stays
@@ -41,6 +42,9 @@ ENV_MAX_FILES = "STACKCTL_IMPORT_MAX_FILES"
 DEFAULT_MAX_FILE_SIZE = 32 << 20
 DEFAULT_MAX_SIZE = 256 << 20
 DEFAULT_MAX_FILES = 50_000
+# What one git fetch (a git source, a remote base's repository, every branch and tag) may
+# download: the histories of kubeflow/manifests and argo-workflows are far below it.
+DEFAULT_MAX_FETCH = 2 << 30
 
 _CHUNK = 1 << 20
 _MAX_LINK_HOPS = 40  # Linux's limit on links followed in one path lookup (ELOOP)
@@ -83,12 +87,27 @@ class Limits:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     max_size: int = DEFAULT_MAX_SIZE
     max_files: int = DEFAULT_MAX_FILES
+    max_fetch: int = DEFAULT_MAX_FETCH
 
     @classmethod
     def from_env(cls) -> Limits:
         return cls(max_file_size=_setting(ENV_MAX_FILE_SIZE, DEFAULT_MAX_FILE_SIZE, size=True),
                    max_size=_setting(ENV_MAX_SIZE, DEFAULT_MAX_SIZE, size=True),
-                   max_files=_setting(ENV_MAX_FILES, DEFAULT_MAX_FILES, size=False))
+                   max_files=_setting(ENV_MAX_FILES, DEFAULT_MAX_FILES, size=False),
+                   max_fetch=_setting(ENV_MAX_FETCH, DEFAULT_MAX_FETCH, size=True))
+
+
+def fetch_mirror(url: str, mirror: Path, what: str) -> git.Repo:
+    """git.clone_or_fetch_mirror within the fetch limit; `what` names the fetch for the
+    message ("the git source X", "the remote base's repository X")."""
+    limit = Limits.from_env().max_fetch
+    try:
+        return git.clone_or_fetch_mirror(url, mirror, max_bytes=limit)
+    except FetchTooLargeError as e:
+        raise SourceError(
+            f"{what} sent more than {format_size(limit)} and its fetch was stopped "
+            f"(${ENV_MAX_FETCH}): it is far larger than any release's history should be.",
+            hint=_raise_hint(ENV_MAX_FETCH, limit * 2)) from e
 
 
 def _raise_hint(name: str, at_least: int) -> str:

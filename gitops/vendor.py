@@ -19,6 +19,7 @@ from gitops import git
 from gitops.errors import ConfigError, GitError, SourceError, VendorEditedError
 from gitops.lock import Lock, LockEntry, read_lock, render_lock
 from gitops.remote.pins import RemotePin
+from gitops.remote.url import parse_remote
 from gitops.remote.vendoring import RemoteState, localize_release, remote_states, trailers
 from gitops.repopath import inside
 from gitops.source import ResolvedRef, Source, open_source
@@ -29,8 +30,7 @@ Progress = Callable[[str], None]
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _REMOTE_FIELDS = ("resources", "components", "bases")
-_URL = re.compile(r"^(https?|ssh|git|file)://|^git@|^git::")
-_HOST = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^git@|^git::")
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,12 @@ def _message(stack: Stack, spec: str, kind: str, resolved: ResolvedRef, digest: 
 
 # -- remote bases --------------------------------------------------------------------------
 def _is_remote(entry: str, kdir: str, known: set[str]) -> bool:
-    if _URL.match(entry):
-        return True
-    first = entry.split("/", 1)[0]
-    if "/" not in entry or not _HOST.match(first):
-        return False
+    """Whether kustomize fetches `entry` over the network, told as the import's localizer
+    tells it (gitops.remote.url); an entry with a scheme that parses as neither a repository
+    nor a file is still listed, since a render refuses it as remote."""
     local = posixpath.normpath(posixpath.join(kdir, entry.split("?", 1)[0]))
-    return local not in known  # a local folder named like a host stays local
+    return parse_remote(entry, local_exists=local in known) is not None \
+        or _SCHEME.match(entry.strip()) is not None
 
 
 def find_remote_bases(files: Iterable[str], read: Callable[[str], bytes],

@@ -53,7 +53,13 @@ def test_cluster_yaml_documents_every_key(tmp_path: Path, git_env: Path,
     for key in ("kubeconfig:", "context:", "recordsNamespace:", "wave:", "apply:", "timeout:",
                 "prune:", "protectedKinds:", "concurrency:", "forceConflicts:"):
         assert key in text
-    assert "# ref:" in (tmp_path / "p/stack.yaml").read_text()
+    stack_text = (tmp_path / "p/stack.yaml").read_text()
+    assert "# ref:" in stack_text and "# mirrors:" in stack_text
+    # Uncommenting the example gives a stack.yaml that loads, with the mirror in it.
+    (tmp_path / "p/stack.yaml").write_text(stack_text.replace("# mirrors:", "mirrors:").replace(
+        "#   https://github.com/", "  https://github.com/"))
+    assert dict(load_stack(tmp_path / "p").mirrors) == {
+        "https://github.com/": "file:///srv/mirrors/github.com/"}
 
 
 def test_init_inside_an_existing_repo_does_not_commit(

@@ -146,6 +146,30 @@ def test_a_missing_or_unreachable_file_is_one_paragraph_naming_the_mirror(
         f.file("https://down.example.com/a.yaml", wanted_by="k")
 
 
+def test_an_upstream_url_naming_this_machine_or_climbing_out_of_the_mirror_is_refused(
+    tmp_path: Path, gh: Path, git_env: Path,
+) -> None:
+    secret = tmp_path / "outside.yaml"
+    secret.write_bytes(b"token: do-not-vendor\n")
+    _repo(tmp_path / "local-repo", {"v1": {"kustomization.yaml": K}})
+    f = _fetcher(tmp_path)
+    with pytest.raises(RemoteError, match=r"k pulls file:///.*, a path on this machine"):
+        f.file(secret.as_uri(), wanted_by="k")
+    with pytest.raises(RemoteError, match=r"a path on this machine"):
+        f.git((tmp_path / "local-repo").as_uri(), "v1", wanted_by="k")
+    # The rest of the URL is glued onto the mirror's folder: '..' would leave it.
+    (tmp_path / "mirror").mkdir(exist_ok=True)
+    for url in ("https://github.com/../../outside.yaml",
+                "https://github.com/org/%2e%2e/%2E%2E/%2e%2e/outside.yaml"):
+        with pytest.raises(RemoteError, match=r"climbs up with '\.\.'"):
+            f.file(url, wanted_by="k")
+    with pytest.raises(RemoteError, match=r"climbs up"):
+        f.git("https://github.com/org/../../../x", "v1", wanted_by="k")
+    # A local copy the user maps explicitly is theirs to trust.
+    trusted = Fetcher(Mirrors.of({secret.as_uri(): secret.as_uri()}), cache=tmp_path / "c")
+    assert trusted.file(secret.as_uri(), wanted_by="k").data == b"token: do-not-vendor\n"
+
+
 # -- localizing -----------------------------------------------------------------------------
 def test_a_remote_base_is_vendored_with_what_it_needs_inside_its_repository(
     tmp_path: Path, gh: Path, git_env: Path,

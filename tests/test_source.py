@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops import git
 from gitops.errors import SourceError
 from gitops.source import (
     archive_tag,
@@ -171,8 +172,8 @@ def test_single_archive_refuses_a_ref_its_name_does_not_match(tmp_path: Path) ->
         src.resolve("v1.5")
 
 
-def test_export_writes_the_release_with_modes(tmp_path: Path, upstream_files: Releases) -> None:
+def test_a_release_folder_keeps_its_files_modes(tmp_path: Path, upstream_files: Releases) -> None:
     src = open_source(str(release_folder(tmp_path / "rf", upstream_files)))
-    src.export(src.resolve("v1.3"), tmp_path / "out")
-    assert (tmp_path / "out/VERSION").read_text() == "v1.3.0\n"
-    assert (tmp_path / "out/hack/gen.sh").stat().st_mode & 0o111
+    tree = src.tree(src.resolve("v1.3"))
+    assert tree["VERSION"] == (git.MODE_FILE, b"v1.3.0\n")
+    assert tree["hack/gen.sh"][0] == git.MODE_EXEC

@@ -523,3 +523,23 @@ def test_a_remote_file_above_the_size_limit_is_refused_while_it_downloads(
     f = _fetcher(tmp_path, **{"https://files_example_com/": base})
     with pytest.raises(SourceError, match=r"more than 1 MiB, above the limit of 1 MiB"):
         f.file("https://files.example.com/big.yaml", wanted_by="k")
+
+
+def test_a_git_fetch_sending_more_than_its_limit_is_stopped_and_names_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitops import untrusted
+    from gitops.errors import SourceError
+
+    src = tmp_path / "src"
+    write_files(src, {"blob.bin": os.urandom(3 << 20)})  # incompressible: the pack is ~3 MiB
+    commit_all(pygit2.init_repository(str(src), initial_head="main"), "big")
+    monkeypatch.setenv("STACKCTL_IMPORT_MAX_FETCH_SIZE", "1MiB")
+    with pytest.raises(SourceError) as e:
+        untrusted.fetch_mirror(src.as_uri(), tmp_path / "cache" / "m.git", "the git source X")
+    assert "the git source X sent more than 1 MiB and its fetch was stopped " \
+           "($STACKCTL_IMPORT_MAX_FETCH_SIZE)" in str(e.value)
+    assert "export STACKCTL_IMPORT_MAX_FETCH_SIZE=2MiB" in str(e.value)
+    monkeypatch.setenv("STACKCTL_IMPORT_MAX_FETCH_SIZE", "8MiB")  # within the limit it works
+    repo = untrusted.fetch_mirror(src.as_uri(), tmp_path / "cache" / "m.git", "X")
+    assert "main" in repo.branches()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +47,19 @@ def test_status_finds_a_local_edit_an_added_and_a_deleted_file(
     assert st.modified == ("kustomization.yaml", "webapp/deployment.yaml")
     assert st.added == ("controller/extra.yaml",)
     assert st.deleted == ("VERSION",)
+
+
+def test_status_skips_a_fifo_and_a_socket_as_git_does_instead_of_blocking_on_them(
+    tmp_path: Path, deploy_repo: Callable[..., Path], upstream_files: Releases
+) -> None:
+    root = deploy_repo(source=str(release_folder(tmp_path / "rf", upstream_files)))
+    import_release(load_stack(root), ref="v1.4.0")
+    v = root / "vendor" / "mlstack"
+    os.mkfifo(v / "webapp" / "pipe")  # reading it would wait for a writer forever
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(v / "sock"))
+        st = vendor_status(load_stack(root), check_source=False)
+    assert st.pristine and st.added == ()
 
 
 def test_status_shows_each_vendored_remote_and_whether_its_copy_is_intact(

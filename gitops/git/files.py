@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def mode_of_path(path: Path) -> int:
 
 
 def read_worktree_files(root: Path) -> Files:
-    """Every file under `root` as {relative path: (mode, content)}; symlinks as links."""
+    """Every file under `root` as {relative path: (mode, content)}; symlinks as links.
+    FIFOs, sockets and device files are skipped, as git skips them: reading a FIFO would
+    block until something writes to it."""
     out: Files = {}
     if not root.is_dir():
         return out
@@ -58,9 +61,13 @@ def read_worktree_files(root: Path) -> Files:
         for fn in filenames:
             p = base / fn
             rel = p.relative_to(root).as_posix()
-            if p.is_symlink():
+            try:
+                st = p.lstat()
+            except FileNotFoundError:
+                continue  # removed while walking
+            if stat.S_ISLNK(st.st_mode):
                 out[rel] = (MODE_LINK, str(p.readlink()).encode())
-            else:
+            elif stat.S_ISREG(st.st_mode):
                 out[rel] = (mode_of_path(p), p.read_bytes())
     return out
 

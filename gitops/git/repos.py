@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pygit2
 
-from gitops.errors import GitError
+from gitops.errors import FetchTooLargeError, GitError
 from gitops.git.base import translated
 from gitops.git.repo import Repo
 
@@ -67,16 +67,32 @@ def join_prefix(prefix: str, path: str) -> str:
     return f"{prefix}/{path}" if prefix else path
 
 
-def clone_or_fetch_mirror(url: str, mirror: Path) -> Repo:
+class _Capped(pygit2.RemoteCallbacks):
+    """Stops a fetch once it has received more than `limit` bytes: what a remote serves is
+    untrusted, and an endless or huge pack would otherwise fill the disk."""
+
+    def __init__(self, url: str, limit: int) -> None:
+        super().__init__()
+        self.url = url
+        self.limit = limit
+
+    def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
+        if stats.received_bytes > self.limit:
+            raise FetchTooLargeError(self.url, stats.received_bytes, self.limit)
+
+
+def clone_or_fetch_mirror(url: str, mirror: Path, *, max_bytes: int | None = None) -> Repo:
     """A bare mirror of `url` at `mirror` (created on first use) with every branch and tag
-    fetched now. Raises GitError when the remote cannot be reached."""
+    fetched now. Raises GitError when the remote cannot be reached, FetchTooLargeError when
+    it sends more than `max_bytes`."""
     mirror.parent.mkdir(parents=True, exist_ok=True)
     try:
         repo = (pygit2.Repository(str(mirror)) if mirror.exists()
                 else pygit2.init_repository(str(mirror), bare=True))
         remote = repo.remotes.create_anonymous(url)
         remote.fetch(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-                     prune=pygit2.enums.FetchPrune.PRUNE)
+                     prune=pygit2.enums.FetchPrune.PRUNE,
+                     callbacks=_Capped(url, max_bytes) if max_bytes is not None else None)
     except pygit2.GitError as e:
         raise GitError(f"cannot fetch {url}: {e}") from e
     return Repo(repo)

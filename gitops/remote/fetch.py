@@ -69,6 +69,38 @@ def local_path(url: str) -> Path | None:
     return None
 
 
+def _segments(url: str) -> list[str]:
+    """The path segments of a URL or scp-form address, unquoted (its query left out)."""
+    base = url.partition("?")[0]
+    path = urlsplit(base).path if "://" in base else base.partition(":")[2] or base
+    return unquote(path).replace("\\", "/").split("/")
+
+
+def check_upstream_url(url: str, mirrors: Mirrors, wanted_by: str) -> Mirrored:
+    """Where `url`, written by an upstream release, is fetched from; refused when it names a
+    path on this machine without a mirror the user configured, or walks up with `..`.
+
+    A release is someone else's data (gitops.untrusted): a `file:///etc` base in it would
+    copy this machine's files into vendor/, and `..` in a URL would climb out of a local
+    mirror's folder, since a mirror glues the URL's rest onto its own prefix."""
+    if ".." in _segments(url):
+        raise RemoteError(
+            f"{wanted_by} pulls {url}, whose path climbs up with '..': stackctl refuses it, "
+            "because through a mirror it would read outside the mirror's folder.",
+            hint="Fix the URL in the kustomization (no remote base needs '..'), or import a "
+            "release you trust.")
+    mirrored = mirrors.apply(url)
+    if mirrored.prefix is None and local_path(url) is not None:
+        raise RemoteError(
+            f"{wanted_by} pulls {url}, a path on this machine rather than a network "
+            "location: importing it would copy whatever that path holds here into vendor/, "
+            "so the release would vendor differently on every machine.",
+            hint="If you trust that copy, map the URL to it explicitly with 'mirrors:' in "
+            "stack.yaml (or STACKCTL_MIRRORS), e.g. 'file:///srv/repo: file:///srv/repo'; "
+            "otherwise fix the release's kustomization.")
+    return mirrored
+
+
 def _alternatives(url: str) -> list[str]:
     """A mirror's repository with and without `.git`, as git servers and folders hold it."""
     bare = url.rstrip("/").removesuffix(".git")
@@ -91,7 +123,7 @@ class Fetcher:
     def _open_repo(self, repo_url: str, wanted_by: str) -> tuple[git.Repo, Mirrored]:
         if repo_url in self._repos:
             return self._repos[repo_url]
-        mirrored = self.mirrors.apply(repo_url)
+        mirrored = check_upstream_url(repo_url, self.mirrors, wanted_by)
         tried: list[str] = []
         for candidate in _alternatives(mirrored.fetch):
             folder = local_path(candidate)
@@ -107,7 +139,9 @@ class Fetcher:
                 continue
             key = hashlib.sha256(candidate.encode()).hexdigest()[:16]
             try:
-                repo = git.clone_or_fetch_mirror(candidate, self.cache / f"{key}.git")
+                repo = untrusted.fetch_mirror(
+                    candidate, self.cache / f"{key}.git",
+                    f"{candidate}, the repository of a remote base {wanted_by} pulls,")
             except GitError as e:
                 tried.append(f"{candidate} ({e.message})")
                 continue
@@ -155,7 +189,7 @@ class Fetcher:
     def file(self, url: str, *, wanted_by: str) -> FetchedFile:
         if url in self._files:
             return self._files[url]
-        mirrored = self.mirrors.apply(url)
+        mirrored = check_upstream_url(url, self.mirrors, wanted_by)
         where = mirrored.describe()
         folder = local_path(mirrored.fetch)
         if folder is not None:
