@@ -44,6 +44,8 @@ STACK_OPTIONAL = """\
 # mirrors:        # where remote bases the release pulls are fetched from (air-gapped sites);
 #                 # STACKCTL_MIRRORS overrides it per prefix (docs/vendor.md, Air-gapped sites)
 #   https://github.com/: file:///srv/mirrors/github.com/
+# kustomize: v5.8.2  # the kustomize release every render uses (README, kustomize versions);
+#                    # move it with 'stackctl upgrade --kustomize VERSION'
 """
 
 KUSTOMIZATION = """\

@@ -11,7 +11,7 @@ from gitops.cli import main
 from gitops.cluster import list_clusters, load_cluster
 from gitops.errors import ConfigError, SourceError
 from gitops.scaffold import init_stack
-from gitops.stack import load_stack
+from gitops.stack import load_stack, locate_stack
 from gitops.vendor import import_release
 from tests.fixtures.gitrepos import commit_all, release_folder, repo_status
 
@@ -60,6 +60,13 @@ def test_cluster_yaml_documents_every_key(tmp_path: Path, git_env: Path,
         "#   https://github.com/", "  https://github.com/"))
     assert dict(load_stack(tmp_path / "p").mirrors) == {
         "https://github.com/": "file:///srv/mirrors/github.com/"}
+    # The kustomize pin's example too (commented, it pins nothing).
+    assert load_stack(tmp_path / "p").kustomize is None
+    pinned = stack_text.replace("# kustomize: v5.8.2", "kustomize: v5.8.2")
+    assert pinned != stack_text
+    (tmp_path / "p/stack.yaml").write_text(pinned)
+    assert load_stack(tmp_path / "p").kustomize == "v5.8.2"
+    assert locate_stack(tmp_path / "p").kustomize == "v5.8.2"
 
 
 def test_init_inside_an_existing_repo_does_not_commit(
