@@ -149,8 +149,11 @@ def upgrade(d: Demo) -> None:
     with d.step(4, "upgrade to v1.4",
                 "Three-way merges upstream v1.4.1 (the highest v1.4.x) with the local edits, "
                 "resource by resource, on the branch upgrade/mlstack-v1.4.1. The one real "
-                "conflict (dashboard replicas: ours 3, theirs 2) stops it with exit code 1; "
-                "it is resolved by taking upstream's value, then the upgrade continues."):
+                "conflict (dashboard replicas: ours 3, theirs 2) stops it with exit code 1, "
+                "beside two findings of the effect check (both clusters mirror the image of "
+                "usage-reporter, which v1.4 drops); the conflict is resolved by taking "
+                "upstream's value, the mirrors are kept as they are, then the upgrade "
+                "continues."):
         d.stackctl("upgrade", "--vendor", "v1.4", expect=1, why="stopped on merge conflicts")
         report = d.repo / REPORT
         d.check(report.is_file() and report.with_suffix(".json").is_file(),
@@ -158,7 +161,7 @@ def upgrade(d: Demo) -> None:
                 failure=f"{REPORT} or report.json does not exist after the upgrade stopped.")
         d.progress(FileShown(path=REPORT, text=_summary(report.read_text(encoding="utf-8"))))
         data = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
-        address = _the_planned_conflict(d, data)
+        address, findings = _the_planned_conflict(d, data)
         summary = {c.get("name"): c.get("status") for c in data.get("clusters", [])}
         d.check(all(summary.get(c) == "changed" for c in CLUSTERS),
                 "the per-cluster summary renders both clusters before and after: "
@@ -170,6 +173,9 @@ def upgrade(d: Demo) -> None:
                "per-cluster summary")
         d.stackctl("upgrade", "--resolve", address, "--theirs", expect=0,
                    why="conflict resolved with upstream's value")
+        for finding in findings:
+            d.stackctl("upgrade", "--resolve", finding, "--ours", expect=0,
+                       why="the mirror kept as it is (it mirrors nothing v1.4 runs)")
         d.stackctl("upgrade", "--continue", expect=0, why="upgrade committed")
         branch = ws.current_branch(d.repo)
         d.check(branch == UPGRADE_BRANCH, f"branch {UPGRADE_BRANCH} is checked out",
@@ -204,9 +210,18 @@ def _summary(report: str) -> str:
     return "\n".join(lines[:end] + more)
 
 
-def _the_planned_conflict(d: Demo, report: dict[str, Any]) -> str:
-    """Check that the report has exactly the one planned conflict; return its address."""
-    conflicts = (report.get("merge") or {}).get("conflicts") or []
+def _the_planned_conflict(d: Demo, report: dict[str, Any]) -> tuple[str, list[str]]:
+    """Check that the report has exactly the one planned conflict and the effect check's
+    two findings (the mirrors of usage-reporter's image, which v1.4 drops); return the
+    conflict's address and the findings'."""
+    listed = (report.get("merge") or {}).get("conflicts") or []
+    conflicts = [c for c in listed if c.get("kind") != "no-effect"]
+    findings = sorted(str(c.get("address")) for c in listed if c.get("kind") == "no-effect")
+    mirrors = sorted(f"clusters/{c}/kustomization.yaml::images[name=ghcr.io/mlstack/"
+                     "usage-reporter]" for c in CLUSTERS)
+    d.check(findings == mirrors, "two findings of the effect check: each cluster's registry "
+            "mirror of usage-reporter, which v1.4 drops, mirrors nothing any more",
+            failure=f"the report lists the findings {findings}, expected {mirrors}.")
     found = [(c.get("path"), c.get("resource"), c.get("field"), c.get("base"), c.get("ours"),
               c.get("theirs")) for c in conflicts]
     want = (CONFLICT_FILE, CONFLICT_RESOURCE, CONFLICT_FIELD, 1, 3, 2)
@@ -214,7 +229,7 @@ def _the_planned_conflict(d: Demo, report: dict[str, Any]) -> str:
             f"{CONFLICT_FILE} (base 1, ours 3, theirs 2)",
             failure=f"the report lists {len(found)} conflict(s) {found}, expected only "
                     f"{want}.")
-    return str(conflicts[0]["address"])
+    return str(conflicts[0]["address"]), findings
 
 
 def plan(d: Demo) -> None:

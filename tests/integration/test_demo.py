@@ -88,6 +88,11 @@ def test_the_demo_runs_all_eight_steps_and_leaves_nothing_running(workdir: Path)
         assert re.search(rf"^\$ {re.escape(command)}\n(  │ .*\n)*  └ exit code {code} ", out,
                          re.MULTILINE), command
     assert "✓ exactly one conflict: apps/Deployment//dashboard spec.replicas" in out
+    assert "✓ two findings of the effect check: each cluster's registry mirror of " \
+        "usage-reporter" in out
+    assert re.search(r"^\$ stackctl upgrade --resolve '?clusters/eks-prod/kustomization\.yaml::"
+                     r"images\[name=ghcr\.io/mlstack/usage-reporter\]'? --ours\n(  │ .*\n)*"
+                     r"  └ exit code 0 ", out, re.MULTILINE)
     assert "✓ rolled back to revision 1, healthy" in out
     assert processes_mentioning(workdir) == []
     assert not (workdir / "sandbox" / "state.json").exists()
