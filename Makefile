@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: all venv sandbox kustomize test test-fast test-integration lint demo bench clean
+.PHONY: all venv sandbox kustomize sops test test-fast test-integration lint demo bench clean
 
 all: test
 
@@ -28,10 +28,15 @@ sandbox:
 kustomize:
 	sandbox/build.sh kustomize
 
-test: venv sandbox
+# The sops program, for SOPS files whose keys are not age (PGP, KMS, Vault) and for the
+# tests that encrypt files with it; cached on its own under tools/sops/.
+sops:
+	sandbox/build.sh sops
+
+test: venv sandbox sops
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: venv kustomize
+test-fast: venv kustomize sops
 	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 test-integration: venv sandbox
