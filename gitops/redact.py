@@ -8,9 +8,15 @@ What is redacted (see docs/secrets.md):
   configuration` (a Secret's last-applied copy holds its data: kubectl shows it in clear);
 - ConfigMap `data`/`binaryData` values and container `env[].value`s whose key or name matches
   a sensitive pattern (password, token, secret, ...; configurable);
-- in free text (API server messages, errors), every secret value the run has seen, in clear
-  and in base64: an API server rejecting a Secret may quote its value (Argo CD leaked those,
-  argo-cd#16193).
+- container `env[].value`s equal to a value of a Secret the run has seen, and any field
+  (but an object's kind, apiVersion, name and namespace) equal to a value decrypted from a
+  SOPS file (`learn_decrypted`);
+- in free text (API server messages, errors, plan values), the secret values the run has
+  seen, in clear and in base64, where they stand as whole tokens and look like secrets
+  (long or mixed enough, `secret_like`); weaker ones only where a message quotes them whole
+  ("root"). An API server rejecting a Secret may quote its value (Argo CD leaked those,
+  argo-cd#16193), but scrubbing `test` from every string printed `the grea<redacted>` and
+  `Service<redacted>` for `Service/dex` (docs/secrets.md says exactly what is scrubbed).
 
 A redacted value reads `<redacted sha256:1a2b3c4d>`: the first 8 hex digits of an HMAC-SHA256
 of the value keyed by a salt. Equal values show the same hash within one run, so reviewers
@@ -55,6 +61,40 @@ MANIFEST_ANNOTATIONS: tuple[str, ...] = (
 MIN_SCRUB_LENGTH = 4
 
 _MARK = re.compile(r"<redacted sha256:[0-9a-f]{8}>")
+# A value is scrubbed from free text only as a whole token: not inside a longer word, a
+# name (`mlstack-dev`, `non-root`) or a dotted host name; `=`, `:`, `@`, `/`, quotes and
+# spaces end a token, so `password=VALUE`, `user:VALUE@host` and `"VALUE"` are caught.
+_BEFORE = r"(?<![A-Za-z0-9_.\-])"
+_AFTER = r"(?![A-Za-z0-9_\-]|\.[A-Za-z0-9_])"
+
+
+def secret_like(value: str) -> bool:
+    """Whether a value looks like a secret rather than a word: at least 8 characters of
+    three kinds (lower case, upper case, digits, others), 12 of two kinds, or 20 of any.
+    `hunter2-correct-horse`, `tok-9f8e7d6c5b`, a base64 or hex key are; `root`, `test`,
+    `/dex`, `minio123`, `password` are not."""
+    n = len(value)
+    if n < 8:
+        return False
+    kinds = (any(c.islower() for c in value) + any(c.isupper() for c in value)
+             + any(c.isdigit() for c in value) + any(not c.isalnum() for c in value))
+    return (kinds >= 3) or (n >= 12 and kinds >= 2) or n >= 20
+
+
+def count_marks(text: str) -> tuple[int, int]:
+    """(redaction marks in a text, distinct values among them): what a report says it hid."""
+    marks = _MARK.findall(text)
+    return len(marks), len(set(marks))
+
+
+def redaction_note(text: str) -> str:
+    """'12 secret values redacted (5 distinct), each shown as <redacted sha256:…>' for a
+    report's footer; '' when it hides nothing."""
+    n, distinct = count_marks(text)
+    if not n:
+        return ""
+    return (f"{n} secret value{'s' if n != 1 else ''} redacted ({distinct} distinct), each "
+            "shown as <redacted sha256:…>, a salted hash (docs/secrets.md)")
 
 
 def _is_manifest_annotation(key: str) -> bool:
@@ -85,11 +125,17 @@ class Redactor:
         )
         self._salt = salt if salt is not None else secrets.token_bytes(16)
         self._known: set[str] = set()
-        # Object names, namespaces and API groups seen, and their dash/dot-separated parts:
-        # a secret value equal to one of them is printed in every object name anyway, so
-        # scrubbing it from free text would only garble names ('<redacted>-dev').
+        # Values of Secrets (data, stringData) and of decrypted SOPS files: an env var that
+        # holds one of them exactly is redacted whatever its name.
+        self._secret_values: set[str] = set()
+        # Values decrypted from SOPS files: redacted wherever a field holds one exactly.
+        self._decrypted: set[str] = set()
+        # Object kinds, names, namespaces and API groups seen, and their dash/dot-separated
+        # parts: a secret value equal to one of them is printed in every object name anyway,
+        # so scrubbing it from free text would only garble names ('<redacted>-dev').
         self._public: set[str] = set()
         self._scrub_re: re.Pattern[str] | None = None
+        self._quoted_re: re.Pattern[str] | None = None
 
     @classmethod
     def from_config(cls, root: Path | None = None,
@@ -163,12 +209,22 @@ class Redactor:
                 for line in f.splitlines():
                     if len(line.strip()) >= MIN_SCRUB_LENGTH:
                         self._known.add(line.strip())
-        self._scrub_re = None
+        self._scrub_re = self._quoted_re = None
 
     def learn(self, objs: Iterable[Mapping[str, Any]]) -> None:
         """Remember the secret values of objects (and their public names)."""
         for obj in objs:
             self._walk(_copy_sensitive_parts(obj))
+
+    def learn_decrypted(self, values: Iterable[str]) -> None:
+        """Remember values decrypted from SOPS files (a render's `secrets`): they are secret
+        wherever they land, in a Secret or in a field a patch set."""
+        for v in values:
+            if not v:
+                continue
+            self._decrypted.add(v)
+            self._secret_values.add(v)
+            self.add_known(v)
 
     # --- objects --------------------------------------------------------------------------
 
@@ -190,7 +246,7 @@ class Redactor:
 
     def _learn_public(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata")
-        names = [str(obj.get("apiVersion") or "").rpartition("/")[0]]
+        names = [str(obj.get("apiVersion") or "").rpartition("/")[0], str(obj.get("kind") or "")]
         if isinstance(meta, dict):
             names += [str(meta.get("name") or ""), str(meta.get("namespace") or "")]
         for name in names:
@@ -199,7 +255,7 @@ class Redactor:
                 self._public.add(name)
                 self._public.update(p for p in _NAME_PARTS.split(name) if p)
                 if len(self._public) != before:
-                    self._scrub_re = None
+                    self._scrub_re = self._quoted_re = None
 
     def _object(self, obj: dict[str, Any]) -> None:
         self._learn_public(obj)
@@ -212,12 +268,15 @@ class Redactor:
                         self._learn_manifest(ann[k])
                         ann[k] = self.mark(ann[k])
         kind = obj.get("kind")
+        if self._decrypted:
+            self._decrypted_fields(obj)
         if _is_secret(obj):
             for field in ("data", "stringData"):
                 values = obj.get(field)
                 if isinstance(values, dict):
                     for k, v in values.items():
                         self.add_known(v)
+                        self._learn_secret_value(v, data=field == "data")
                         values[k] = (self._mark_data(v) if field == "data"
                                      else self.mark(v))
         elif kind == "ConfigMap" and str(obj.get("apiVersion")) == "v1":
@@ -231,8 +290,43 @@ class Redactor:
                                          else self.mark(v))
                         elif field == "data" and isinstance(v, str):
                             # A config file held in a ConfigMap: its `password: x` lines.
-                            values[k] = self.text(v)
+                            values[k] = self.text(v, quoted=False)
         self._env(obj)
+
+    def _learn_secret_value(self, value: Any, *, data: bool) -> None:
+        if value is None or isinstance(value, bool | dict | list):
+            return
+        text = str(value)
+        if data:
+            try:
+                text = base64.b64decode(text, validate=True).decode()
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                pass
+        if text:
+            self._secret_values.add(text)
+
+    def _decrypted_fields(self, obj: dict[str, Any]) -> None:
+        """Any string field equal to a decrypted SOPS value, but the object's identity."""
+        def walk(node: Any, top: bool) -> None:
+            items = (node.items() if isinstance(node, dict)
+                     else enumerate(node) if isinstance(node, list) else ())
+            for k, v in items:
+                if top and k in ("apiVersion", "kind"):
+                    continue
+                if isinstance(v, str):
+                    if v in self._decrypted and not _MARK.fullmatch(v):
+                        node[k] = self.mark(v)
+                elif isinstance(v, dict | list):
+                    if top and k == "metadata" and isinstance(v, dict):
+                        walk({mk: mv for mk, mv in v.items()
+                              if mk not in ("name", "namespace", "generateName")}, False)
+                        for mk, mv in v.items():
+                            if mk in ("labels", "annotations") and isinstance(mv, dict):
+                                walk(mv, False)
+                        continue
+                    walk(v, False)
+
+        walk(obj, True)
 
     def _env(self, node: Any) -> None:
         """Every `env` list of containers anywhere in the object (pod templates, CRs)."""
@@ -245,10 +339,13 @@ class Redactor:
         env = node.get("env")
         if isinstance(env, list) and ("image" in node or "name" in node):
             for var in env:
-                if (isinstance(var, dict) and "value" in var
-                        and self.is_sensitive(str(var.get("name") or ""))):
-                    self.add_known(var["value"])
-                    var["value"] = self.mark(var["value"])
+                if not isinstance(var, dict) or "value" not in var:
+                    continue
+                value = var["value"]
+                if self.is_sensitive(str(var.get("name") or "")) or (
+                        isinstance(value, str) and value in self._secret_values):
+                    self.add_known(value)
+                    var["value"] = self.mark(value)
         for k, v in node.items():
             if k != "env" and isinstance(v, dict | list):
                 self._env(v)
@@ -264,23 +361,37 @@ class Redactor:
 
     # --- text -----------------------------------------------------------------------------
 
-    def text(self, text: str, *, pairs: bool | str = True) -> str:
-        """`text` with every known secret value replaced by its redaction mark, and (with
-        `pairs`) `name=value`/`name: value` pairs of sensitive names redacted
-        (`pairs="="`: only `name=value`, for messages that quote names before a colon)."""
+    def text(self, text: str, *, pairs: bool | str = True, quoted: bool | None = None) -> str:
+        """`text` with the known secret values that look like secrets (`secret_like`)
+        replaced by their mark where they stand as whole tokens; with `quoted` (default:
+        when `pairs` is on, i.e. for messages) also the weaker known values where the text
+        quotes them whole ("root"); and (with `pairs`) `name=value`/`name: value` pairs of
+        sensitive names redacted (`pairs="="`: only `name=value`, for messages that quote
+        names before a colon). Object kinds, names and namespaces are never touched."""
         if not text:
             return text
         if self._known:
-            if self._scrub_re is None:
-                values = sorted(self._known - self._public, key=len, reverse=True)
-                self._scrub_re = (re.compile("|".join(re.escape(v) for v in values))
-                                  if values else _NEVER)
-            text = self._scrub_re.sub(lambda m: self.mark(m.group(0)), text)
+            strong, weak = self._patterns()
+            text = strong.sub(lambda m: self.mark(m.group(0)), text)
+            if (bool(pairs) if quoted is None else quoted) and ('"' in text or "'" in text):
+                text = weak.sub(lambda m: m.group(1) + self.mark(m.group(2)) + m.group(1),
+                                text)
         # Every pair is tested, not the text first: a pattern anchored to the end of a key
         # (`dsn$`) would not match a whole message.
         if pairs and self._sensitive is not None:
             text = (_PAIR_EQ if pairs == "=" else _PAIR).sub(self._pair, text)
         return text
+
+    def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        if self._scrub_re is None or self._quoted_re is None:
+            values = sorted(self._known - self._public, key=len, reverse=True)
+            strong = [re.escape(v) for v in values if secret_like(v)]
+            weak = [re.escape(v) for v in values if not secret_like(v)]
+            self._scrub_re = (re.compile(f"{_BEFORE}(?:{'|'.join(strong)}){_AFTER}")
+                              if strong else _NEVER)
+            self._quoted_re = (re.compile(f"([\"'])({'|'.join(weak)})\\1")
+                               if weak else _NEVER)
+        return self._scrub_re, self._quoted_re
 
     def _pair(self, m: re.Match[str]) -> str:
         key, sep, value = m.group("key"), m.group("sep"), m.group("value")
@@ -291,8 +402,10 @@ class Redactor:
 
 # `password=hunter2`, `--db-password hunter2` is not caught (no separator), `token: abc`,
 # `"apiKey":"abc"`: the value runs to whitespace, a quote, a comma or a closing bracket.
+# The separator stays on its line: `staticPasswords:` followed by a list on the next line
+# is a key, not a pair (it turned `- email:` into a mark in Kubeflow's dex config).
 _PAIR = re.compile(
-    r"""(?P<key>[A-Za-z_][\w.-]*["']?)(?P<sep>\s*[=:]\s*["']?)(?P<value>[^\s"',;}\])<]+)"""
+    r"""(?P<key>[A-Za-z_][\w.-]*["']?)(?P<sep>[ \t]*[=:][ \t]*["']?)(?P<value>[^\s"',;}\])<]+)"""
 )
 _PAIR_EQ = re.compile(r"""(?P<key>[A-Za-z_][\w.-]*)(?P<sep>=["']?)(?P<value>[^\s"',;}\])<]+)""")
 

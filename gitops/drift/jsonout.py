@@ -16,7 +16,7 @@ from gitops.drift.model import (
     ObjectDrift,
 )
 from gitops.plan.lines import scrub
-from gitops.redact import Redactor
+from gitops.redact import Redactor, count_marks
 from gitops.resource import ResourceId
 
 SCHEMA = "stackctl.dev/drift/v1"
@@ -98,4 +98,7 @@ def drift_data(report: DriftReport) -> dict[str, Any]:
 
 
 def render_json(report: DriftReport) -> str:
-    return json.dumps(drift_data(report), indent=2, ensure_ascii=False) + "\n"
+    data = drift_data(report)
+    n, distinct = count_marks(json.dumps(data, ensure_ascii=False))
+    data["redacted"] = {"values": n, "distinct": distinct}
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -13,7 +13,7 @@ from gitops.diff import ImageChange, ObjectChange
 from gitops.plan.budget import Elision, fit
 from gitops.plan.lines import scrub
 from gitops.plan.model import ClusterPlan, ClusterStatus, Plan
-from gitops.redact import Redactor
+from gitops.redact import Redactor, count_marks
 from gitops.resource import ResourceId
 
 SCHEMA = "stackctl.dev/plan/v1"
@@ -95,8 +95,10 @@ def plan_data(plan: Plan, el: Elision | None = None) -> dict[str, Any]:
 
 def render_json(plan: Plan, *, max_bytes: int | None = None) -> str:
     """The plan as indented JSON; within max_bytes when given (no limit by default)."""
-    return fit(
-        plan,
-        lambda p, el: json.dumps(plan_data(p, el), indent=2, ensure_ascii=False) + "\n",
-        max_bytes,
-    )
+    def render(p: Plan, el: Elision) -> str:
+        data = plan_data(p, el)
+        n, distinct = count_marks(json.dumps(data, ensure_ascii=False))
+        data["redacted"] = {"values": n, "distinct": distinct}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    return fit(plan, render, max_bytes)

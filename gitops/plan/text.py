@@ -5,6 +5,7 @@ from __future__ import annotations
 from gitops.plan.budget import Elision, fit
 from gitops.plan.lines import entry_lines, entry_summary, flag_lines, image_line
 from gitops.plan.model import ClusterPlan, ClusterStatus, Plan
+from gitops.redact import redaction_note
 
 
 def _counts(cp: ClusterPlan) -> str:
@@ -62,6 +63,9 @@ def _render(plan: Plan, el: Elision, max_bytes: int | None) -> str:
     for cp in plan.clusters:
         lines += _cluster(plan, cp, el)
     lines += ["", summary_line(plan)]
+    hidden = redaction_note("\n".join(lines))
+    if hidden:
+        lines.append(f"redacted: {hidden}")
     return "\n".join(lines) + "\n"
 
 
