@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -298,10 +299,8 @@ class Redactor:
             return
         text = str(value)
         if data:
-            try:
+            with contextlib.suppress(binascii.Error, ValueError, UnicodeDecodeError):
                 text = base64.b64decode(text, validate=True).decode()
-            except (binascii.Error, ValueError, UnicodeDecodeError):
-                pass
         if text:
             self._secret_values.add(text)
 

@@ -41,7 +41,7 @@ class AgeError(Exception):
     """A malformed identity or age file (the message names what is wrong, never a key)."""
 
 
-class NoIdentityMatched(AgeError):  # noqa: N818 - a condition, not a failure of the file
+class NoIdentityMatched(AgeError):
     """None of the identities given can open the file (it was encrypted to others)."""
 
 

@@ -50,7 +50,7 @@ def looked_at() -> str:
     return f"${ENV_SOPS}, {built_sops()} and PATH"
 
 
-class ProgramFailed(Exception):  # noqa: N818
+class ProgramFailed(Exception):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(detail)

@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gitops.sops.formats import Comment, FormatError, GoTime, go_time, to_bytes
+from gitops.sops.formats import Comment, GoTime, go_time, to_bytes
 
 ENC_VALUE = re.compile(r"ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
 # sops.MACOnlyEncryptedInitialization: a MAC over only the encrypted values starts with
@@ -36,7 +36,7 @@ _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 _INT = re.compile(r"[+-]?[0-9]+")
 
 
-class ValueError_(Exception):  # noqa: N801, N818 - not the builtin ValueError
+class ValueError_(Exception):
     """A value cannot be decrypted (wrong key, tampered value) or has an unknown type."""
 
 
@@ -187,7 +187,3 @@ def iter_leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[s
             yield from iter_leaves(x, path)
     else:
         yield path, node
-
-
-__all__ = ["ENC_VALUE", "FormatError", "Rules", "Walk", "ValueError_", "decrypt_value",
-           "is_encrypted_value", "iter_leaves", "mac_matches"]
