@@ -219,10 +219,11 @@ class Redactor:
 
     def learn_decrypted(self, values: Iterable[str]) -> None:
         """Remember values decrypted from SOPS files (a render's `secrets`): they are secret
-        wherever they land, in a Secret or in a field a patch set."""
+        wherever they land, in a Secret or in a field a patch set (values shorter than
+        MIN_SCRUB_LENGTH only in Secrets, which are redacted whole anyway)."""
         for v in values:
-            if not v:
-                continue
+            if len(v) < MIN_SCRUB_LENGTH:
+                continue  # a field holding `a` or `80` elsewhere is not this secret
             self._decrypted.add(v)
             self._secret_values.add(v)
             self.add_known(v)

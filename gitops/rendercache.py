@@ -4,10 +4,18 @@ The key is a sha256 over every input file of a render (sorted relative path and 
 the kustomize version and its flags, so an entry can never be stale: any change to what
 kustomize reads gives another key. Entries hold the normalised text and the index of its
 objects, never parsed bodies. The folder is safe to delete at any time.
+
+Nothing decrypted is stored in clear. A render that reads SOPS files only as whole Secret
+manifests is cached as kustomize wrote it, with the ciphertext (the plaintext goes in after
+the cache). A render whose kustomize read decrypted files (generator sources, patches)
+holds decrypted values: its entry is sealed (AES-256-GCM) with a key derived from those
+files' SOPS data keys (`seal`), so only someone who can decrypt the files can read it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import json
@@ -15,6 +23,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gitops.paths import cache_dir
 
@@ -70,13 +82,37 @@ def _path(key: str) -> Path:
 # as it is, so that neither a store nor a load escapes or scans megabytes of YAML.
 
 
-def load(key: str) -> Entry | None:
+def _open_sealed(key: str, seal: bytes) -> tuple[dict[str, Any], str] | None:
+    """The meta line and text of a sealed entry: a JSON line (format, key, nonce), then the
+    base64 of AES-256-GCM(meta line + text) with the cache key as additional data."""
+    try:
+        with _path(key).open("rb") as f:
+            outer = json.loads(f.readline())
+            body = base64.b64decode(f.read(), validate=True)
+        if outer.get("format") != FORMAT or outer.get("key") != key or not outer.get("sealed"):
+            return None
+        plain = AESGCM(seal).decrypt(base64.b64decode(outer["nonce"]), body, key.encode())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, binascii.Error,
+            InvalidTag):
+        return None  # absent, torn, or sealed with other files' keys: a miss
+    head, _, text = plain.decode("utf-8").partition("\n")
+    return json.loads(head), text
+
+
+def load(key: str, *, seal: bytes | None = None) -> Entry | None:
+    """The entry of `key`; `seal`: the key of a sealed entry (gitops.sops.inputs)."""
     path = _path(key)
     try:
-        with path.open("r", encoding="utf-8", newline="") as f:
-            meta = json.loads(f.readline())
-            text = f.read()
-        if meta.get("format") != FORMAT or meta.get("key") != key:
+        if seal is not None:
+            opened = _open_sealed(key, seal)
+            if opened is None:
+                return None
+            meta, text = opened
+        else:
+            with path.open("r", encoding="utf-8", newline="") as f:
+                meta = json.loads(f.readline())
+                text = f.read()
+        if meta.get("format") != FORMAT or meta.get("key") != key or meta.get("sealed"):
             return None
         if len(text) != meta["length"]:
             return None  # torn
@@ -94,21 +130,30 @@ def load(key: str) -> Entry | None:
         return None
 
 
-def store(key: str, entry: Entry) -> None:
-    """Write an entry atomically; a cache that cannot be written is only a lost speed-up."""
+def store(key: str, entry: Entry, *, seal: bytes | None = None) -> None:
+    """Write an entry atomically (sealed with `seal` when given); a cache that cannot be
+    written is only a lost speed-up."""
     path = _path(key)
     meta = {"format": FORMAT, "key": key, "kustomize": entry.kustomize_version,
             "warnings": list(entry.warnings), "objects": [list(i) for i in entry.index],
             "length": len(entry.text)}
     import tempfile
 
+    head = json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n"
+    if seal is not None:
+        nonce = secrets.token_bytes(12)
+        body = AESGCM(seal).encrypt(nonce, (head + entry.text).encode("utf-8"), key.encode())
+        outer = {"format": FORMAT, "key": key, "sealed": True,
+                 "nonce": base64.b64encode(nonce).decode()}
+        data = (json.dumps(outer) + "\n").encode() + base64.b64encode(body)
+    else:
+        data = (head + entry.text).encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".render")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n")
-                f.write(entry.text)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
             Path(tmp).replace(path)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -273,15 +273,17 @@ def test_an_env_value_equal_to_a_secret_value_is_redacted_whatever_its_name() ->
 
 def test_decrypted_values_are_redacted_in_any_field_but_the_objects_identity() -> None:
     r = Redactor(salt=SALT)
-    r.learn_decrypted(["s3cr3t-from-sops", "db"])
+    r.learn_decrypted(["s3cr3t-from-sops", "db-1", "ab"])
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
               "name": "db", "namespace": "db", "labels": {"team": "s3cr3t-from-sops"}},
-          "data": {"url": "s3cr3t-from-sops", "host": "db", "other": "x s3cr3t-from-sops"}}
+          "data": {"url": "s3cr3t-from-sops", "host": "db-1", "other": "x s3cr3t-from-sops",
+                   "short": "ab"}}
     out = r.redact(cm)
     assert out["metadata"]["name"] == "db" and out["metadata"]["namespace"] == "db"
     assert out["data"]["url"] == r.mark("s3cr3t-from-sops")
     assert out["metadata"]["labels"]["team"] == r.mark("s3cr3t-from-sops")
-    assert out["data"]["host"] == r.mark("db")  # a whole field is hidden, however short
+    assert out["data"]["host"] == r.mark("db-1")  # a whole field is hidden, though weak
+    assert out["data"]["short"] == "ab"  # but not one of 1 to 3 characters
     # Inside a longer value (a config file in a ConfigMap) it is scrubbed as a token.
     assert out["data"]["other"] == "x " + r.mark("s3cr3t-from-sops")
 

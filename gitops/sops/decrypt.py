@@ -10,12 +10,14 @@ encrypted for, where stackctl looked for keys and what is missing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitops.errors import SecretsError
+from gitops.redact import DEFAULT_SENSITIVE_PATTERNS
 from gitops.sops import age, formats, shamir
 from gitops.sops.formats import Comment, Format, FormatError
 from gitops.sops.keys import KeyRing, key_ring
@@ -46,11 +48,16 @@ class Decrypted:
     values: tuple[tuple[int, tuple[str, ...], Any], ...] = field(repr=False)
     replacements: Mapping[str, Any] = field(repr=False)  # ENC[...] -> its plaintext
     data_key: bytes | None = field(repr=False)  # None when the sops program decrypted
+    selective: bool = False  # the file's rules chose the values to encrypt
 
     def secret_values(self) -> frozenset[str]:
-        """The decrypted values that are secrets: all of them, except, in a Kubernetes
-        object, its apiVersion, kind and metadata (a fully encrypted manifest has its name
-        encrypted too) and, in a Secret, anything but `data` and `stringData`."""
+        """The decrypted values that are secrets (docs/secrets.md): every value of a dotenv,
+        INI or binary file and of a YAML or JSON file that is not a Kubernetes object; in a
+        Secret, the values of `data` and `stringData`; in another object, every encrypted
+        value when the file's rules chose them (`--encrypted-regex`), else (SOPS encrypted
+        it whole, names and all) the values of `data`, `stringData`, `binaryData`, of
+        `value` keys (env vars) and of keys with a sensitive name. Never an object's
+        apiVersion, kind or metadata."""
         out: set[str] = set()
         for i, path, value in self.values:
             if value is None or isinstance(value, bool) or value == "":
@@ -62,9 +69,16 @@ class Decrypted:
                     continue
                 if doc.get("kind") == "Secret" and top not in ("data", "stringData"):
                     continue
+                if doc.get("kind") != "Secret" and not self.selective and not (
+                        top in ("data", "stringData", "binaryData") or path[-1] == "value"
+                        or _SENSITIVE.search(path[-1])):
+                    continue
             out.add(formats.to_bytes(value).decode("utf-8", "surrogateescape")  # type: ignore[union-attr]
                     if not isinstance(value, str) else value)
         return frozenset(out)
+
+
+_SENSITIVE = re.compile("|".join(DEFAULT_SENSITIVE_PATTERNS), re.IGNORECASE)
 
 
 def _is_object(doc: Any) -> bool:
@@ -178,7 +192,8 @@ def _native(parsed: formats.Parsed, meta: Metadata, key: bytes, name: str,
     return Decrypted(name=name, format=parsed.format, recipients=meta.recipients(),
                      opened_by=by, plaintext=formats.emit(parsed.format, docs),
                      documents=docs, values=tuple(walk.decrypted),
-                     replacements=dict(walk.replacements), data_key=key)
+                     replacements=dict(walk.replacements), data_key=key,
+                     selective=meta.rules.selective)
 
 
 def _from_program(parsed: formats.Parsed, meta: Metadata, out: bytes, name: str) -> Decrypted:
@@ -208,7 +223,7 @@ def _from_program(parsed: formats.Parsed, meta: Metadata, out: bytes, name: str)
     return Decrypted(name=name, format=parsed.format, recipients=meta.recipients(),
                      opened_by="the sops program", plaintext=out, documents=docs,
                      values=tuple(walk.decrypted), replacements=dict(walk.replacements),
-                     data_key=None)
+                     data_key=None, selective=meta.rules.selective)
 
 
 def _is_comment(v: Any) -> bool:

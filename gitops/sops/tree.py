@@ -108,6 +108,14 @@ class Rules:
     by_comments: bool = False  # encrypted_comment_regex or unencrypted_comment_regex set
     mac_only_encrypted: bool = False
 
+    @property
+    def selective(self) -> bool:
+        """The file names the values to encrypt (`--encrypted-regex ...`), rather than SOPS's
+        default of encrypting every value."""
+        return bool(self.encrypted_suffix or self.unencrypted_regex or self.encrypted_regex
+                    or self.by_comments
+                    or self.unencrypted_suffix not in ("", "_unencrypted"))
+
     def should_be_encrypted(self, path: tuple[str, ...]) -> bool | None:
         """True/False, or None when only the comments could tell."""
         if self.by_comments:
