@@ -1,16 +1,21 @@
-"""A render's SOPS files: found and decrypted before kustomize runs, and the build that needs
-some of them in clear (docs/secrets.md)."""
+"""A render's secrets (docs/secrets.md): the SOPS files it reads, found and decrypted before
+kustomize runs; the build that needs some of them in clear; the plaintext put into
+kustomize's output; and the clear-text Secrets that `secrets.require: sops` forbids.
+gitops.render calls this and nothing else of gitops.sops."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.kustomize import BuildOutput, Inputs, Kustomize, KustomizeBuildError
 from gitops.sops.formats import may_be_sops
 from gitops.sops.inputs import SecretInputs, find_secret_inputs
 from gitops.sops.mirror import install_cleanup, mirrored
+from gitops.sops.output import decrypt_output, has_encrypted
+from gitops.sops.policy import ClearText, SecretsPolicy, clear_text_secrets
 
 
 def _by_path(inputs: Inputs, contents: Sequence[tuple[str, bytes | None]]
@@ -20,38 +25,81 @@ def _by_path(inputs: Inputs, contents: Sequence[tuple[str, bytes | None]]
     return {p: data for (_, p), (_, data) in zip(inputs.relative(), contents, strict=True)}
 
 
-def find_render_secrets(inputs: Inputs, contents: Sequence[tuple[str, bytes | None]],
-                        base: Path) -> SecretInputs | None:
-    """The SOPS files the render reads, decrypted, their MACs checked; None without any.
-    Their values are learned by the run's redactor at once, so that even an error quoting
-    one is scrubbed."""
-    if not any(data is not None and may_be_sops(data) for _, data in contents):
-        return None
-    found = find_secret_inputs(inputs.directories, _by_path(inputs, contents), base)
-    if found is not None:
-        from gitops.redact import run_redactor
+@dataclass(frozen=True)
+class RenderSecrets:
+    inputs: SecretInputs | None = None  # the SOPS files read, decrypted (MAC checked)
+    clear_text: tuple[ClearText, ...] = ()  # secrets in clear, when the policy asks
 
-        run_redactor().learn_decrypted(found.secrets())
-    return found
+    @property
+    def before_build(self) -> bool:
+        return self.inputs is not None and bool(self.inputs.before_build)
+
+    def seal(self, key: str) -> bytes | None:
+        """The key of the render's cache entry when kustomize read decrypted files (the
+        entry then holds decrypted values); None otherwise."""
+        return self.inputs.seal_key(key) if self.inputs is not None and self.before_build \
+            else None
+
+    def cacheable(self, seal: bytes | None) -> bool:
+        """An entry holding decrypted values is stored only sealed."""
+        return not self.before_build or seal is not None
+
+    def build(self, k: Kustomize, path: Path, *, what: str, files: Sequence[str],
+              inputs: Inputs, contents: Sequence[tuple[str, bytes | None]]) -> BuildOutput:
+        """kustomize build of `path`; when files must be read in clear, of a copy of the
+        inputs on a RAM-backed filesystem holding them decrypted (gitops.sops.mirror). A
+        failure names the original files."""
+        if self.inputs is None or not self.before_build:
+            return k.build(path, what=what, files=files)
+        install_cleanup()
+        plain = {f.path: f.decrypted.plaintext for f in self.inputs.before_build}
+        with mirrored(inputs.files, inputs.directories, _by_path(inputs, contents),
+                      plain) as (tmp, root):
+            try:
+                return k.build(tmp / os.path.relpath(path, root), what=what, files=files)
+            except KustomizeBuildError as e:
+                def fix(s: str) -> str:
+                    return s.replace(str(tmp), str(root))
+
+                raise KustomizeBuildError(
+                    what=e.what, command=[fix(c) for c in e.command],
+                    exit_code=e.exit_code_of_command, detail=fix(e.detail),
+                    file=fix(e.file) if e.file else None) from None
+
+    def plaintext(self, text: str, *, what: str) -> str:
+        """An object's text from kustomize (or the cache) with its ENC[...] values
+        decrypted."""
+        if self.inputs is None or not has_encrypted(text):
+            return text
+        return decrypt_output(text, self.inputs.replacements(), what=what)
+
+    def names(self) -> tuple[str, ...]:
+        return self.inputs.names() if self.inputs is not None else ()
+
+    def secrets(self) -> frozenset[str]:
+        return self.inputs.secrets() if self.inputs is not None else frozenset()
+
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(
+            f"{c.file} holds a secret in clear text ({c.what}), and stack.yaml requires "
+            f"SOPS (secrets.require: sops): encrypt it with 'sops encrypt -i {c.file}' "
+            "(docs/secrets.md)" for c in self.clear_text)
 
 
-def build_decrypted(k: Kustomize, path: Path, *, what: str, files: Sequence[str],
-                    inputs: Inputs, contents: Sequence[tuple[str, bytes | None]],
-                    secret_inputs: SecretInputs) -> BuildOutput:
-    """kustomize build of a copy of the inputs on a RAM-backed filesystem in which the SOPS
-    files kustomize must read in clear are decrypted (gitops.sops.mirror); a failure names
-    the original files."""
-    install_cleanup()
-    plain = {f.path: f.decrypted.plaintext for f in secret_inputs.before_build}
-    with mirrored(inputs.files, inputs.directories, _by_path(inputs, contents),
-                  plain) as (tmp, root):
-        try:
-            return k.build(tmp / os.path.relpath(path, root), what=what, files=files)
-        except KustomizeBuildError as e:
-            def fix(s: str) -> str:
-                return s.replace(str(tmp), str(root))
+def render_secrets(inputs: Inputs, contents: Sequence[tuple[str, bytes | None]], base: Path,
+                   policy: SecretsPolicy | None) -> RenderSecrets:
+    """The render's SOPS files, decrypted, their MACs checked (their values learned by the
+    run's redactor at once, so that even an error quoting one is scrubbed); and, when
+    `policy` requires SOPS, the Secrets it reads in clear."""
+    found = None
+    if any(data is not None and may_be_sops(data) for _, data in contents):
+        found = find_secret_inputs(inputs.directories, _by_path(inputs, contents), base)
+        if found is not None:
+            from gitops.redact import run_redactor
 
-            raise KustomizeBuildError(
-                what=e.what, command=[fix(c) for c in e.command],
-                exit_code=e.exit_code_of_command, detail=fix(e.detail),
-                file=fix(e.file) if e.file else None) from None
+            run_redactor().learn_decrypted(found.secrets())
+    clear: tuple[ClearText, ...] = ()
+    if policy is not None and policy.require_sops:
+        clear = clear_text_secrets(inputs.directories, _by_path(inputs, contents), base,
+                                   policy)
+    return RenderSecrets(found, clear)
