@@ -89,6 +89,7 @@ def plan_data(plan: Plan, el: Elision | None = None) -> dict[str, Any]:
             "images": sum(cp.counts["images"] for cp in plan.clusters),
         },
         "elided": {"objects": objs, "fieldChanges": fields, "clusters": clusters},
+        "failedChecks": list(plan.failed_checks),
         "clusters": [_cluster(plan, cp, el) for cp in plan.clusters],
     }
 

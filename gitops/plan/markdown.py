@@ -88,6 +88,8 @@ def _render(plan: Plan, el: Elision, max_bytes: int | None) -> str:
         f"({plan.head.short}): {html.escape(summary_line(plan))}",
         "",
     ]
+    for check in plan.failed_checks:
+        out += [f"> **Check failed.** {html.escape(check)}", ""]
     note = el.note(plan, max_bytes)
     if note:
         out += [f"> **Elided.** {note}", ""]

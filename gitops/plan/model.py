@@ -56,6 +56,9 @@ class Plan:
     head: RefInfo
     clusters: tuple[ClusterPlan, ...]
     redactor: Redactor
+    # Failed checks (a Secret committed in clear where stack.yaml requires SOPS): each a
+    # sentence; `stackctl plan` exits 2 when there is one, after printing the plan.
+    failed_checks: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:

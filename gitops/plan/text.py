@@ -56,6 +56,7 @@ def _cluster(plan: Plan, cp: ClusterPlan, el: Elision) -> list[str]:
 def _render(plan: Plan, el: Elision, max_bytes: int | None) -> str:
     lines = [f"plan: {plan.base.ref} ({plan.base.short}) -> {plan.head.ref} "
              f"({plan.head.short})"]
+    lines += [f"check failed: {c}" for c in plan.failed_checks]
     note = el.note(plan, max_bytes)
     if note:
         lines.append(f"note: {note}")
