@@ -22,7 +22,13 @@ from gitops.sops import age, formats, shamir
 from gitops.sops.formats import Comment, Format, FormatError
 from gitops.sops.keys import KeyRing, key_ring
 from gitops.sops.metadata import Metadata, MetadataError, parse_metadata
-from gitops.sops.program import ProgramFailed, decrypt_with_program, find_sops, looked_at
+from gitops.sops.program import (
+    HOW_TO_GET,
+    ProgramFailed,
+    decrypt_with_program,
+    find_sops,
+    looked_at,
+)
 from gitops.sops.tree import (
     ENC_VALUE,
     ValueError_,
@@ -255,12 +261,16 @@ def _no_key(name: str, meta: Metadata, ring: KeyRing, *, program_found: bool,
         need = ", ".join(others + list(ring.needs_program))
         lines.append(f"{need} need{'s' if len(others) + len(ring.needs_program) == 1 else ''}"
                      f" the sops program, which was not found (looked at {looked_at()}).")
-    hint = ("Give stackctl the private key of one of those recipients: an age identity in "
-            "$SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY or ~/.config/sops/age/keys.txt (in CI, from "
-            "a secret)")
-    hint += ("; for PGP, KMS or Vault keys, their usual credentials for the sops program"
-             if others else "")
-    hint += f". See {DOCS}."
+    hint = ""
+    if (others or ring.needs_program) and not program_found:
+        hint = HOW_TO_GET + " "
+    if "age" in kinds:
+        hint += ("Give stackctl the private key of one of the age recipients: an age "
+                 "identity in $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY or "
+                 "~/.config/sops/age/keys.txt (in CI, from a secret). ")
+    if others:
+        hint += "The sops program uses PGP, KMS and Vault keys with their usual credentials. "
+    hint += f"See {DOCS}."
     return SecretsError(" ".join(lines), hint=hint)
 
 
