@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +34,8 @@ def secret_values(objects: list[dict[str, Any]]) -> set[str]:
             continue
         for v in (o.get("data") or {}).values():
             out.add(str(v))
-            try:
+            with contextlib.suppress(binascii.Error, ValueError, UnicodeDecodeError):
                 out.add(base64.b64decode(str(v), validate=True).decode())
-            except (binascii.Error, ValueError, UnicodeDecodeError):
-                pass
         out.update(str(v) for v in (o.get("stringData") or {}).values())
     return {v for v in out if v}
 
