@@ -38,6 +38,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
