@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import command_line, interleaved, kubeflow_release, median, table
 from gitops.plan import plan_from_renders, render_text
 from gitops.plan.model import RefInfo
-from gitops.redact import Redactor, count_marks
+from gitops.redact import Redactor
 from gitops.render import render_path
+from gitops.scrub import count_marks
 from gitops.sops import decrypt_file
 from gitops.sops.age import Identity
 from gitops.sops.policy import SecretsPolicy

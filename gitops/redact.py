@@ -43,6 +43,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gitops.scrub import (
+    AFTER_TOKEN,
+    BEFORE_TOKEN,
+    MARK,
+    NAME_PARTS,
+    NEVER,
+    PAIR,
+    PAIR_EQ,
+    secret_like,
+)
+
 ENV_KEYS = "STACKCTL_REDACT_KEYS"
 ENV_SALT = "STACKCTL_REDACT_SALT"
 
@@ -61,43 +72,6 @@ MANIFEST_ANNOTATIONS: tuple[str, ...] = (
 # Known secret values shorter than this are not scrubbed from free text: "1" or "true"
 # would otherwise be erased from every message. Structured redaction has no such limit.
 MIN_SCRUB_LENGTH = 4
-
-_MARK = re.compile(r"<redacted sha256:[0-9a-f]{8}>")
-# A value is scrubbed from free text only as a whole token: not inside a longer word, a
-# name (`mlstack-dev`, `non-root`) or a dotted host name; `=`, `:`, `@`, `/`, quotes and
-# spaces end a token, so `password=VALUE`, `user:VALUE@host` and `"VALUE"` are caught.
-_BEFORE = r"(?<![A-Za-z0-9_.\-])"
-_AFTER = r"(?![A-Za-z0-9_\-]|\.[A-Za-z0-9_])"
-
-
-def secret_like(value: str) -> bool:
-    """Whether a value looks like a secret rather than a word: at least 8 characters of
-    three kinds (lower case, upper case, digits, others), 12 of two kinds, or 20 of any.
-    `hunter2-correct-horse`, `tok-9f8e7d6c5b`, a base64 or hex key are; `root`, `test`,
-    `/dex`, `minio123`, `password` are not."""
-    n = len(value)
-    if n < 8:
-        return False
-    kinds = (any(c.islower() for c in value) + any(c.isupper() for c in value)
-             + any(c.isdigit() for c in value) + any(not c.isalnum() for c in value))
-    return (kinds >= 3) or (n >= 12 and kinds >= 2) or n >= 20
-
-
-def count_marks(text: str) -> tuple[int, int]:
-    """(redaction marks in a text, distinct values among them): what a report says it hid."""
-    marks = _MARK.findall(text)
-    return len(marks), len(set(marks))
-
-
-def redaction_note(text: str) -> str:
-    """'12 secret values redacted (5 distinct), each shown as <redacted sha256:…>' for a
-    report's footer; '' when it hides nothing."""
-    n, distinct = count_marks(text)
-    if not n:
-        return ""
-    return (f"{n} secret value{'s' if n != 1 else ''} redacted ({distinct} distinct), each "
-            "shown as <redacted sha256:…>, a salted hash (docs/secrets.md)")
-
 
 def _is_manifest_annotation(key: str) -> bool:
     return key in MANIFEST_ANNOTATIONS or key.endswith("/last-applied-configuration")
@@ -256,7 +230,7 @@ class Redactor:
             if name:
                 before = len(self._public)
                 self._public.add(name)
-                self._public.update(p for p in _NAME_PARTS.split(name) if p)
+                self._public.update(p for p in NAME_PARTS.split(name) if p)
                 if len(self._public) != before:
                     self._scrub_re = self._quoted_re = None
 
@@ -315,7 +289,7 @@ class Redactor:
                 if top and k in ("apiVersion", "kind"):
                     continue
                 if isinstance(v, str):
-                    if v in self._decrypted and not _MARK.fullmatch(v):
+                    if v in self._decrypted and not MARK.fullmatch(v):
                         node[k] = self.mark(v)
                 elif isinstance(v, dict | list):
                     if top and k == "metadata" and isinstance(v, dict):
@@ -380,7 +354,7 @@ class Redactor:
         # Every pair is tested, not the text first: a pattern anchored to the end of a key
         # (`dsn$`) would not match a whole message.
         if pairs and self._sensitive is not None:
-            text = (_PAIR_EQ if pairs == "=" else _PAIR).sub(self._pair, text)
+            text = (PAIR_EQ if pairs == "=" else PAIR).sub(self._pair, text)
         return text
 
     def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
@@ -388,31 +362,17 @@ class Redactor:
             values = sorted(self._known - self._public, key=len, reverse=True)
             strong = [re.escape(v) for v in values if secret_like(v)]
             weak = [re.escape(v) for v in values if not secret_like(v)]
-            self._scrub_re = (re.compile(f"{_BEFORE}(?:{'|'.join(strong)}){_AFTER}")
-                              if strong else _NEVER)
+            self._scrub_re = (re.compile(f"{BEFORE_TOKEN}(?:{'|'.join(strong)}){AFTER_TOKEN}")
+                              if strong else NEVER)
             self._quoted_re = (re.compile(f"([\"'])({'|'.join(weak)})\\1")
-                               if weak else _NEVER)
+                               if weak else NEVER)
         return self._scrub_re, self._quoted_re
 
     def _pair(self, m: re.Match[str]) -> str:
         key, sep, value = m.group("key"), m.group("sep"), m.group("value")
-        if not self.is_sensitive(key) or _MARK.fullmatch(value) or value.startswith("<redacted"):
+        if not self.is_sensitive(key) or MARK.fullmatch(value) or value.startswith("<redacted"):
             return m.group(0)
         return f"{key}{sep}{self.mark(value)}"
-
-
-# `password=hunter2`, `--db-password hunter2` is not caught (no separator), `token: abc`,
-# `"apiKey":"abc"`: the value runs to whitespace, a quote, a comma or a closing bracket.
-# The separator stays on its line: `staticPasswords:` followed by a list on the next line
-# is a key, not a pair (it turned `- email:` into a mark in Kubeflow's dex config).
-_PAIR = re.compile(
-    r"""(?P<key>[A-Za-z_][\w.-]*["']?)(?P<sep>[ \t]*[=:][ \t]*["']?)(?P<value>[^\s"',;}\])<]+)"""
-)
-_PAIR_EQ = re.compile(r"""(?P<key>[A-Za-z_][\w.-]*)(?P<sep>=["']?)(?P<value>[^\s"',;}\])<]+)""")
-
-
-_NAME_PARTS = re.compile(r"[-.:/_]")
-_NEVER = re.compile(r"(?!x)x")
 
 
 def _copy_sensitive_parts(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -253,7 +253,7 @@ def test_a_secret_value_equal_to_a_kind_is_never_scrubbed() -> None:
     ("tok-9f8e7d6c5b", True), ("S3cr3t!x", True), ("a3f9c2e71b04d5e6", True),
     ("correct horse battery staple", True), ("bWluaW8xMjM=", True)])
 def test_secret_like_tells_secrets_from_words(value: str, like: bool) -> None:
-    from gitops.redact import secret_like
+    from gitops.scrub import secret_like
 
     assert secret_like(value) is like
 
@@ -298,7 +298,7 @@ def test_a_pair_separator_never_spans_lines() -> None:
 
 
 def test_reports_count_the_values_they_redacted() -> None:
-    from gitops.redact import count_marks, redaction_note
+    from gitops.scrub import count_marks, redaction_note
 
     r = Redactor(salt=SALT)
     text = f"a {r.mark('x')} b {r.mark('y')} c {r.mark('x')}"

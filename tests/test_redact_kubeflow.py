@@ -17,8 +17,9 @@ import pytest
 
 from gitops.plan import plan_from_renders, render_markdown, render_text
 from gitops.plan.model import RefInfo
-from gitops.redact import Redactor, count_marks, secret_like
+from gitops.redact import Redactor
 from gitops.render import render_path
+from gitops.scrub import count_marks, secret_like
 
 pytestmark = [pytest.mark.kubeflow, pytest.mark.slow]
 

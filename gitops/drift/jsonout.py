@@ -16,8 +16,9 @@ from gitops.drift.model import (
     ObjectDrift,
 )
 from gitops.plan.lines import scrub
-from gitops.redact import Redactor, count_marks
+from gitops.redact import Redactor
 from gitops.resource import ResourceId
+from gitops.scrub import count_marks
 
 SCHEMA = "stackctl.dev/drift/v1"
 

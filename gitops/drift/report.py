@@ -22,7 +22,8 @@ from gitops.diff import FieldChange
 from gitops.drift.model import ClusterDrift, ClusterStatus, DriftReport, FieldDrift, ObjectDrift
 from gitops.plan.lines import entry_summary, field_lines, header
 from gitops.plan.markdown import code, fence
-from gitops.redact import Redactor, redaction_note
+from gitops.redact import Redactor
+from gitops.scrub import redaction_note
 
 # Beyond these, lines are summarised (`… 40 more`): a cluster whose every object drifted
 # still gives a report a person can read; the JSON form always holds everything.

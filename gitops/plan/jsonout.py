@@ -13,8 +13,9 @@ from gitops.diff import ImageChange, ObjectChange
 from gitops.plan.budget import Elision, fit
 from gitops.plan.lines import scrub
 from gitops.plan.model import ClusterPlan, ClusterStatus, Plan
-from gitops.redact import Redactor, count_marks
+from gitops.redact import Redactor
 from gitops.resource import ResourceId
+from gitops.scrub import count_marks
 
 SCHEMA = "stackctl.dev/plan/v1"
 

@@ -15,7 +15,7 @@ from gitops.plan.budget import Elision, fit
 from gitops.plan.lines import entry_lines, entry_summary, flag_lines, image_line
 from gitops.plan.model import ClusterPlan, Plan
 from gitops.plan.text import summary_line
-from gitops.redact import redaction_note
+from gitops.scrub import redaction_note
 
 DEFAULT_MAX_BYTES = 65_536
 _STATUS = {"changed": "changed", "unchanged": "unchanged", "added": "new cluster",

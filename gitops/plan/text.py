@@ -5,7 +5,7 @@ from __future__ import annotations
 from gitops.plan.budget import Elision, fit
 from gitops.plan.lines import entry_lines, entry_summary, flag_lines, image_line
 from gitops.plan.model import ClusterPlan, ClusterStatus, Plan
-from gitops.redact import redaction_note
+from gitops.scrub import redaction_note
 
 
 def _counts(cp: ClusterPlan) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 from gitops.errors import SecretsError
 from gitops.redact import DEFAULT_SENSITIVE_PATTERNS
 from gitops.sops import age, formats, shamir
-from gitops.sops.formats import Comment, Format, FormatError
+from gitops.sops.formats import Comment, Format
+from gitops.sops.goyaml import FormatError
 from gitops.sops.keys import KeyRing, key_ring
 from gitops.sops.metadata import Metadata, MetadataError, parse_metadata
 from gitops.sops.program import (

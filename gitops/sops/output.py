@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from gitops.errors import SecretsError
-from gitops.sops.formats import Comment, GoTime, resolve_plain, to_bytes
+from gitops.sops.formats import Comment, to_bytes
+from gitops.sops.goyaml import GoTime, resolve_plain
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

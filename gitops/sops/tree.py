@@ -22,7 +22,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gitops.sops.formats import Comment, GoTime, go_time, to_bytes
+from gitops.sops.formats import Comment, to_bytes
+from gitops.sops.goyaml import GoTime, go_time
 
 ENC_VALUE = re.compile(r"ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
 # sops.MACOnlyEncryptedInitialization: a MAC over only the encrypted values starts with
