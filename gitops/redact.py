@@ -13,10 +13,11 @@ What is redacted (see docs/secrets.md):
   SOPS file (`learn_decrypted`);
 - in free text (API server messages, errors, plan values), the secret values the run has
   seen, in clear and in base64, where they stand as whole tokens and look like secrets
-  (long or mixed enough, `secret_like`); weaker ones only where a message quotes them whole
-  ("root"). An API server rejecting a Secret may quote its value (Argo CD leaked those,
-  argo-cd#16193), but scrubbing `test` from every string printed `the grea<redacted>` and
-  `Service<redacted>` for `Service/dex` (docs/secrets.md says exactly what is scrubbed).
+  (long or mixed enough, `secret_like`); weaker ones only in messages (errors, API server
+  messages), as whole tokens. An API server rejecting a Secret may quote its value (Argo CD
+  leaked those, argo-cd#16193), but scrubbing `test` from every string printed
+  `the grea<redacted>` and `Service<redacted>` for `Service/dex` (docs/secrets.md says
+  exactly what is scrubbed).
 
 A redacted value reads `<redacted sha256:1a2b3c4d>`: the first 8 hex digits of an HMAC-SHA256
 of the value keyed by a salt. Equal values show the same hash within one run, so reviewers
@@ -47,6 +48,7 @@ from gitops.scrub import (
     AFTER_TOKEN,
     BEFORE_TOKEN,
     MARK,
+    MARK_SPLIT,
     NAME_PARTS,
     NEVER,
     PAIR,
@@ -111,7 +113,7 @@ class Redactor:
         # so scrubbing it from free text would only garble names ('<redacted>-dev').
         self._public: set[str] = set()
         self._scrub_re: re.Pattern[str] | None = None
-        self._quoted_re: re.Pattern[str] | None = None
+        self._quoted_re: re.Pattern[str] | None = None  # every known value, for messages
 
     @classmethod
     def from_config(cls, root: Path | None = None,
@@ -267,7 +269,7 @@ class Redactor:
                                          else self.mark(v))
                         elif field == "data" and isinstance(v, str):
                             # A config file held in a ConfigMap: its `password: x` lines.
-                            values[k] = self.text(v, quoted=False)
+                            values[k] = self.text(v, message=False)
         self._env(obj)
 
     def _learn_secret_value(self, value: Any, *, data: bool) -> None:
@@ -336,21 +338,25 @@ class Redactor:
 
     # --- text -----------------------------------------------------------------------------
 
-    def text(self, text: str, *, pairs: bool | str = True, quoted: bool | None = None) -> str:
-        """`text` with the known secret values that look like secrets (`secret_like`)
-        replaced by their mark where they stand as whole tokens; with `quoted` (default:
-        when `pairs` is on, i.e. for messages) also the weaker known values where the text
-        quotes them whole ("root"); and (with `pairs`) `name=value`/`name: value` pairs of
-        sensitive names redacted (`pairs="="`: only `name=value`, for messages that quote
-        names before a colon). Object kinds, names and namespaces are never touched."""
+    def text(self, text: str, *, pairs: bool | str = True,
+             message: bool | None = None) -> str:
+        """`text` with known secret values replaced by their mark where they stand as whole
+        tokens (never inside a longer word or name): the values that look like secrets
+        (`secret_like`) always; in a `message` (default: when `pairs` is on: errors, API
+        server messages, crash logs) every known value of 4 characters or more. And (with
+        `pairs`) `name=value`/`name: value` pairs of sensitive names redacted
+        (`pairs="="`: only `name=value`, for messages that quote names before a colon).
+        Object kinds, names and namespaces are never touched, nor marks already there."""
         if not text:
             return text
         if self._known:
-            strong, weak = self._patterns()
-            text = strong.sub(lambda m: self.mark(m.group(0)), text)
-            if (bool(pairs) if quoted is None else quoted) and ('"' in text or "'" in text):
-                text = weak.sub(lambda m: m.group(1) + self.mark(m.group(2)) + m.group(1),
-                                text)
+            strong, every = self._patterns()
+            pattern = every if (bool(pairs) if message is None else message) else strong
+            if pattern is not NEVER:
+                parts = MARK_SPLIT.split(text)  # odd items: marks, left as they are
+                text = "".join(
+                    part if i % 2 else pattern.sub(lambda m: self.mark(m.group(0)), part)
+                    for i, part in enumerate(parts))
         # Every pair is tested, not the text first: a pattern anchored to the end of a key
         # (`dsn$`) would not match a whole message.
         if pairs and self._sensitive is not None:
@@ -358,14 +364,16 @@ class Redactor:
         return text
 
     def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        """(the secret-like known values, every known value), each as whole tokens, the
+        longest first."""
         if self._scrub_re is None or self._quoted_re is None:
             values = sorted(self._known - self._public, key=len, reverse=True)
             strong = [re.escape(v) for v in values if secret_like(v)]
-            weak = [re.escape(v) for v in values if not secret_like(v)]
+            every = [re.escape(v) for v in values]
             self._scrub_re = (re.compile(f"{BEFORE_TOKEN}(?:{'|'.join(strong)}){AFTER_TOKEN}")
                               if strong else NEVER)
-            self._quoted_re = (re.compile(f"([\"'])({'|'.join(weak)})\\1")
-                               if weak else NEVER)
+            self._quoted_re = (re.compile(f"{BEFORE_TOKEN}(?:{'|'.join(every)}){AFTER_TOKEN}")
+                               if every else NEVER)
         return self._scrub_re, self._quoted_re
 
     def _pair(self, m: re.Match[str]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 MARK = re.compile(r"<redacted sha256:[0-9a-f]{8}>")
+MARK_SPLIT = re.compile(r"(<redacted sha256:[0-9a-f]{8}>)")  # re.split keeps the marks
 # A value is scrubbed from free text only as a whole token: not inside a longer word, a
 # name (`mlstack-dev`, `non-root`) or a dotted host name; `=`, `:`, `@`, `/`, quotes and
 # spaces end a token, so `password=VALUE`, `user:VALUE@host` and `"VALUE"` are caught.

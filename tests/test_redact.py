@@ -209,9 +209,11 @@ def test_weak_values_are_not_scrubbed_from_inside_words_kinds_or_names() -> None
     r = Redactor(salt=SALT)
     r.learn(kubeflow_like_secrets())
     for text in ("run as a non-root user", "the greatest sum of weights",
-                 "Service/dex -n auth", "kubectl get svc/dex", "a test of root access"):
+                 "Service/dex -n auth", "kubectl get svc/dex", "rootless testing"):
         assert r.text(text, pairs=False) == text
-        assert r.text(text) == text  # as a message too: nothing is quoted whole
+        assert r.text(text) == text  # as a message too: no whole token to scrub
+    # A plan's values are not messages: a weak value standing alone stays.
+    assert r.text("a test of root access", pairs=False) == "a test of root access"
 
 
 def test_secret_like_values_are_scrubbed_where_they_stand_as_whole_tokens() -> None:
@@ -227,15 +229,21 @@ def test_secret_like_values_are_scrubbed_where_they_stand_as_whole_tokens() -> N
     assert r.text(f"{PASSWORD}.example.org", pairs=False) == f"{PASSWORD}.example.org"
 
 
-def test_weak_values_are_scrubbed_from_messages_only_where_quoted_whole() -> None:
+def test_weak_values_are_scrubbed_from_messages_as_whole_tokens() -> None:
+    # An API server quotes a rejected value, with or without quotes (argo-cd#16193).
     r = Redactor(salt=SALT)
-    r.learn(kubeflow_like_secrets())
-    msg = 'admission denied: env AUTH_USER has value "root"; a non-root user is needed'
+    r.learn([*kubeflow_like_secrets(), secret(pin="918273645")])
+    msg = ('admission denied: env AUTH_USER has value "root"; a non-root user is needed; '
+           "expected string, got &value.valueUnstructured{Value:918273645}")
     out = r.text(msg, pairs="=")
     assert out == ('admission denied: env AUTH_USER has value "' + r.mark("root")
-                   + '"; a non-root user is needed')
-    # A plan's field value is not a message: a quoted word stays.
+                   + '"; a non-root user is needed; expected string, got '
+                   "&value.valueUnstructured{Value:" + r.mark("918273645") + "}")
+    # A plan's field value is not a message: a word stays.
     assert r.text('"root"', pairs=False) == '"root"'
+    # Marks already in a text are never touched, even by a value that reads like part of one.
+    r.add_known("redacted")
+    assert r.text(f"x {r.mark('root')} y") == f"x {r.mark('root')} y"
 
 
 def test_a_secret_value_equal_to_a_kind_is_never_scrubbed() -> None:
