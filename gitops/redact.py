@@ -57,6 +57,7 @@ from gitops.scrub import (
 )
 
 ENV_KEYS = "STACKCTL_REDACT_KEYS"
+_UNDECODABLE = re.compile("[\udc80-\udcff]+")  # bytes decoded with surrogateescape
 ENV_SALT = "STACKCTL_REDACT_SALT"
 
 DEFAULT_SENSITIVE_PATTERNS: tuple[str, ...] = (
@@ -74,6 +75,9 @@ MANIFEST_ANNOTATIONS: tuple[str, ...] = (
 # Known secret values shorter than this are not scrubbed from free text: "1" or "true"
 # would otherwise be erased from every message. Structured redaction has no such limit.
 MIN_SCRUB_LENGTH = 4
+# A decrypted value longer than this (a binary keystore) is redacted where a field holds it,
+# but not searched for in free text line by line.
+MAX_SCRUB_LENGTH = 64 * 1024
 
 def _is_manifest_annotation(key: str) -> bool:
     return key in MANIFEST_ANNOTATIONS or key.endswith("/last-applied-configuration")
@@ -143,7 +147,8 @@ class Redactor:
 
     def mark(self, value: Any) -> str:
         """`<redacted sha256:xxxxxxxx>` for a value (bytes, text or data)."""
-        raw = value if isinstance(value, bytes) else str(value).encode()
+        raw = (value if isinstance(value, bytes)
+               else str(value).encode("utf-8", "surrogateescape"))  # a decrypted binary
         digest = hmac.new(self._salt, raw, hashlib.sha256).hexdigest()[:8]
         return f"<redacted sha256:{digest}>"
 
@@ -170,7 +175,7 @@ class Redactor:
         text = str(value)
         forms = {text}
         if len(text) >= MIN_SCRUB_LENGTH:
-            forms.add(base64.b64encode(text.encode()).decode())
+            forms.add(base64.b64encode(text.encode("utf-8", "surrogateescape")).decode())
             try:
                 decoded = base64.b64decode(text, validate=True).decode()
             except (binascii.Error, ValueError, UnicodeDecodeError):
@@ -203,7 +208,13 @@ class Redactor:
                 continue  # a field holding `a` or `80` elsewhere is not this secret
             self._decrypted.add(v)
             self._secret_values.add(v)
+            if len(v) > MAX_SCRUB_LENGTH:
+                continue  # a keystore: hidden where it is a field, not searched for in text
             self.add_known(v)
+            # Bytes that are not UTF-8 print as U+FFFD: the runs between them are known too.
+            for run in _UNDECODABLE.split(v) if _UNDECODABLE.search(v) else ():
+                if len(run) >= MIN_SCRUB_LENGTH:
+                    self.add_known(run)
 
     # --- objects --------------------------------------------------------------------------
 

@@ -313,3 +313,21 @@ def test_a_copy_left_by_a_killed_render_is_removed_by_the_next_one(
     write_cluster(repo, age_key, Values())
     assert main(["render", "--cluster", "dev", "--out", "out", "--no-cache"]) == 0
     assert list(age_key.ram_dir.iterdir()) == []
+
+
+def test_a_kustomize_error_about_a_decrypted_file_never_quotes_its_values(
+        repo: Path, age_key: AgeKey, capsys: pytest.CaptureFixture[str]) -> None:
+    dev = repo / "clusters" / "dev"
+    dev.mkdir(parents=True)
+    (repo / "stack.yaml").write_text("name: demo\nsource: ./upstream\n")
+    # A dotenv line kustomize refuses, and quotes: it holds a byte that is not UTF-8.
+    (dev / "bad.sops.env").write_bytes(age_key.encrypt(
+        b"KEY=Leaky-Value-8841-zz\xff\n", name="bad.sops.env"))
+    (dev / "kustomization.yaml").write_text(
+        "secretGenerator:\n- name: bad\n  envs: [bad.sops.env]\n")
+    assert main(["render", "--cluster", "dev", "--out", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "kustomize failed for cluster dev" in err and "invalid utf8" in err
+    assert "Leaky-Value-8841-zz" not in err and str(age_key.ram_dir) not in err
+    assert "76 101 97 107 121" not in err  # nor as the byte values kustomize also prints
+    assert list(age_key.ram_dir.iterdir()) == []

@@ -6,6 +6,7 @@ gitops.render calls this and nothing else of gitops.sops."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from gitops.sops.inputs import SecretInputs, find_secret_inputs
 from gitops.sops.mirror import install_cleanup, mirrored
 from gitops.sops.output import decrypt_output, has_encrypted
 from gitops.sops.policy import ClearText, SecretsPolicy, clear_text_secrets
+
+_BYTE_LIST = re.compile(r"\[(?:\d{1,3} ){3,}\d{1,3}\]")
 
 
 def _by_path(inputs: Inputs, contents: Sequence[tuple[str, bytes | None]]
@@ -58,8 +61,17 @@ class RenderSecrets:
             try:
                 return k.build(tmp / os.path.relpath(path, root), what=what, files=files)
             except KustomizeBuildError as e:
+                # kustomize read plaintext here: its message may quote a decrypted line
+                # (a malformed dotenv entry). Scrubbed now, whoever prints it.
+                from gitops.redact import Redactor
+
+                hide = Redactor()
+                hide.learn_decrypted(self.inputs.secrets())
+
                 def fix(s: str) -> str:
-                    return s.replace(str(tmp), str(root))
+                    # kustomize also prints a line with invalid UTF-8 as its byte values.
+                    s = _BYTE_LIST.sub("[...]", s.replace(str(tmp), str(root)))
+                    return hide.text(s, pairs="=")
 
                 raise KustomizeBuildError(
                     what=e.what, command=[fix(c) for c in e.command],

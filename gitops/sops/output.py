@@ -30,7 +30,9 @@ _COMMENT_ITEM = re.compile(
     r"[ \t]*\n", re.M)
 # The top-level `sops:` key of an object and its indented (or blank) lines.
 _SOPS_BLOCK = re.compile(r"^sops:[^\n]*\n(?:(?:[ \t][^\n]*)?\n)*", re.M)
-_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029]")
+# Raw in JSON, not allowed raw in a YAML quoted scalar: C1 controls, line separators, and
+# the lone surrogates of bytes that were not UTF-8 (written as escapes, never as bytes).
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # A string that reads back as itself unquoted, to YAML 1.1 (PyYAML) and 1.2 (Go) alike.
 _PLAIN = re.compile(r"[A-Za-z0-9/][A-Za-z0-9._/@+=-]*")
 
