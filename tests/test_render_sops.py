@@ -100,7 +100,10 @@ def repo(git_env: Path, kustomize: Path, age_key: AgeKey, tmp_path: Path,
 
 
 def new_entries(before: set[Path], where: Path) -> list[Path]:
-    return [p for p in where.iterdir() if p not in before] if where.is_dir() else []
+    """What appeared in `where` since `before` and stackctl may have made (its temporary
+    folders and files are named stackctl-*; other work on the machine is not grepped)."""
+    return [p for p in where.iterdir() if p not in before and p.name.startswith("stackctl")] \
+        if where.is_dir() else []
 
 
 def grep(paths: list[Path], needles: list[bytes]) -> list[str]:
