@@ -5,11 +5,14 @@ the kustomize version and its flags, so an entry can never be stale: any change 
 kustomize reads gives another key. Entries hold the normalised text and the index of its
 objects, never parsed bodies. The folder is safe to delete at any time.
 
-Nothing decrypted is stored in clear. A render that reads SOPS files only as whole Secret
-manifests is cached as kustomize wrote it, with the ciphertext (the plaintext goes in after
-the cache). A render whose kustomize read decrypted files (generator sources, patches)
-holds decrypted values: its entry is sealed (AES-256-GCM) with a key derived from those
-files' SOPS data keys (`seal`), so only someone who can decrypt the files can read it.
+Nothing decrypted is stored in clear. The entry of a render that reads SOPS files is
+flagged (`sops`): a lookup that does not say it knows (the cached path that skips the walk)
+misses it, so the render walks, finds and decrypts its SOPS files (their MACs checked) and
+only then loads it. When those files are read only as whole Secret manifests, the entry is
+kustomize's output with the ciphertext (the plaintext goes in after the cache). When
+kustomize read decrypted files (generator sources, patches), the entry holds decrypted
+values and is sealed (AES-256-GCM) with a key derived from the files' SOPS data keys
+(`seal`), so only someone who can decrypt the files can read it.
 """
 
 from __future__ import annotations
@@ -24,9 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gitops.paths import cache_dir
 
@@ -85,6 +85,9 @@ def _path(key: str) -> Path:
 def _open_sealed(key: str, seal: bytes) -> tuple[dict[str, Any], str] | None:
     """The meta line and text of a sealed entry: a JSON line (format, key, nonce), then the
     base64 of AES-256-GCM(meta line + text) with the cache key as additional data."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     try:
         with _path(key).open("rb") as f:
             outer = json.loads(f.readline())
@@ -99,8 +102,9 @@ def _open_sealed(key: str, seal: bytes) -> tuple[dict[str, Any], str] | None:
     return json.loads(head), text
 
 
-def load(key: str, *, seal: bytes | None = None) -> Entry | None:
-    """The entry of `key`; `seal`: the key of a sealed entry (gitops.sops.inputs)."""
+def load(key: str, *, sops: bool = False, seal: bytes | None = None) -> Entry | None:
+    """The entry of `key`. `sops`: the caller has decrypted the render's SOPS files (an
+    entry flagged sops is a miss otherwise); `seal`: the key of a sealed entry."""
     path = _path(key)
     try:
         if seal is not None:
@@ -114,6 +118,8 @@ def load(key: str, *, seal: bytes | None = None) -> Entry | None:
                 text = f.read()
         if meta.get("format") != FORMAT or meta.get("key") != key or meta.get("sealed"):
             return None
+        if bool(meta.get("sops")) != sops:
+            return None  # a render of SOPS files is served only after they are decrypted
         if len(text) != meta["length"]:
             return None  # torn
         return Entry(
@@ -130,17 +136,24 @@ def load(key: str, *, seal: bytes | None = None) -> Entry | None:
         return None
 
 
-def store(key: str, entry: Entry, *, seal: bytes | None = None) -> None:
-    """Write an entry atomically (sealed with `seal` when given); a cache that cannot be
-    written is only a lost speed-up."""
+def store(key: str, entry: Entry, *, sops: bool = False, seal: bytes | None = None) -> None:
+    """Write an entry atomically (flagged `sops`, sealed with `seal` when given); a cache
+    that cannot be written is only a lost speed-up."""
     path = _path(key)
-    meta = {"format": FORMAT, "key": key, "kustomize": entry.kustomize_version,
-            "warnings": list(entry.warnings), "objects": [list(i) for i in entry.index],
-            "length": len(entry.text)}
+    meta: dict[str, Any] = {
+        "format": FORMAT, "key": key, "kustomize": entry.kustomize_version,
+        "warnings": list(entry.warnings), "objects": [list(i) for i in entry.index],
+        "length": len(entry.text)}
+    if sops:
+        meta["sops"] = True
     import tempfile
 
     head = json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n"
     if seal is not None:
+        import secrets
+
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         nonce = secrets.token_bytes(12)
         body = AESGCM(seal).encrypt(nonce, (head + entry.text).encode("utf-8"), key.encode())
         outer = {"format": FORMAT, "key": key, "sealed": True,

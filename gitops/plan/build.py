@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import PurePosixPath
 
-from gitops.errors import ConfigError, GitError, UserError
+from gitops.errors import ConfigError, GitError
 from gitops.plan.model import (
     Objects,
     Plan,
@@ -78,18 +78,12 @@ def policy_at(stack: Stack, commit: str) -> SecretsPolicy:
     """The `secrets:` policy of stack.yaml at a commit (none when it has none or cannot be
     read there)."""
     from gitops.git import open_repo
+    from gitops.sops.policy import policy_in_commit
     from gitops.stack import STACK_FILE
-    from gitops.yamlio import load_safe
 
     repo = open_repo(stack.root)
     prefix = _prefix(stack, str(repo.root))
-    path = f"{prefix}/{STACK_FILE}" if prefix else STACK_FILE
-    try:
-        blob = repo.raw.revparse_single(f"{commit}:{path}")
-        data = load_safe(blob.read_raw().decode("utf-8"), path=path)
-    except (KeyError, ValueError, AttributeError, UnicodeDecodeError, UserError):
-        return SecretsPolicy()
-    return SecretsPolicy.from_data(data if isinstance(data, dict) else None)
+    return policy_in_commit(repo.raw, commit, f"{prefix}/{STACK_FILE}" if prefix else STACK_FILE)
 
 
 def clear_text_check(added: set[ClearText]) -> tuple[str, ...]:

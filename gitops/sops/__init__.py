@@ -3,12 +3,9 @@
 age is handled natively (gitops.sops.age: X25519, ChaCha20-Poly1305, HKDF-SHA256 and STREAM
 with the `cryptography` package), and so are SOPS's AES256-GCM values and its MAC
 (gitops.sops.tree); every other kind of master key goes through the `sops` program
-(gitops.sops.program). docs/secrets.md says what is decrypted where.
+(gitops.sops.program). gitops.sops.decrypt.decrypt_file decrypts one file; gitops.sops.build
+is what a render calls. docs/secrets.md says what is decrypted where.
+
+Nothing is imported here: a cached render imports gitops.sops.policy and .mirror only, which
+load neither YAML nor cryptography libraries.
 """
-
-from gitops.sops.decrypt import Decrypted, decrypt_file, read_sops
-from gitops.sops.formats import detect_format, may_be_sops
-from gitops.sops.keys import KeyRing, key_ring
-
-__all__ = ["Decrypted", "KeyRing", "decrypt_file", "detect_format", "key_ring",
-           "may_be_sops", "read_sops"]

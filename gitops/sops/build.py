@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.kustomize import BuildOutput, Inputs, Kustomize, KustomizeBuildError
-from gitops.sops.formats import may_be_sops
 from gitops.sops.inputs import SecretInputs, find_secret_inputs
 from gitops.sops.mirror import install_cleanup, mirrored
 from gitops.sops.output import decrypt_output, has_encrypted
@@ -21,11 +20,19 @@ from gitops.sops.policy import ClearText, SecretsPolicy, clear_text_secrets
 _BYTE_LIST = re.compile(r"\[(?:\d{1,3} ){3,}\d{1,3}\]")
 
 
-def _by_path(inputs: Inputs, contents: Sequence[tuple[str, bytes | None]]
-             ) -> dict[Path, bytes | None]:
-    """The input files' contents by absolute path (`contents` is keyed like
-    inputs.relative())."""
-    return {p: data for (_, p), (_, data) in zip(inputs.relative(), contents, strict=True)}
+def _reader() -> Callable[[Path], bytes | None]:
+    """A file reader that reads each file once (None: unreadable)."""
+    seen: dict[Path, bytes | None] = {}
+
+    def read(path: Path) -> bytes | None:
+        if path not in seen:
+            try:
+                seen[path] = path.read_bytes() if path.is_file() else None
+            except OSError:
+                seen[path] = None
+        return seen[path]
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class RenderSecrets:
         return not self.before_build or seal is not None
 
     def build(self, k: Kustomize, path: Path, *, what: str, files: Sequence[str],
-              inputs: Inputs, contents: Sequence[tuple[str, bytes | None]]) -> BuildOutput:
+              inputs: Inputs) -> BuildOutput:
         """kustomize build of `path`; when files must be read in clear, of a copy of the
         inputs on a RAM-backed filesystem holding them decrypted (gitops.sops.mirror). A
         failure names the original files."""
@@ -56,8 +63,7 @@ class RenderSecrets:
             return k.build(path, what=what, files=files)
         install_cleanup()
         plain = {f.path: f.decrypted.plaintext for f in self.inputs.before_build}
-        with mirrored(inputs.files, inputs.directories, _by_path(inputs, contents),
-                      plain) as (tmp, root):
+        with mirrored(inputs.files, inputs.directories, plain) as (tmp, root):
             try:
                 return k.build(tmp / os.path.relpath(path, root), what=what, files=files)
             except KustomizeBuildError as e:
@@ -98,20 +104,18 @@ class RenderSecrets:
             "(docs/secrets.md)" for c in self.clear_text)
 
 
-def render_secrets(inputs: Inputs, contents: Sequence[tuple[str, bytes | None]], base: Path,
-                   policy: SecretsPolicy | None) -> RenderSecrets:
+def render_secrets(inputs: Inputs, base: Path, policy: SecretsPolicy | None) -> RenderSecrets:
     """The render's SOPS files, decrypted, their MACs checked (their values learned by the
     run's redactor at once, so that even an error quoting one is scrubbed); and, when
-    `policy` requires SOPS, the Secrets it reads in clear."""
-    found = None
-    if any(data is not None and may_be_sops(data) for _, data in contents):
-        found = find_secret_inputs(inputs.directories, _by_path(inputs, contents), base)
-        if found is not None:
-            from gitops.redact import run_redactor
+    `policy` requires SOPS, the Secrets it reads in clear. Reads the files the
+    kustomizations reference (not every file below them)."""
+    read = _reader()
+    found = find_secret_inputs(inputs.directories, read, base)
+    if found is not None:
+        from gitops.redact import run_redactor
 
-            run_redactor().learn_decrypted(found.secrets())
+        run_redactor().learn_decrypted(found.secrets())
     clear: tuple[ClearText, ...] = ()
     if policy is not None and policy.require_sops:
-        clear = clear_text_secrets(inputs.directories, _by_path(inputs, contents), base,
-                                   policy)
+        clear = clear_text_secrets(inputs.directories, read, base, policy)
     return RenderSecrets(found, clear)

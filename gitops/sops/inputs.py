@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -117,13 +117,13 @@ def referenced_files(directories: Iterable[Path]) -> dict[Path, Role]:
     return out
 
 
-def find_secret_inputs(directories: Iterable[Path], contents: Mapping[Path, bytes | None],
+def find_secret_inputs(directories: Iterable[Path], read: Callable[[Path], bytes | None],
                        base: Path) -> SecretInputs | None:
     """The SOPS files among the files the kustomizations read, decrypted (MAC checked);
-    None when there are none. `contents` holds the render's input files by path."""
+    None when there are none. `read` gives a file's content (None: unreadable)."""
     found: list[SecretInput] = []
     for path, role in sorted(referenced_files(directories).items()):
-        data = contents.get(path)
+        data = read(path)
         if data is None or not may_be_sops(data):
             continue
         rel = os.path.relpath(path, base)

@@ -139,8 +139,7 @@ def _write(dest: Path, data: bytes) -> None:
 
 @contextlib.contextmanager
 def mirrored(files: Sequence[Path], directories: Sequence[Path],
-             contents: Mapping[Path, bytes | None], decrypted: Mapping[Path, bytes]
-             ) -> Iterator[tuple[Path, Path]]:
+             decrypted: Mapping[Path, bytes]) -> Iterator[tuple[Path, Path]]:
     """(the copy's root, the original root it stands for): every input file copied, those
     in `decrypted` as their plaintext. Paths in the copy are the originals' relative to
     the original root (the common folder of all inputs)."""
@@ -158,9 +157,10 @@ def mirrored(files: Sequence[Path], directories: Sequence[Path],
         for f in files:
             data = decrypted.get(f)
             if data is None:
-                data = contents.get(f)
-            if data is None:
-                continue  # a dangling link: absent in the copy too
+                try:
+                    data = f.read_bytes()
+                except OSError:
+                    continue  # a dangling link: absent in the copy too
             _write(tmp / os.path.relpath(f, root), data)
         yield tmp, root
     finally:

@@ -17,15 +17,16 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gitops.errors import YamlError
 from gitops.kustomize import find_kustomization, is_remote
-from gitops.sops.formats import may_be_sops
-from gitops.yamlio import load_all_safe, load_safe
+
+# YAML libraries are imported inside the functions that parse: a cached render reads the
+# policy of a stack.yaml without a `secrets:` key without loading them.
 
 STACK_KEY = "secrets"
 
@@ -62,12 +63,18 @@ class SecretsPolicy:
 
 def load_policy(root: Path) -> SecretsPolicy:
     """The policy of the stack.yaml at `root` (none: nothing required)."""
-    from gitops.schema import load_config
-    from gitops.stack import STACK_FILE, STACK_SPEC
+    from gitops.stack import STACK_FILE
 
     path = root / STACK_FILE
-    if not path.is_file():
+    try:
+        text = path.read_bytes()
+    except OSError:
         return SecretsPolicy()
+    if f"{STACK_KEY}:".encode() not in text:
+        return SecretsPolicy()  # no secrets: key, and no YAML parse to say so
+    from gitops.schema import load_config
+    from gitops.stack import STACK_SPEC
+
     return SecretsPolicy.from_data(load_config(path, STACK_SPEC))
 
 
@@ -79,6 +86,22 @@ def policy_of(root: Path) -> SecretsPolicy:
         return load_policy(root)
     except UserError:
         return SecretsPolicy()
+
+
+def policy_in_commit(repo: Any, commit: str, path: str) -> SecretsPolicy:
+    """The policy of the stack.yaml at `path` in a commit of a pygit2 repository (none when
+    it has none or cannot be read there)."""
+    from gitops.yamlio import load_safe
+
+    try:
+        blob = repo.revparse_single(f"{commit}:{path}")
+        raw = blob.read_raw()
+        if f"{STACK_KEY}:".encode() not in raw:
+            return SecretsPolicy()
+        data = load_safe(raw.decode("utf-8"), path=path)
+    except (KeyError, ValueError, AttributeError, UnicodeDecodeError, YamlError):
+        return SecretsPolicy()
+    return SecretsPolicy.from_data(data if isinstance(data, dict) else None)
 
 
 @dataclass(frozen=True, order=True)
@@ -103,6 +126,8 @@ _MAYBE_SECRET = re.compile(rb"kind\"?[ \t]*:[ \t]*[\"']?Secret\b")  # unanchored
 def _docs(data: bytes, name: str) -> list[Any]:
     """The documents of a file that declare `kind: Secret` (parsing only those: a release
     file of 5 MB holds one Secret among hundreds of CRD pages)."""
+    from gitops.yamlio import load_all_safe
+
     out: list[Any] = []
     for part in _DOC_SEP.split(data):
         if not _SECRET_KIND.search(part):
@@ -140,10 +165,13 @@ def _generator_sources(gen: Mapping[str, Any]) -> Iterable[str]:
             yield f
 
 
-def clear_text_secrets(directories: Iterable[Path], contents: Mapping[Path, bytes | None],
+def clear_text_secrets(directories: Iterable[Path], read: Callable[[Path], bytes | None],
                        base: Path, policy: SecretsPolicy) -> tuple[ClearText, ...]:
     """The clear-text secrets the kustomizations of `directories` read (see the module
-    docstring), except those `policy` excludes."""
+    docstring), except those `policy` excludes; `read` gives a file's content."""
+    from gitops.sops.formats import may_be_sops
+    from gitops.yamlio import load_safe
+
     found: set[ClearText] = set()
 
     def add(path: Path, what: str) -> None:
@@ -170,7 +198,7 @@ def clear_text_secrets(directories: Iterable[Path], contents: Mapping[Path, byte
                 add(kfile, f"secretGenerator {name}: literals")
             for src in _generator_sources(gen):
                 p = Path(os.path.normpath(d / src))
-                data = contents.get(p)
+                data = read(p)
                 if data and not may_be_sops(data):
                     add(p, f"secretGenerator {name}")
         paths = [e for e in doc.get("resources") or () if isinstance(e, str)]
@@ -181,7 +209,7 @@ def clear_text_secrets(directories: Iterable[Path], contents: Mapping[Path, byte
             if "\n" in ref or is_remote(ref, d):
                 continue
             p = Path(os.path.normpath(d / ref))
-            data = contents.get(p)
+            data = read(p)
             if data and not may_be_sops(data):
                 for what in _secrets_in(data, str(p)):
                     add(p, what)
