@@ -334,3 +334,21 @@ def test_a_kustomize_error_about_a_decrypted_file_never_quotes_its_values(
     assert "Leaky-Value-8841-zz" not in err and str(age_key.ram_dir) not in err
     assert "76 101 97 107 121" not in err  # nor as the byte values kustomize also prints
     assert list(age_key.ram_dir.iterdir()) == []
+
+
+def test_a_cached_render_of_sops_files_still_needs_the_key_and_checks_the_mac(
+        repo: Path, age_key: AgeKey, other_key: AgeKey, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    values = Values()
+    write_cluster(repo, age_key, values, generator=False)
+    assert main(["render", "--cluster", "dev", "--out", "out"]) == 0
+    assert main(["render", "--cluster", "dev", "--out", "out"]) == 0
+    assert "(cached)" in capsys.readouterr().out
+    (entry,) = Path(os.environ["STACKCTL_CACHE"]).rglob("*.render")
+    assert b'"sops":true' in entry.read_bytes().split(b"\n", 1)[0]
+    # The entry is there, but without the key nothing is served from it.
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(other_key.keys_file))
+    assert main(["render", "--cluster", "dev", "--out", "out2"]) == 2
+    assert "no key of this environment decrypts clusters/dev/db.sops.yaml" in \
+        " ".join(capsys.readouterr().err.split())
+    assert not (repo / "out2").exists()
