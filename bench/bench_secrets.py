@@ -29,8 +29,8 @@ from gitops.plan.model import RefInfo
 from gitops.redact import Redactor
 from gitops.render import render_path
 from gitops.scrub import count_marks
-from gitops.sops import decrypt_file
 from gitops.sops.age import Identity
+from gitops.sops.decrypt import decrypt_file
 from gitops.sops.policy import SecretsPolicy
 from gitops.sops.program import find_sops
 

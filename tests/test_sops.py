@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from gitops.errors import SecretsError
-from gitops.sops import age, decrypt_file
+from gitops.sops import age
 from gitops.sops.age import Identity, bech32_decode, bech32_encode
+from gitops.sops.decrypt import decrypt_file
 from gitops.sops.goyaml import go_float, go_time, resolve_plain
 from gitops.sops.keys import key_ring
 from tests.fixtures.sops import AgeKey
