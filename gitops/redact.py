@@ -39,7 +39,6 @@ import json
 import os
 import re
 import secrets
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any

@@ -322,61 +322,63 @@ def render_path(path: Path, *, name: str | None = None,
     from gitops.sops.build import render_secrets  # YAML and cryptography: not when cached
 
     secrets = render_secrets(inputs, base or path, policy)
-    sops = secrets.inputs is not None
-    seal = secrets.seal(keyed.key) if keyed is not None else None
-    cacheable = use_cache and keyed is not None and secrets.cacheable(seal)
-    cached = rendercache.load(keyed.key, sops=sops, seal=seal) if cacheable and keyed else None
-    hit = cached is not None
-    if cached is not None:
-        entry, objects = cached, _from_entry(cached)
-    elif secrets.before_build:  # kustomize reads decrypted files, from a copy in RAM
-        if source is None:
-            source = keys.source(keyed) if keyed is not None else _changed_head(path)
-        try:
-            out = secrets.build(k, path, what=what, files=[r for r, _ in inputs.relative()],
-                                inputs=inputs)
-        except KustomizeBuildError as e:
-            raise _relative_to(e, path, base) from e
-        objects = _normalise(out.stdout, what, inputs)
-        entry = _to_entry(objects, k.version, out.warnings)
-        if cacheable and keyed is not None:
-            rendercache.store(keyed.key, entry, sops=True, seal=seal)
-    else:
-        # kustomize starts once the walk has checked the graph (remote references, links
-        # out of the repository); the `source` line (pygit2) is found while it runs.
-        running = k.start(path)
-        try:
+    # From here on, an error quoting a decrypted value is scrubbed before it leaves.
+    with secrets.scrubbing():
+        sops = secrets.inputs is not None
+        seal = secrets.seal(keyed.key) if keyed is not None else None
+        cacheable = use_cache and keyed is not None and secrets.cacheable(seal)
+        cached = rendercache.load(keyed.key, sops=sops, seal=seal) if cacheable and keyed else None
+        hit = cached is not None
+        if cached is not None:
+            entry, objects = cached, _from_entry(cached)
+        elif secrets.before_build:  # kustomize reads decrypted files, from a copy in RAM
             if source is None:
                 source = keys.source(keyed) if keyed is not None else _changed_head(path)
-        except BaseException:
-            running.stop()
-            raise
-        try:
-            out = running.result(what=what, files=[r for r, _ in inputs.relative()])
-        except KustomizeBuildError as e:
-            contents = rendercache.read_inputs(inputs.relative())
-            raise duplicate_error(e, what, contents, path, base) \
-                or _relative_to(e, path, base) from e
-        objects = _normalise(out.stdout, what, inputs)
-        entry = _to_entry(objects, k.version, out.warnings)
-        if cacheable and keyed is not None:
-            rendercache.store(keyed.key, entry, sops=sops)
-    if use_cache and keyed is not None:
-        renderkey.remember(keys.label, reach)
-    if source is None:
-        source = keys.source(keyed) if keyed is not None else _changed_head(path)
-    r = _rendered(label, entry, objects, k, hit=hit, source=source,
-                  key=keyed.key if keyed is not None else "")
-    if not sops and not secrets.clear_text:
-        return r
-    # The plaintext of whole Secret manifests goes into kustomize's output now.
-    from gitops.sops.output import has_encrypted
+            try:
+                out = secrets.build(k, path, what=what, files=[r for r, _ in inputs.relative()],
+                                    inputs=inputs)
+            except KustomizeBuildError as e:
+                raise _relative_to(e, path, base) from e
+            objects = _normalise(out.stdout, what, inputs)
+            entry = _to_entry(objects, k.version, out.warnings)
+            if cacheable and keyed is not None:
+                rendercache.store(keyed.key, entry, sops=True, seal=seal)
+        else:
+            # kustomize starts once the walk has checked the graph (remote references, links
+            # out of the repository); the `source` line (pygit2) is found while it runs.
+            running = k.start(path)
+            try:
+                if source is None:
+                    source = keys.source(keyed) if keyed is not None else _changed_head(path)
+            except BaseException:
+                running.stop()
+                raise
+            try:
+                out = running.result(what=what, files=[r for r, _ in inputs.relative()])
+            except KustomizeBuildError as e:
+                contents = rendercache.read_inputs(inputs.relative())
+                raise duplicate_error(e, what, contents, path, base) \
+                    or _relative_to(e, path, base) from e
+            objects = _normalise(out.stdout, what, inputs)
+            entry = _to_entry(objects, k.version, out.warnings)
+            if cacheable and keyed is not None:
+                rendercache.store(keyed.key, entry, sops=sops)
+        if use_cache and keyed is not None:
+            renderkey.remember(keys.label, reach)
+        if source is None:
+            source = keys.source(keyed) if keyed is not None else _changed_head(path)
+        r = _rendered(label, entry, objects, k, hit=hit, source=source,
+                      key=keyed.key if keyed is not None else "")
+        if not sops and not secrets.clear_text:
+            return r
+        # The plaintext of whole Secret manifests goes into kustomize's output now.
+        from gitops.sops.output import has_encrypted
 
-    objects = tuple(replace(o, yaml=secrets.plaintext(o.yaml, what=f"{what} ({o.id})"),
-                            _body=None) if has_encrypted(o.yaml) else o for o in objects)
-    return replace(r, objects=objects, text=header(label, source, k.version) + "".join(
-        "---\n" + o.yaml for o in objects), warnings=r.warnings + secrets.warnings(),
-        decrypted=secrets.names(), secrets=secrets.secrets(), clear_text=secrets.clear_text)
+        objects = tuple(replace(o, yaml=secrets.plaintext(o.yaml, what=f"{what} ({o.id})"),
+                                _body=None) if has_encrypted(o.yaml) else o for o in objects)
+        return replace(r, objects=objects, text=header(label, source, k.version) + "".join(
+            "---\n" + o.yaml for o in objects), warnings=r.warnings + secrets.warnings(),
+            decrypted=secrets.names(), secrets=secrets.secrets(), clear_text=secrets.clear_text)
 
 
 def _normalise(stdout: str, what: str, inputs: Inputs) -> tuple[RenderedObject, ...]:

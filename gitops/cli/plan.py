@@ -101,7 +101,7 @@ def _live(stack: Stack, name: str, *, redactor: Redactor, progress: Callable[[st
 
     cluster = load_cluster(stack, name)
     progress(f"rendering cluster {cluster.name}")
-    objects = render_objects(stack, cluster)
+    objects = render_objects(stack, cluster, redactor)
     # What `stackctl apply --cluster NAME` would do, with the cluster's policy.
     return live_plan(target=target_for(cluster), objects=objects,
                      head=RefInfo(ref="working tree", commit=head_commit(stack) or "-"),

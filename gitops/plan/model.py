@@ -115,6 +115,8 @@ def plan_from_rendered(
     learned: set[str] = set()
     for side in (before, after):
         for rendered in side.values():
+            r.learn_decrypted(rendered.secrets)  # values SOPS files held, wherever they land
+        for rendered in side.values():
             for o in rendered.objects:
                 if o.yaml not in learned:
                     learned.add(o.yaml)

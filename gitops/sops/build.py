@@ -5,12 +5,14 @@ gitops.render calls this and nothing else of gitops.sops."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitops.errors import UserError
 from gitops.kustomize import BuildOutput, Inputs, Kustomize, KustomizeBuildError
 from gitops.sops.inputs import SecretInputs, find_secret_inputs
 from gitops.sops.mirror import install_cleanup, mirrored
@@ -84,6 +86,19 @@ class RenderSecrets:
                     exit_code=e.exit_code_of_command, detail=fix(e.detail),
                     file=fix(e.file) if e.file else None) from None
 
+    @contextlib.contextmanager
+    def scrubbing(self) -> Iterator[None]:
+        """Errors raised inside hold no decrypted value: a render knows no run's redactor
+        (the command's learns `Rendered.secrets` once the render returns), so an error
+        quoting a decrypted line is scrubbed here, before anyone prints it."""
+        values = self.secrets()
+        try:
+            yield
+        except UserError as e:
+            if values:
+                scrub_error(e, values)
+            raise
+
     def plaintext(self, text: str, *, what: str) -> str:
         """An object's text from kustomize (or the cache) with its ENC[...] values
         decrypted."""
@@ -104,17 +119,32 @@ class RenderSecrets:
             "(docs/secrets.md)" for c in self.clear_text)
 
 
+def scrub_error(error: UserError, values: frozenset[str]) -> None:
+    """Replace, in place, every decrypted value in an error's text (its message, hint and
+    other text attributes, and the text str() shows) by its mark."""
+    from gitops.redact import Redactor
+
+    hide = Redactor(sensitive_patterns=())
+    hide.learn_decrypted(values)
+
+    def fix(v: object) -> object:
+        if isinstance(v, str):
+            return hide.text(v, message=True)
+        if isinstance(v, list | tuple) and all(isinstance(x, str) for x in v):
+            return type(v)(hide.text(x, message=True) for x in v)
+        return v
+
+    for k, v in list(vars(error).items()):
+        setattr(error, k, fix(v))
+    error.args = tuple(fix(a) for a in error.args)
+
+
 def render_secrets(inputs: Inputs, base: Path, policy: SecretsPolicy | None) -> RenderSecrets:
-    """The render's SOPS files, decrypted, their MACs checked (their values learned by the
-    run's redactor at once, so that even an error quoting one is scrubbed); and, when
+    """The render's SOPS files, decrypted, their MACs checked; and, when
     `policy` requires SOPS, the Secrets it reads in clear. Reads the files the
     kustomizations reference (not every file below them)."""
     read = _reader()
     found = find_secret_inputs(inputs.directories, read, base)
-    if found is not None:
-        from gitops.redact import run_redactor
-
-        run_redactor().learn_decrypted(found.secrets())
     clear: tuple[ClearText, ...] = ()
     if policy is not None and policy.require_sops:
         clear = clear_text_secrets(inputs.directories, read, base, policy)

@@ -12,8 +12,8 @@ from typing import Any
 import pygit2
 import pytest
 
-from gitops.apply.ssa import Kube
 from gitops.cli import main
+from gitops.kube import Kube
 from tests.fixtures.gitrepos import commit_all
 from tests.fixtures.sops import AgeKey
 from tests.integration.apply_helpers import api, ns, team_fixture
