@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,8 @@ def assert_hidden(output: str) -> None:
 def test_an_encrypted_repo_applies_plaintext_and_every_output_shows_hashes(
         repo: Path, ns: str, api: Any, age_key: AgeKey,
         capsys: pytest.CaptureFixture[str]) -> None:
+    before = {p for where in (Path(tempfile.gettempdir()), Path("/dev/shm"))
+              for p in where.iterdir()}
     code, out = run(["apply", "--cluster", "dev", "--dry-run"], capsys)
     assert code == 0, out
     assert "+ Secret/db -n " in out and "+ Deployment.apps/web -n " in out
@@ -153,3 +156,12 @@ def test_an_encrypted_repo_applies_plaintext_and_every_output_shows_hashes(
     assert_hidden(out)
     assert "Rotated-pw-Value-4410" not in out
     assert not list(age_key.ram_dir.iterdir())
+    # Nothing decrypted in the render cache, a crash log, or a temporary file stackctl left.
+    cache = Path(os.environ["STACKCTL_CACHE"])
+    assert list(cache.rglob("*.render"))
+    left = [p for where in (Path(tempfile.gettempdir()), Path("/dev/shm"))
+            for p in where.iterdir() if p.name.startswith("stackctl") and p not in before]
+    for top in [cache, *left]:
+        for f in [top] if top.is_file() else top.rglob("*"):
+            data = f.read_bytes() if f.is_file() else b""
+            assert not [v for v in [*FORMS, "Rotated-pw-Value-4410"] if v.encode() in data], f
