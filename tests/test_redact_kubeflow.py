@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gitops.plan import plan_from_renders, render_markdown, render_text
+from gitops.plan import plan_from_renders, render_json, render_markdown, render_text
 from gitops.plan.model import RefInfo
 from gitops.redact import Redactor
 from gitops.render import render_path
@@ -55,11 +56,19 @@ def test_the_kubeflow_plan_hides_every_secret_value_and_never_cuts_a_kind_or_nam
         headers = [m for ln in out.splitlines() if (m := HEADER.match(ln))]
         assert len(headers) > 300
         assert not [m.group(0) for m in headers if "<redacted" in m.group(0)]
+    # JSON: no mark in any object's kind, group, namespace or name; no value as a field's.
+    doc = json.loads(render_json(plan))
+    objects = [o for c in doc["clusters"] for o in c.get("objects") or []]
+    assert len(objects) > 300
+    assert not [o["id"] for o in objects if "<redacted" in json.dumps(o["id"])]
+    shown_in_json = {str(f[side]) for o in objects for f in o["fields"]
+                     for side in ("before", "after") if f[side] is not None}
     values = secret_values(before + after)
     assert {"root", "test", "pUBnBOY80SnXgjibTYM9ZWNzY2xreNGQok"} <= values
     for v in values:
+        assert v not in shown_in_json, v
         if secret_like(v):
-            assert v not in text and v not in md, v
+            assert v not in text and v not in md and v not in json.dumps(doc), v
         else:  # a word such as 'root': never shown as a value, though 'non-root' stays
             shown = re.compile(rf"(?:: |-> ){re.escape(v)}(?: ->|$)", re.M)
             assert not shown.search(text) and not shown.search(md), v

@@ -346,3 +346,18 @@ def test_nothing_decrypted_is_left_in_the_environment_or_files(age_key: AgeKey) 
     decrypt_file(age_key.encrypt(SECRET, name="s.yaml"), name="s.yaml")
     assert not any("hunter2" in v for v in os.environ.values())
     assert not list(age_key.ram_dir.iterdir())
+
+
+def test_an_error_raised_inside_a_render_after_decryption_loses_every_decrypted_value() -> None:
+    from gitops.errors import ConfigError, RenderError
+    from gitops.sops.build import scrub_error
+
+    value = "Dec-9f31c2-horse-battery"
+    errors = [RenderError(f"clusters/dev: bad line 'DB_PASSWORD={value}'", hint=f"fix {value}"),
+              ConfigError(f"password: {value} is not a mapping", path="clusters/dev/x.yaml",
+                          line=3)]
+    for e in errors:
+        scrub_error(e, frozenset({value, "ab"}))
+        assert value not in str(e) and value not in e.message and value not in (e.hint or "")
+        assert "<redacted sha256:" in str(e)
+    assert errors[1].path == Path("clusters/dev/x.yaml") and errors[1].line == 3
