@@ -361,3 +361,22 @@ def test_an_error_raised_inside_a_render_after_decryption_loses_every_decrypted_
         assert value not in str(e) and value not in e.message and value not in (e.hint or "")
         assert "<redacted sha256:" in str(e)
     assert errors[1].path == Path("clusters/dev/x.yaml") and errors[1].line == 3
+
+
+def test_any_exception_raised_inside_a_render_after_decryption_is_scrubbed_with_its_cause(
+) -> None:
+    from gitops.sops.build import RenderSecrets
+
+    value = "Dec-0b7e44-horse-battery"
+
+    class Decrypted(RenderSecrets):
+        def secrets(self) -> frozenset[str]:
+            return frozenset({value})
+
+    with pytest.raises(KeyError) as caught, Decrypted().scrubbing():
+        try:
+            raise ValueError(f"cannot parse 'DB_PASSWORD={value}'")
+        except ValueError as e:
+            raise KeyError(f"{value}") from e
+    assert value not in str(caught.value) and value not in str(caught.value.__cause__)
+    assert "<redacted sha256:" in str(caught.value.__cause__)

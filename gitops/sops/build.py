@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops.errors import UserError
 from gitops.kustomize import BuildOutput, Inputs, Kustomize, KustomizeBuildError
 from gitops.sops.inputs import SecretInputs, find_secret_inputs
 from gitops.sops.mirror import install_cleanup, mirrored
@@ -88,15 +87,21 @@ class RenderSecrets:
 
     @contextlib.contextmanager
     def scrubbing(self) -> Iterator[None]:
-        """Errors raised inside hold no decrypted value: a render knows no run's redactor
+        """Errors raised inside leave with no decrypted value: a render knows no redactor
         (the command's learns `Rendered.secrets` once the render returns), so an error
         quoting a decrypted line is scrubbed here, before anyone prints it."""
         values = self.secrets()
         try:
             yield
-        except UserError as e:
-            if values:
-                scrub_error(e, values)
+        except Exception as e:
+            # A bug's traceback goes to a crash log: its messages, and those of the
+            # exceptions it was raised from, are scrubbed as well.
+            seen: set[int] = set()
+            x: BaseException | None = e
+            while values and x is not None and id(x) not in seen:
+                seen.add(id(x))
+                scrub_error(x, values)
+                x = x.__cause__ or x.__context__
             raise
 
     def plaintext(self, text: str, *, what: str) -> str:
@@ -119,7 +124,7 @@ class RenderSecrets:
             "(docs/secrets.md)" for c in self.clear_text)
 
 
-def scrub_error(error: UserError, values: frozenset[str]) -> None:
+def scrub_error(error: BaseException, values: frozenset[str]) -> None:
     """Replace, in place, every decrypted value in an error's text (its message, hint and
     other text attributes, and the text str() shows) by its mark."""
     from gitops.redact import Redactor
@@ -135,8 +140,10 @@ def scrub_error(error: UserError, values: frozenset[str]) -> None:
         return v
 
     for k, v in list(vars(error).items()):
-        setattr(error, k, fix(v))
-    error.args = tuple(fix(a) for a in error.args)
+        with contextlib.suppress(AttributeError, TypeError):  # a read-only attribute
+            setattr(error, k, fix(v))
+    with contextlib.suppress(AttributeError, TypeError):
+        error.args = tuple(fix(a) for a in error.args)
 
 
 def render_secrets(inputs: Inputs, base: Path, policy: SecretsPolicy | None) -> RenderSecrets:
