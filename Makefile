@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: all venv sandbox kustomize kustomize-pins test test-fast test-integration lint demo bench clean
+.PHONY: all venv sandbox kustomize kustomize-pins sops test test-fast test-integration lint demo bench clean
 
 all: test
 
@@ -34,10 +34,15 @@ KUSTOMIZE_PINS ?= v5.5.0
 kustomize-pins:
 	for v in $(KUSTOMIZE_PINS); do sandbox/build.sh kustomize $$v; done
 
-test: venv sandbox kustomize-pins
+# The sops program, for SOPS files whose keys are not age (PGP, KMS, Vault) and for the
+# tests that encrypt files with it; cached on its own under tools/sops/.
+sops:
+	sandbox/build.sh sops
+
+test: venv sandbox kustomize-pins sops
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: venv kustomize
+test-fast: venv kustomize sops
 	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 test-integration: venv sandbox

@@ -10,6 +10,7 @@
     │   ├── DirtyWorktreeError    an operation needs a clean working tree
     │   ├── KustomizeError        the kustomize binary failed or is missing
     │   ├── RenderError           a render produced objects stackctl cannot accept
+    │   ├── SecretsError          an encrypted (SOPS) file cannot be decrypted or was tampered with
     │   ├── SandboxError          the local control plane cannot be built, started or reached
     │   ├── ClusterError          a cluster cannot be reached or refused a request
     │   ├── ApplyError            an apply failed (after rollback, when there was one)
@@ -108,6 +109,11 @@ class KustomizeError(UserError):
 
 class RenderError(UserError):
     """A render produced output stackctl cannot accept (duplicates, objects without identity)."""
+
+
+class SecretsError(UserError):
+    """A SOPS-encrypted file cannot be decrypted: no key of the environment opens it, the
+    `sops` program its keys need is missing, or it was modified after it was encrypted."""
 
 
 class SandboxError(UserError):

@@ -8,9 +8,16 @@ What is redacted (see docs/secrets.md):
   configuration` (a Secret's last-applied copy holds its data: kubectl shows it in clear);
 - ConfigMap `data`/`binaryData` values and container `env[].value`s whose key or name matches
   a sensitive pattern (password, token, secret, ...; configurable);
-- in free text (API server messages, errors), every secret value the run has seen, in clear
-  and in base64: an API server rejecting a Secret may quote its value (Argo CD leaked those,
-  argo-cd#16193).
+- container `env[].value`s equal to a value of a Secret the run has seen, and any field
+  (but an object's kind, apiVersion, name and namespace) equal to a value decrypted from a
+  SOPS file (`learn_decrypted`);
+- in free text (API server messages, errors, plan values), the secret values the run has
+  seen, in clear and in base64, where they stand as whole tokens and look like secrets
+  (long or mixed enough, `secret_like`); weaker ones only in messages (errors, API server
+  messages), as whole tokens. An API server rejecting a Secret may quote its value (Argo CD
+  leaked those, argo-cd#16193), but scrubbing `test` from every string printed
+  `the grea<redacted>` and `Service<redacted>` for `Service/dex` (docs/secrets.md says
+  exactly what is scrubbed).
 
 A redacted value reads `<redacted sha256:1a2b3c4d>`: the first 8 hex digits of an HMAC-SHA256
 of the value keyed by a salt. Equal values show the same hash within one run, so reviewers
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -35,7 +43,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gitops.scrub import (
+    AFTER_TOKEN,
+    BEFORE_TOKEN,
+    MARK,
+    MARK_SPLIT,
+    NAME_PARTS,
+    NEVER,
+    PAIR,
+    PAIR_EQ,
+    secret_like,
+)
+
 ENV_KEYS = "STACKCTL_REDACT_KEYS"
+_UNDECODABLE = re.compile("[\udc80-\udcff]+")  # bytes decoded with surrogateescape
 ENV_SALT = "STACKCTL_REDACT_SALT"
 
 DEFAULT_SENSITIVE_PATTERNS: tuple[str, ...] = (
@@ -53,9 +74,9 @@ MANIFEST_ANNOTATIONS: tuple[str, ...] = (
 # Known secret values shorter than this are not scrubbed from free text: "1" or "true"
 # would otherwise be erased from every message. Structured redaction has no such limit.
 MIN_SCRUB_LENGTH = 4
-
-_MARK = re.compile(r"<redacted sha256:[0-9a-f]{8}>")
-
+# A decrypted value longer than this (a binary keystore) is redacted where a field holds it,
+# but not searched for in free text line by line.
+MAX_SCRUB_LENGTH = 64 * 1024
 
 def _is_manifest_annotation(key: str) -> bool:
     return key in MANIFEST_ANNOTATIONS or key.endswith("/last-applied-configuration")
@@ -85,11 +106,17 @@ class Redactor:
         )
         self._salt = salt if salt is not None else secrets.token_bytes(16)
         self._known: set[str] = set()
-        # Object names, namespaces and API groups seen, and their dash/dot-separated parts:
-        # a secret value equal to one of them is printed in every object name anyway, so
-        # scrubbing it from free text would only garble names ('<redacted>-dev').
+        # Values of Secrets (data, stringData) and of decrypted SOPS files: an env var that
+        # holds one of them exactly is redacted whatever its name.
+        self._secret_values: set[str] = set()
+        # Values decrypted from SOPS files: redacted wherever a field holds one exactly.
+        self._decrypted: set[str] = set()
+        # Object kinds, names, namespaces and API groups seen, and their dash/dot-separated
+        # parts: a secret value equal to one of them is printed in every object name anyway,
+        # so scrubbing it from free text would only garble names ('<redacted>-dev').
         self._public: set[str] = set()
         self._scrub_re: re.Pattern[str] | None = None
+        self._quoted_re: re.Pattern[str] | None = None  # every known value, for messages
 
     @classmethod
     def from_config(cls, root: Path | None = None,
@@ -119,7 +146,8 @@ class Redactor:
 
     def mark(self, value: Any) -> str:
         """`<redacted sha256:xxxxxxxx>` for a value (bytes, text or data)."""
-        raw = value if isinstance(value, bytes) else str(value).encode()
+        raw = (value if isinstance(value, bytes)
+               else str(value).encode("utf-8", "surrogateescape"))  # a decrypted binary
         digest = hmac.new(self._salt, raw, hashlib.sha256).hexdigest()[:8]
         return f"<redacted sha256:{digest}>"
 
@@ -146,7 +174,7 @@ class Redactor:
         text = str(value)
         forms = {text}
         if len(text) >= MIN_SCRUB_LENGTH:
-            forms.add(base64.b64encode(text.encode()).decode())
+            forms.add(base64.b64encode(text.encode("utf-8", "surrogateescape")).decode())
             try:
                 decoded = base64.b64decode(text, validate=True).decode()
             except (binascii.Error, ValueError, UnicodeDecodeError):
@@ -163,12 +191,29 @@ class Redactor:
                 for line in f.splitlines():
                     if len(line.strip()) >= MIN_SCRUB_LENGTH:
                         self._known.add(line.strip())
-        self._scrub_re = None
+        self._scrub_re = self._quoted_re = None
 
     def learn(self, objs: Iterable[Mapping[str, Any]]) -> None:
         """Remember the secret values of objects (and their public names)."""
         for obj in objs:
             self._walk(_copy_sensitive_parts(obj))
+
+    def learn_decrypted(self, values: Iterable[str]) -> None:
+        """Remember values decrypted from SOPS files (a render's `secrets`): they are secret
+        wherever they land, in a Secret or in a field a patch set (values shorter than
+        MIN_SCRUB_LENGTH only in Secrets, which are redacted whole anyway)."""
+        for v in values:
+            if len(v) < MIN_SCRUB_LENGTH:
+                continue  # a field holding `a` or `80` elsewhere is not this secret
+            self._decrypted.add(v)
+            self._secret_values.add(v)
+            if len(v) > MAX_SCRUB_LENGTH:
+                continue  # a keystore: hidden where it is a field, not searched for in text
+            self.add_known(v)
+            # Bytes that are not UTF-8 print as U+FFFD: the runs between them are known too.
+            for run in _UNDECODABLE.split(v) if _UNDECODABLE.search(v) else ():
+                if len(run) >= MIN_SCRUB_LENGTH:
+                    self.add_known(run)
 
     # --- objects --------------------------------------------------------------------------
 
@@ -190,16 +235,16 @@ class Redactor:
 
     def _learn_public(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata")
-        names = [str(obj.get("apiVersion") or "").rpartition("/")[0]]
+        names = [str(obj.get("apiVersion") or "").rpartition("/")[0], str(obj.get("kind") or "")]
         if isinstance(meta, dict):
             names += [str(meta.get("name") or ""), str(meta.get("namespace") or "")]
         for name in names:
             if name:
                 before = len(self._public)
                 self._public.add(name)
-                self._public.update(p for p in _NAME_PARTS.split(name) if p)
+                self._public.update(p for p in NAME_PARTS.split(name) if p)
                 if len(self._public) != before:
-                    self._scrub_re = None
+                    self._scrub_re = self._quoted_re = None
 
     def _object(self, obj: dict[str, Any]) -> None:
         self._learn_public(obj)
@@ -212,12 +257,15 @@ class Redactor:
                         self._learn_manifest(ann[k])
                         ann[k] = self.mark(ann[k])
         kind = obj.get("kind")
+        if self._decrypted:
+            self._decrypted_fields(obj)
         if _is_secret(obj):
             for field in ("data", "stringData"):
                 values = obj.get(field)
                 if isinstance(values, dict):
                     for k, v in values.items():
                         self.add_known(v)
+                        self._learn_secret_value(v, data=field == "data")
                         values[k] = (self._mark_data(v) if field == "data"
                                      else self.mark(v))
         elif kind == "ConfigMap" and str(obj.get("apiVersion")) == "v1":
@@ -231,8 +279,41 @@ class Redactor:
                                          else self.mark(v))
                         elif field == "data" and isinstance(v, str):
                             # A config file held in a ConfigMap: its `password: x` lines.
-                            values[k] = self.text(v)
+                            values[k] = self.text(v, message=False)
         self._env(obj)
+
+    def _learn_secret_value(self, value: Any, *, data: bool) -> None:
+        if value is None or isinstance(value, bool | dict | list):
+            return
+        text = str(value)
+        if data:
+            with contextlib.suppress(binascii.Error, ValueError, UnicodeDecodeError):
+                text = base64.b64decode(text, validate=True).decode()
+        if text:
+            self._secret_values.add(text)
+
+    def _decrypted_fields(self, obj: dict[str, Any]) -> None:
+        """Any string field equal to a decrypted SOPS value, but the object's identity."""
+        def walk(node: Any, top: bool) -> None:
+            items = (node.items() if isinstance(node, dict)
+                     else enumerate(node) if isinstance(node, list) else ())
+            for k, v in items:
+                if top and k in ("apiVersion", "kind"):
+                    continue
+                if isinstance(v, str):
+                    if v in self._decrypted and not MARK.fullmatch(v):
+                        node[k] = self.mark(v)
+                elif isinstance(v, dict | list):
+                    if top and k == "metadata" and isinstance(v, dict):
+                        walk({mk: mv for mk, mv in v.items()
+                              if mk not in ("name", "namespace", "generateName")}, False)
+                        for mk, mv in v.items():
+                            if mk in ("labels", "annotations") and isinstance(mv, dict):
+                                walk(mv, False)
+                        continue
+                    walk(v, False)
+
+        walk(obj, True)
 
     def _env(self, node: Any) -> None:
         """Every `env` list of containers anywhere in the object (pod templates, CRs)."""
@@ -245,10 +326,13 @@ class Redactor:
         env = node.get("env")
         if isinstance(env, list) and ("image" in node or "name" in node):
             for var in env:
-                if (isinstance(var, dict) and "value" in var
-                        and self.is_sensitive(str(var.get("name") or ""))):
-                    self.add_known(var["value"])
-                    var["value"] = self.mark(var["value"])
+                if not isinstance(var, dict) or "value" not in var:
+                    continue
+                value = var["value"]
+                if self.is_sensitive(str(var.get("name") or "")) or (
+                        isinstance(value, str) and value in self._secret_values):
+                    self.add_known(value)
+                    var["value"] = self.mark(value)
         for k, v in node.items():
             if k != "env" and isinstance(v, dict | list):
                 self._env(v)
@@ -264,41 +348,49 @@ class Redactor:
 
     # --- text -----------------------------------------------------------------------------
 
-    def text(self, text: str, *, pairs: bool | str = True) -> str:
-        """`text` with every known secret value replaced by its redaction mark, and (with
+    def text(self, text: str, *, pairs: bool | str = True,
+             message: bool | None = None) -> str:
+        """`text` with known secret values replaced by their mark where they stand as whole
+        tokens (never inside a longer word or name): the values that look like secrets
+        (`secret_like`) always; in a `message` (default: when `pairs` is on: errors, API
+        server messages, crash logs) every known value of 4 characters or more. And (with
         `pairs`) `name=value`/`name: value` pairs of sensitive names redacted
-        (`pairs="="`: only `name=value`, for messages that quote names before a colon)."""
+        (`pairs="="`: only `name=value`, for messages that quote names before a colon).
+        Object kinds, names and namespaces are never touched, nor marks already there."""
         if not text:
             return text
         if self._known:
-            if self._scrub_re is None:
-                values = sorted(self._known - self._public, key=len, reverse=True)
-                self._scrub_re = (re.compile("|".join(re.escape(v) for v in values))
-                                  if values else _NEVER)
-            text = self._scrub_re.sub(lambda m: self.mark(m.group(0)), text)
+            strong, every = self._patterns()
+            pattern = every if (bool(pairs) if message is None else message) else strong
+            if pattern is not NEVER:
+                parts = MARK_SPLIT.split(text)  # odd items: marks, left as they are
+                text = "".join(
+                    part if i % 2 else pattern.sub(lambda m: self.mark(m.group(0)), part)
+                    for i, part in enumerate(parts))
         # Every pair is tested, not the text first: a pattern anchored to the end of a key
         # (`dsn$`) would not match a whole message.
         if pairs and self._sensitive is not None:
-            text = (_PAIR_EQ if pairs == "=" else _PAIR).sub(self._pair, text)
+            text = (PAIR_EQ if pairs == "=" else PAIR).sub(self._pair, text)
         return text
+
+    def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        """(the secret-like known values, every known value), each as whole tokens, the
+        longest first."""
+        if self._scrub_re is None or self._quoted_re is None:
+            values = sorted(self._known - self._public, key=len, reverse=True)
+            strong = [re.escape(v) for v in values if secret_like(v)]
+            every = [re.escape(v) for v in values]
+            self._scrub_re = (re.compile(f"{BEFORE_TOKEN}(?:{'|'.join(strong)}){AFTER_TOKEN}")
+                              if strong else NEVER)
+            self._quoted_re = (re.compile(f"{BEFORE_TOKEN}(?:{'|'.join(every)}){AFTER_TOKEN}")
+                               if every else NEVER)
+        return self._scrub_re, self._quoted_re
 
     def _pair(self, m: re.Match[str]) -> str:
         key, sep, value = m.group("key"), m.group("sep"), m.group("value")
-        if not self.is_sensitive(key) or _MARK.fullmatch(value) or value.startswith("<redacted"):
+        if not self.is_sensitive(key) or MARK.fullmatch(value) or value.startswith("<redacted"):
             return m.group(0)
         return f"{key}{sep}{self.mark(value)}"
-
-
-# `password=hunter2`, `--db-password hunter2` is not caught (no separator), `token: abc`,
-# `"apiKey":"abc"`: the value runs to whitespace, a quote, a comma or a closing bracket.
-_PAIR = re.compile(
-    r"""(?P<key>[A-Za-z_][\w.-]*["']?)(?P<sep>\s*[=:]\s*["']?)(?P<value>[^\s"',;}\])<]+)"""
-)
-_PAIR_EQ = re.compile(r"""(?P<key>[A-Za-z_][\w.-]*)(?P<sep>=["']?)(?P<value>[^\s"',;}\])<]+)""")
-
-
-_NAME_PARTS = re.compile(r"[-.:/_]")
-_NEVER = re.compile(r"(?!x)x")
 
 
 def _copy_sensitive_parts(obj: Mapping[str, Any]) -> dict[str, Any]:

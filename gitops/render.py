@@ -20,7 +20,7 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,8 @@ from gitops.linkfence import enclosing_repository
 from gitops.origin import duplicate_error, origin
 from gitops.paths import write_atomic
 from gitops.resource import ResourceId, split_api_version
+from gitops.sops.mirror import install_cleanup
+from gitops.sops.policy import ClearText, SecretsPolicy, policy_in_commit, policy_of
 from gitops.stack import CLUSTERS_DIR, Stack
 
 if TYPE_CHECKING:  # gitops.cluster reads YAML configuration: not on a cached render's path
@@ -89,6 +91,12 @@ class Rendered:
     cache_hit: bool
     source: str | None = None  # the git commit, '<commit>+changes', or None outside git
     key: str = ""  # the cache key: equal keys mean equal inputs
+    # The SOPS files this render decrypted (as messages name them), and the secret values
+    # they hold: give them to the redactor of anything that prints this render.
+    decrypted: tuple[str, ...] = ()
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    # Secrets committed in clear, when the render was asked to look (secrets.require: sops).
+    clear_text: tuple[ClearText, ...] = ()
 
     def bodies(self) -> list[dict[str, Any]]:
         return [o.body for o in self.objects]
@@ -291,16 +299,20 @@ def _rendered(label: str, entry: rendercache.Entry, objects: tuple[RenderedObjec
 def render_path(path: Path, *, name: str | None = None,
                 kustomize: Kustomize | str | Path | None = None, use_cache: bool = True,
                 source: str | None = None, base: Path | None = None,
-                _keys: _Keys | None = None) -> Rendered:
+                policy: SecretsPolicy | None = None, _keys: _Keys | None = None) -> Rendered:
     """Render any kustomization directory. `name` labels it in messages and the header;
     `source` is the commit for the header (default: found from git for the working tree);
-    `base` is the folder paths in messages are relative to (default: `path`)."""
+    `base` is the folder paths in messages are relative to (default: `path`); `policy`:
+    when it requires SOPS, the render lists (and warns about) clear-text Secrets."""
     path = Path(os.path.normpath(Path(path).absolute()))
     label = name or path.name
     what = f"cluster {label}" if name else str(path)
     k = _kustomize(kustomize)
     keys = _keys or _worktree_keys(path, k)
-    if use_cache and (found := _cached(keys)) is not None:
+    check = policy is not None and policy.require_sops  # looking needs the walk
+    # A render of SOPS files is never served from here (its entry is flagged): below, once
+    # they are decrypted.
+    if use_cache and not check and (found := _cached(keys)) is not None:
         src = source if source is not None else keys.source(found[0])
         return _rendered(label, found[1], _from_entry(found[1]), k, hit=True, source=src,
                          key=found[0].key)
@@ -311,36 +323,66 @@ def render_path(path: Path, *, name: str | None = None,
         keyed: renderkey.Keyed | None = keys.compute(reach)
     except renderkey.Uncacheable:
         keyed = None  # rendered, never cached
-    cached = rendercache.load(keyed.key) if use_cache and keyed is not None else None
-    hit = cached is not None
-    if cached is not None:
-        entry, objects = cached, _from_entry(cached)
-    else:
-        # kustomize starts once the walk has checked the graph (remote references, links
-        # out of the repository); the `source` line (pygit2) is found while it runs.
-        running = k.start(path)
-        try:
+    from gitops.sops.build import render_secrets  # YAML and cryptography: not when cached
+
+    secrets = render_secrets(inputs, base or path, policy)
+    # From here on, an error quoting a decrypted value is scrubbed before it leaves.
+    with secrets.scrubbing():
+        sops = secrets.inputs is not None
+        seal = secrets.seal(keyed.key) if keyed is not None else None
+        cacheable = use_cache and keyed is not None and secrets.cacheable(seal)
+        cached = rendercache.load(keyed.key, sops=sops, seal=seal) if cacheable and keyed else None
+        hit = cached is not None
+        if cached is not None:
+            entry, objects = cached, _from_entry(cached)
+        elif secrets.before_build:  # kustomize reads decrypted files, from a copy in RAM
             if source is None:
                 source = keys.source(keyed) if keyed is not None else _changed_head(path)
-        except BaseException:
-            running.stop()
-            raise
-        try:
-            out = running.result(what=what, files=[r for r, _ in inputs.relative()])
-        except KustomizeBuildError as e:
-            contents = rendercache.read_inputs(inputs.relative())
-            raise duplicate_error(e, what, contents, path, base) \
-                or _relative_to(e, path, base) from e
-        objects = _normalise(out.stdout, what, inputs)
-        entry = _to_entry(objects, k.version, out.warnings)
+            try:
+                out = secrets.build(k, path, what=what, files=[r for r, _ in inputs.relative()],
+                                    inputs=inputs)
+            except KustomizeBuildError as e:
+                raise _relative_to(e, path, base) from e
+            objects = _normalise(out.stdout, what, inputs)
+            entry = _to_entry(objects, k.version, out.warnings)
+            if cacheable and keyed is not None:
+                rendercache.store(keyed.key, entry, sops=True, seal=seal)
+        else:
+            # kustomize starts once the walk has checked the graph (remote references, links
+            # out of the repository); the `source` line (pygit2) is found while it runs.
+            running = k.start(path)
+            try:
+                if source is None:
+                    source = keys.source(keyed) if keyed is not None else _changed_head(path)
+            except BaseException:
+                running.stop()
+                raise
+            try:
+                out = running.result(what=what, files=[r for r, _ in inputs.relative()])
+            except KustomizeBuildError as e:
+                contents = rendercache.read_inputs(inputs.relative())
+                raise duplicate_error(e, what, contents, path, base) \
+                    or _relative_to(e, path, base) from e
+            objects = _normalise(out.stdout, what, inputs)
+            entry = _to_entry(objects, k.version, out.warnings)
+            if cacheable and keyed is not None:
+                rendercache.store(keyed.key, entry, sops=sops)
         if use_cache and keyed is not None:
-            rendercache.store(keyed.key, entry)
-    if use_cache and keyed is not None:
-        renderkey.remember(keys.label, reach)
-    if source is None:
-        source = keys.source(keyed) if keyed is not None else _changed_head(path)
-    return _rendered(label, entry, objects, k, hit=hit, source=source,
-                     key=keyed.key if keyed is not None else "")
+            renderkey.remember(keys.label, reach)
+        if source is None:
+            source = keys.source(keyed) if keyed is not None else _changed_head(path)
+        r = _rendered(label, entry, objects, k, hit=hit, source=source,
+                      key=keyed.key if keyed is not None else "")
+        if not sops and not secrets.clear_text:
+            return r
+        # The plaintext of whole Secret manifests goes into kustomize's output now.
+        from gitops.sops.output import has_encrypted
+
+        objects = tuple(replace(o, yaml=secrets.plaintext(o.yaml, what=f"{what} ({o.id})"),
+                                _body=None) if has_encrypted(o.yaml) else o for o in objects)
+        return replace(r, objects=objects, text=header(label, source, k.version) + "".join(
+            "---\n" + o.yaml for o in objects), warnings=r.warnings + secrets.warnings(),
+            decrypted=secrets.names(), secrets=secrets.secrets(), clear_text=secrets.clear_text)
 
 
 def _normalise(stdout: str, what: str, inputs: Inputs) -> tuple[RenderedObject, ...]:
@@ -398,30 +440,35 @@ def render_cluster(stack: Stack, cluster: str | Cluster, *,
     path = _cluster_dir(stack.root, name, stack.root)
     if not isinstance(cluster, str) and find_kustomization(cluster.path) is not None:
         path = cluster.path
+    install_cleanup()  # from the main thread: SIGTERM removes decrypted copies in RAM
     return render_path(path, name=name, kustomize=_kustomize(kustomize, stack.kustomize),
-                       use_cache=use_cache, base=stack.root)
+                       use_cache=use_cache, base=stack.root, policy=policy_of(stack.root))
 
 
 def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None,
                 jobs: int | None = None, use_cache: bool = True,
                 kustomize: Kustomize | str | Path | None = None,
-                progress: Progress | None = None) -> dict[str, Rendered | UserError]:
+                progress: Progress | None = None,
+                policy: SecretsPolicy | None = None) -> dict[str, Rendered | UserError]:
     """Render clusters in parallel (threads running kustomize; at most `jobs`, default the
     number of cores); each cluster's result or its error, in the order given. No names:
-    every cluster of the tree (at `ref` when given)."""
+    every cluster of the tree (at `ref` when given). `policy`: the secrets policy (default:
+    the working tree's stack.yaml, or the commit's at `ref`)."""
     say = progress or (lambda _m: None)
     k = _kustomize(kustomize, stack.kustomize)
+    install_cleanup()  # from the main thread: SIGTERM removes decrypted copies in RAM
 
     def run(root: Path, source: str | None) -> dict[str, Rendered | UserError]:
         names = list(dict.fromkeys(clusters)) or _known(root)
         workers = max(1, min(len(names) or 1, jobs or os.cpu_count() or 1))
         wt = renderkey.WorktreeInputs(root)  # the index, read once for every cluster
+        rules = policy if policy is not None else policy_of(root)
 
         def one(name: str) -> Rendered | UserError:
             try:
                 path = _cluster_dir(root, name, stack.root)
                 r = render_path(path, name=name, kustomize=k, use_cache=use_cache,
-                                source=source, base=root,
+                                source=source, base=root, policy=rules,
                                 _keys=_worktree_keys(Path(os.path.normpath(path.absolute())),
                                                      k, wt))
             except UserError as e:
@@ -440,11 +487,12 @@ def render_each(stack: Stack, clusters: Sequence[str], *, ref: str | None = None
     if ref is None:
         return run(stack.root, None)
     return _render_at(stack, list(dict.fromkeys(clusters)), ref, k, jobs=jobs,
-                      use_cache=use_cache, say=say)
+                      use_cache=use_cache, say=say, policy=policy)
 
 
 def _render_at(stack: Stack, names: list[str], ref: str, k: Kustomize, *, jobs: int | None,
-               use_cache: bool, say: Progress) -> dict[str, Rendered | UserError]:
+               use_cache: bool, say: Progress,
+               policy: SecretsPolicy | None) -> dict[str, Rendered | UserError]:
     """Clusters at a commit: each cluster's key is computed from git's objects, so a cached
     cluster costs no export; the commit's tree is exported once, when a cluster misses."""
     import contextlib
@@ -454,6 +502,9 @@ def _render_at(stack: Stack, names: list[str], ref: str, k: Kustomize, *, jobs: 
 
     repo, prefix = open_with_prefix(stack.root)
     commit = str(resolve_commit(repo.raw, ref).id)
+    if policy is None:  # the commit's own stack.yaml
+        policy = policy_in_commit(repo.raw, commit,
+                                  f"{prefix}/stack.yaml" if prefix else "stack.yaml")
     at = renderkey.CommitInputs(repo, commit)
     lock = threading.Lock()  # one pygit2 repository, read from every thread
     clusters_dir = f"{prefix}/{CLUSTERS_DIR}" if prefix else CLUSTERS_DIR
@@ -481,7 +532,10 @@ def _render_at(stack: Stack, names: list[str], ref: str, k: Kustomize, *, jobs: 
     results: dict[str, Rendered | UserError] = {}
     misses = []
     for name in names:
-        if use_cache:
+        # A cluster whose policy asks for clear-text Secrets is looked at in the tree, and a
+        # cached render of SOPS files is served only once they are decrypted: both need the
+        # exported tree (the flagged entry misses here).
+        if use_cache and not policy.require_sops:
             found = _cached(keys_of(name))
             if found is not None:
                 keyed, entry = found
@@ -498,7 +552,7 @@ def _render_at(stack: Stack, names: list[str], ref: str, k: Kustomize, *, jobs: 
                 try:
                     r = render_path(_cluster_dir(snap.root, name, stack.root), name=name,
                                     kustomize=k, use_cache=use_cache, source=commit,
-                                    base=snap.root, _keys=keys_of(name))
+                                    base=snap.root, policy=policy, _keys=keys_of(name))
                 except UserError as e:
                     say(f"{name}: failed")
                     return e
@@ -516,11 +570,12 @@ def _render_at(stack: Stack, names: list[str], ref: str, k: Kustomize, *, jobs: 
 def render_clusters(stack: Stack, clusters: Sequence[str], *, ref: str | None = None,
                     jobs: int | None = None, use_cache: bool = True,
                     kustomize: Kustomize | str | Path | None = None,
-                    progress: Progress | None = None) -> dict[str, Rendered]:
+                    progress: Progress | None = None,
+                    policy: SecretsPolicy | None = None) -> dict[str, Rendered]:
     """Render clusters (at `ref`, a git commit, when given: no checkout); raises the first
     cluster's error, listing the others that failed."""
     results = render_each(stack, clusters, ref=ref, jobs=jobs, use_cache=use_cache,
-                          kustomize=kustomize, progress=progress)
+                          kustomize=kustomize, progress=progress, policy=policy)
     failed = {n: r for n, r in results.items() if isinstance(r, UserError)}
     if len(failed) == 1:
         raise next(iter(failed.values()))
@@ -566,17 +621,25 @@ def _holds(path: Path, data: bytes, *, private: bool = False) -> bool:
         return False
 
 
+def _private(rendered: Rendered, o: RenderedObject) -> bool:
+    """A Secret's file, or any file of a render holding decrypted values (a patch may have
+    put one into a Deployment)."""
+    return bool(rendered.decrypted) or o.kind in ("Secret", "SecretList")
+
+
 def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) -> list[Path]:
     """Write <out>/<cluster>.yaml, or with `split` the folder <out>/<cluster>/ with one file
     per object. Both are written beside their target and renamed into place, so a reader
-    (or a failed render) never sees a partial file."""
+    (or a failed render) never sees a partial file. This is the one place stackctl writes
+    decrypted SOPS values: such a render's split files are all 0600 (the folder is 0700)."""
     import shutil
     import tempfile
 
     out_dir = Path(out_dir)
     if not split:
         target = out_dir / f"{rendered.cluster}.yaml"
-        secrets = any(o.kind in ("Secret", "SecretList") for o in rendered.objects)
+        secrets = bool(rendered.decrypted) or any(o.kind in ("Secret", "SecretList")
+                                                   for o in rendered.objects)
         if _holds(target, rendered.text.encode("utf-8"), private=secrets):
             return [target]  # already what the render writes: not written again
         try:
@@ -592,7 +655,7 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
     texts = [(head + o.yaml).encode("utf-8") for o in rendered.objects]
     try:
         unchanged = sorted(p.name for p in target.iterdir()) == sorted(names) and all(
-            _holds(target / n, t, private=o.kind in ("Secret", "SecretList"))
+            _holds(target / n, t, private=_private(rendered, o))
             for o, n, t in zip(rendered.objects, names, texts, strict=True))
     except OSError:
         unchanged = False
@@ -603,9 +666,8 @@ def write_rendered(rendered: Rendered, out_dir: Path, *, split: bool = False) ->
         tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{rendered.cluster}."))
         for o, n, t in zip(rendered.objects, names, texts, strict=True):
             # A Secret's file is the owner's alone, as the whole-cluster file is (write_atomic).
-            private = o.kind in ("Secret", "SecretList")
             fd = os.open(tmp / n, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                         0o600 if private else 0o644)
+                         0o600 if _private(rendered, o) else 0o644)
             with os.fdopen(fd, "wb") as f:
                 f.write(t)
         old = None

@@ -44,6 +44,14 @@ STACK_SPEC = {
     "mirrors": Field((dict,), doc="URL prefix -> replacement prefix for every fetch of a "
                      "remote base, e.g. `https://github.com/: file:///srv/mirrors/github.com/`; "
                      "see docs/vendor.md."),
+    "secrets": Field((dict,), fields={
+        "require": Field((str,), choices=("sops",),
+                         doc="`require: sops`: Secret manifests and secretGenerator sources "
+                             "must be SOPS-encrypted (render warns, plan fails)."),
+        "exclude": Field((list,), items=(str,),
+                         doc="Globs from the repo root whose clear-text Secrets are accepted, "
+                             "e.g. `exclude: ['vendor/*']`."),
+    }, doc="What stackctl requires of Secrets in git; see docs/secrets.md."),
 }
 
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the sandbox binaries from Go modules into a cache outside the repo, keyed by
 # versions and go.sum content, so that a second run is a no-op.
-#   sandbox/build.sh [all|kustomize]    prints the bin directory on its last line.
+#   sandbox/build.sh [all|kustomize|sops]    prints the bin directory on its last line.
 #   sandbox/build.sh kustomize VERSION  builds that kustomize release (v5.x, as the Go module
 #                                       proxy has it) into <cache>/kustomize/VERSION/, for a
 #                                       stack that pins it (stack.yaml `kustomize:`); prints
 #                                       the binary's path on its last line.
+# `sops` (for SOPS files whose keys are not age, and for the tests that encrypt with the
+# real program) is cached apart, under tools/sops/, so that it never changes the sandbox key.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -42,12 +44,33 @@ if [ "$what" = kustomize ] && [ -n "$pinned" ]; then
   echo "$dest/kustomize"
   exit 0
 fi
+export GOFLAGS="-mod=mod -trimpath" GOTOOLCHAIN=local CGO_ENABLED=0
+
+if [ "$what" = sops ]; then
+  sdigest="$(cat "$here"/sops/go.sum "$here"/sops/go.mod | sha256sum | cut -c1-12)"
+  skey="sops-${SOPS_VERSION}_${sdigest}"
+  sbin="$cache_root/tools/sops/$skey/bin"
+  if [ -x "$sbin/sops" ]; then
+    echo "cached: sops" >&2
+  else
+    echo "building: sops (github.com/getsops/sops/v3/cmd/sops)" >&2
+    start=$SECONDS
+    mkdir -p "$sbin"
+    tmp="$(mktemp -d "$sbin/.build.XXXXXX")"
+    (cd "$here/sops" && go build -ldflags "-s -w" -o "$tmp/" github.com/getsops/sops/v3/cmd/sops)
+    mv "$tmp/sops" "$sbin/" && rmdir "$tmp"
+    echo "built: sops in $((SECONDS - start)) s" >&2
+  fi
+  ln -sfn "$skey" "$cache_root/tools/sops/current"
+  echo "$sbin"
+  exit 0
+fi
+
 digest="$(cat "$here"/kube/go.sum "$here"/kube/go.mod "$here"/kube/cmd/etcd/main.go \
   "$here"/kwok/go.sum "$here"/kustomize/go.sum | sha256sum | cut -c1-12)"
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_kustomize-${KUSTOMIZE_VERSION}_${digest}"
 bin="$cache_root/sandbox/$key/bin"
 mkdir -p "$bin"
-export GOFLAGS="-mod=mod -trimpath" GOTOOLCHAIN=local CGO_ENABLED=0
 
 binname() { # the file go build writes for a package: its last element, skipping a /vN suffix
   local b; b="$(basename "$1")"

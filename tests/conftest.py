@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.kustomize",
     "tests.fixtures.remote_mirror",
+    "tests.fixtures.sops",
 ]

@@ -99,7 +99,8 @@ def test_markdown_has_a_table_and_a_fenced_section_per_cluster_needing_a_look() 
 
 def test_json_schema_keys_are_stable() -> None:
     data = json.loads(render_json(report(drifted(Redactor()))))
-    assert list(data) == ["apiVersion", "checkedAt", "exitCode", "heal", "summary", "clusters"]
+    assert list(data) == ["apiVersion", "checkedAt", "exitCode", "heal", "summary", "clusters",
+                          "redacted"]
     assert data["apiVersion"] == "stackctl.dev/drift/v1"
     assert data["summary"] == {"clusters": {"in-sync": 0, "drift": 1, "error": 0,
                                             "never-applied": 0},

@@ -192,7 +192,8 @@ def test_json_is_stable_and_follows_the_documented_schema(form: str) -> None:
     assert a == b
     data = json.loads(a)
     assert list(data) == ["apiVersion", "base", "head", "changed", "summary", "elided",
-                          "clusters"]
+                          "failedChecks", "clusters", "redacted"]
+    assert data["redacted"] == {"values": a.count("<redacted sha256:"), "distinct": 2}
     assert data["apiVersion"] == SCHEMA
     assert data["base"] == {"ref": "main", "commit": "a" * 40}
     (cluster,) = data["clusters"]

@@ -192,3 +192,124 @@ def test_learning_does_not_modify_the_objects() -> None:
     r.learn([obj])
     assert json.dumps(obj, sort_keys=True) == before
     assert TOKEN not in r.text(f"token {TOKEN}") and PASSWORD not in r.text(PASSWORD)
+
+
+# --- What free text loses, and what it keeps (docs/secrets.md) -----------------------------
+
+def kubeflow_like_secrets() -> list[dict[str, object]]:
+    """The weak demo values that mangled the v1.9 plan: `/dex` (SKIP_AUTH_URLS, a key that
+    matches 'auth'), `root`, `test`, and one real-looking secret."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "oidc", "namespace": "auth"},
+          "data": {"SKIP_AUTH_URLS": "/dex", "AUTH_USER": "root"}}
+    return [cm, secret(user="test", password=PASSWORD, cookie="pUBnBOY80SnXgjibTYM9ZWNzY2")]
+
+
+def test_weak_values_are_not_scrubbed_from_inside_words_kinds_or_names() -> None:
+    r = Redactor(salt=SALT)
+    r.learn(kubeflow_like_secrets())
+    for text in ("run as a non-root user", "the greatest sum of weights",
+                 "Service/dex -n auth", "kubectl get svc/dex", "rootless testing"):
+        assert r.text(text, pairs=False) == text
+        assert r.text(text) == text  # as a message too: no whole token to scrub
+    # A plan's values are not messages: a weak value standing alone stays.
+    assert r.text("a test of root access", pairs=False) == "a test of root access"
+
+
+def test_secret_like_values_are_scrubbed_where_they_stand_as_whole_tokens() -> None:
+    r = Redactor(salt=SALT)
+    r.learn(kubeflow_like_secrets())
+    mark = r.mark(PASSWORD)
+    assert r.text(f"login with {PASSWORD}.", pairs=False) == f"login with {mark}."
+    assert r.text(f"postgres://app:{PASSWORD}@db:5432", pairs=False) == (
+        f"postgres://app:{mark}@db:5432")
+    assert r.text(f'"{PASSWORD}"', pairs=False) == f'"{mark}"'
+    # Glued to a longer token it is not the value: a name is never cut.
+    assert r.text(f"pod-{PASSWORD}-x", pairs=False) == f"pod-{PASSWORD}-x"
+    assert r.text(f"{PASSWORD}.example.org", pairs=False) == f"{PASSWORD}.example.org"
+
+
+def test_weak_values_are_scrubbed_from_messages_as_whole_tokens() -> None:
+    # An API server quotes a rejected value, with or without quotes (argo-cd#16193).
+    r = Redactor(salt=SALT)
+    r.learn([*kubeflow_like_secrets(), secret(pin="918273645")])
+    msg = ('admission denied: env AUTH_USER has value "root"; a non-root user is needed; '
+           "expected string, got &value.valueUnstructured{Value:918273645}")
+    out = r.text(msg, pairs="=")
+    assert out == ('admission denied: env AUTH_USER has value "' + r.mark("root")
+                   + '"; a non-root user is needed; expected string, got '
+                   "&value.valueUnstructured{Value:" + r.mark("918273645") + "}")
+    # A plan's field value is not a message: a word stays.
+    assert r.text('"root"', pairs=False) == '"root"'
+    # Marks already in a text are never touched, even by a value that reads like part of one.
+    r.add_known("redacted")
+    assert r.text(f"x {r.mark('root')} y") == f"x {r.mark('root')} y"
+
+
+def test_a_secret_value_equal_to_a_kind_is_never_scrubbed() -> None:
+    r = Redactor(salt=SALT)
+    crb = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+           "metadata": {"name": "admin-binding"}}
+    r.learn([secret(value="ClusterRoleBinding"), crb])
+    assert r.text("ClusterRoleBinding/admin-binding created") == (
+        "ClusterRoleBinding/admin-binding created")
+
+
+@pytest.mark.parametrize(("value", "like"), [
+    ("root", False), ("test", False), ("/dex", False), ("minio123", False),
+    ("password", False), ("12341234", False), ("hunter2-correct-horse", True),
+    ("tok-9f8e7d6c5b", True), ("S3cr3t!x", True), ("a3f9c2e71b04d5e6", True),
+    ("correct horse battery staple", True), ("bWluaW8xMjM=", True)])
+def test_secret_like_tells_secrets_from_words(value: str, like: bool) -> None:
+    from gitops.scrub import secret_like
+
+    assert secret_like(value) is like
+
+
+def test_an_env_value_equal_to_a_secret_value_is_redacted_whatever_its_name() -> None:
+    r = Redactor(salt=SALT)
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+           "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "w", "env": [
+               {"name": "DB_URL_PART", "value": "test"},
+               {"name": "MODE", "value": "production"}]}]}}}}
+    r.learn([secret(user="test")])
+    out = r.redact(dep)
+    env = out["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[0]["value"] == r.mark("test")
+    assert env[1]["value"] == "production"
+
+
+def test_decrypted_values_are_redacted_in_any_field_but_the_objects_identity() -> None:
+    r = Redactor(salt=SALT)
+    r.learn_decrypted(["s3cr3t-from-sops", "db-1", "ab"])
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+              "name": "db", "namespace": "db", "labels": {"team": "s3cr3t-from-sops"}},
+          "data": {"url": "s3cr3t-from-sops", "host": "db-1", "other": "x s3cr3t-from-sops",
+                   "short": "ab"}}
+    out = r.redact(cm)
+    assert out["metadata"]["name"] == "db" and out["metadata"]["namespace"] == "db"
+    assert out["data"]["url"] == r.mark("s3cr3t-from-sops")
+    assert out["metadata"]["labels"]["team"] == r.mark("s3cr3t-from-sops")
+    assert out["data"]["host"] == r.mark("db-1")  # a whole field is hidden, though weak
+    assert out["data"]["short"] == "ab"  # but not one of 1 to 3 characters
+    # Inside a longer value (a config file in a ConfigMap) it is scrubbed as a token.
+    assert out["data"]["other"] == "x " + r.mark("s3cr3t-from-sops")
+
+
+def test_a_pair_separator_never_spans_lines() -> None:
+    # Kubeflow's dex config: `staticPasswords:` then `- email:` on the next line.
+    r = Redactor(salt=SALT)
+    text = "staticPasswords:\n- email: user@example.com\n  hash: abc\npassword: hunter2x"
+    out = r.text(text)
+    assert out.startswith("staticPasswords:\n- email: user@example.com\n")
+    assert "hunter2x" not in out
+
+
+def test_reports_count_the_values_they_redacted() -> None:
+    from gitops.scrub import count_marks, redaction_note
+
+    r = Redactor(salt=SALT)
+    text = f"a {r.mark('x')} b {r.mark('y')} c {r.mark('x')}"
+    assert count_marks(text) == (3, 2)
+    assert redaction_note(text).startswith("3 secret values redacted (2 distinct)")
+    assert redaction_note("nothing hidden") == ""

@@ -8,14 +8,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gitops.apply import Target
     from gitops.cluster import Cluster
+    from gitops.redact import Redactor
     from gitops.stack import Stack
 
 
-def render_objects(stack: Stack, cluster: Cluster) -> list[dict[str, Any]]:
-    """The cluster's rendered objects (through the render cache), as plain dicts."""
+def render_objects(stack: Stack, cluster: Cluster, redactor: Redactor) -> list[dict[str, Any]]:
+    """The cluster's rendered objects (through the render cache), as plain dicts. The run's
+    `redactor` learns the values the render decrypted from SOPS files first: a value an
+    encrypted patch put into a Deployment is a secret only the render can tell."""
     from gitops import render
 
     rendered = render.render_cluster(stack, cluster)
+    redactor.learn_decrypted(rendered.secrets)
     return [dict(o.body) for o in rendered.objects]
 
 

@@ -157,7 +157,7 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
         allow_mass_prune=allow_mass_prune, break_lease=break_lease)
     command = f"stackctl apply --cluster {cluster.name}"
     printer.err(f"→ rendering cluster {cluster.name}")
-    objects = render_objects(run.stack, cluster)
+    objects = render_objects(run.stack, cluster, run.redactor)
     progress = _Progress(printer, verbose)
     change_set = calculate(target_for(cluster), objects, options=options,
                            redactor=run.redactor, fields=dry_run, progress=progress)

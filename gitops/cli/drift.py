@@ -9,12 +9,13 @@ import click
 if TYPE_CHECKING:
     from gitops.cluster import Cluster
     from gitops.drift import DriftTarget
+    from gitops.redact import Redactor
     from gitops.stack import Stack
 
 FORMATS = ("text", "markdown", "json")
 
 
-def _target(stack: Stack, cluster: Cluster, head: str) -> DriftTarget:
+def _target(stack: Stack, cluster: Cluster, head: str, redactor: Redactor) -> DriftTarget:
     from gitops.cli._clusters import api_client_for, render_objects
     from gitops.drift import DriftTarget
 
@@ -22,7 +23,7 @@ def _target(stack: Stack, cluster: Cluster, head: str) -> DriftTarget:
         return api_client_for(cluster)
 
     def render() -> list[dict[str, Any]]:
-        return render_objects(stack, cluster)
+        return render_objects(stack, cluster, redactor)
 
     return DriftTarget(name=cluster.name, connect=connect,
                        records_namespace=cluster.records_namespace, render=render,
@@ -66,7 +67,8 @@ def drift(clusters: tuple[str, ...], all_: bool, fmt: str, heal: bool) -> int:
     run = start_run()
     stack, redactor = run.stack, run.redactor
     head = head_commit(stack) or ""
-    targets = [_target(stack, c, head) for c in select_clusters(stack, clusters, all_=all_)]
+    targets = [_target(stack, c, head, redactor)
+               for c in select_clusters(stack, clusters, all_=all_)]
     report = check_drift(targets, heal=heal, redactor=redactor,
                          progress=lambda msg: click.echo(f"→ {msg}", err=True))
     out = {"json": render_json, "markdown": render_markdown}.get(fmt, render_text)(report)

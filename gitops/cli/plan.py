@@ -43,7 +43,9 @@ def plan(base: str | None, live: bool, head: str, clusters: tuple[str, ...], fmt
     cluster instead: each object is dry-run applied on the server, so defaulted fields and
     webhook mutations are not changes; objects of the last applied revision that the render
     lost show as removed (they would be pruned).
-    Exit code 0 when nothing changes, 1 when something does, 2 on errors.
+    Exit code 0 when nothing changes, 1 when something does, 2 on errors and when a check
+    fails (a Secret added in clear where stack.yaml says `secrets: {require: sops}`; the
+    plan is printed all the same).
 
     \b
     Example:
@@ -82,6 +84,10 @@ def plan(base: str | None, live: bool, head: str, clusters: tuple[str, ...], fmt
     else:
         out = render_text(result, max_bytes=max_bytes)
     click.echo(out, nl=False)
+    if result.failed_checks:
+        for check in result.failed_checks:
+            click.echo(f"error: {check}.", err=True)
+        return int(ExitCode.ERROR)
     return int(ExitCode.FINDING if result.changed else ExitCode.OK)
 
 
@@ -95,7 +101,7 @@ def _live(stack: Stack, name: str, *, redactor: Redactor, progress: Callable[[st
 
     cluster = load_cluster(stack, name)
     progress(f"rendering cluster {cluster.name}")
-    objects = render_objects(stack, cluster)
+    objects = render_objects(stack, cluster, redactor)
     # What `stackctl apply --cluster NAME` would do, with the cluster's policy.
     return live_plan(target=target_for(cluster), objects=objects,
                      head=RefInfo(ref="working tree", commit=head_commit(stack) or "-"),

@@ -13,6 +13,7 @@ against git's current render; `--heal` re-applies the revision through the apply
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -77,6 +78,13 @@ def check_cluster(
     """Drift of one cluster (raises ClusterError when it cannot be read)."""
     say = progress or _noop
     r = redactor
+    if render is not None:
+        # The working tree's render first: it decrypts the cluster's SOPS files, and the
+        # redactor must know those values before a field is compared (a value an encrypted
+        # patch put into a Deployment is a secret only the render can tell).
+        render = _once(render)
+        with contextlib.suppress(UserError):
+            render()
     records = Records(kube, cluster=cluster, namespace=records_namespace)
     revisions = records.revisions()
     rev = revisions.deployed
@@ -136,6 +144,24 @@ def check_cluster(
                    head_commit=head_commit, redactor=r)
     return ClusterDrift(cluster, rev, len(objects), tuple(found), git,
                         notes=(*notes, *shared))
+
+
+def _once(render: RenderFn) -> RenderFn:
+    """`render`, run at most once: its objects, or its error again."""
+    done: list[Sequence[Mapping[str, Any]] | UserError] = []
+
+    def run() -> Sequence[Mapping[str, Any]]:
+        if not done:
+            try:
+                done.append(list(render()))
+            except UserError as e:
+                done.append(e)
+        result = done[0]
+        if isinstance(result, UserError):
+            raise result
+        return result
+
+    return run
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:

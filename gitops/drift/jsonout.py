@@ -18,6 +18,7 @@ from gitops.drift.model import (
 from gitops.plan.lines import scrub
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
+from gitops.scrub import count_marks
 
 SCHEMA = "stackctl.dev/drift/v1"
 
@@ -98,4 +99,7 @@ def drift_data(report: DriftReport) -> dict[str, Any]:
 
 
 def render_json(report: DriftReport) -> str:
-    return json.dumps(drift_data(report), indent=2, ensure_ascii=False) + "\n"
+    data = drift_data(report)
+    n, distinct = count_marks(json.dumps(data, ensure_ascii=False))
+    data["redacted"] = {"values": n, "distinct": distinct}
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -23,6 +23,7 @@ from gitops.drift.model import ClusterDrift, ClusterStatus, DriftReport, FieldDr
 from gitops.plan.lines import entry_summary, field_lines, header
 from gitops.plan.markdown import code, fence
 from gitops.redact import Redactor
+from gitops.scrub import redaction_note
 
 # Beyond these, lines are summarised (`… 40 more`): a cluster whose every object drifted
 # still gives a report a person can read; the JSON form always holds everything.
@@ -147,6 +148,9 @@ def render_text(report: DriftReport) -> str:
     for c in report.clusters:
         lines += cluster_lines(c, report.redactor)
     lines += ["", summary_line(report)]
+    hidden = redaction_note("\n".join(lines))
+    if hidden:
+        lines.append(f"redacted: {hidden}")
     return "\n".join(lines) + "\n"
 
 
@@ -178,4 +182,7 @@ def render_markdown(report: DriftReport) -> str:
         out += [f"<details{is_open}>",
                 f"<summary><b>{html.escape(c.name)}</b>: {_STATUS[c.status]}</summary>", ""]
         out += [*fence(cluster_lines(c, r), "diff"), "", "</details>", ""]
+    hidden = redaction_note("\n".join(out))
+    if hidden:
+        out += [f"_{html.escape(hidden[0].upper() + hidden[1:])}._", ""]
     return "\n".join(out).rstrip("\n") + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import PurePosixPath
 
 from gitops.errors import ConfigError, GitError
@@ -15,6 +16,7 @@ from gitops.plan.model import (
     plan_from_renders,
 )
 from gitops.redact import Redactor
+from gitops.sops.policy import ClearText, SecretsPolicy
 from gitops.stack import CLUSTERS_DIR, Stack
 
 Progress = Callable[[str], None]
@@ -72,6 +74,25 @@ def default_render(stack: Stack) -> RenderFn:
     return render
 
 
+def policy_at(stack: Stack, commit: str) -> SecretsPolicy:
+    """The `secrets:` policy of stack.yaml at a commit (none when it has none or cannot be
+    read there)."""
+    from gitops.git import open_repo
+    from gitops.sops.policy import policy_in_commit
+    from gitops.stack import STACK_FILE
+
+    repo = open_repo(stack.root)
+    prefix = _prefix(stack, str(repo.root))
+    return policy_in_commit(repo.raw, commit, f"{prefix}/{STACK_FILE}" if prefix else STACK_FILE)
+
+
+def clear_text_check(added: set[ClearText]) -> tuple[str, ...]:
+    return tuple(
+        f"{c.file} adds a secret in clear text ({c.what}), and stack.yaml requires SOPS "
+        f"(secrets.require: sops): encrypt it with 'sops encrypt -i {c.file}' before "
+        "merging (docs/secrets.md)" for c in sorted(added))
+
+
 def make_plan(
     stack: Stack,
     *,
@@ -103,15 +124,23 @@ def make_plan(
         # inputs did not change (cached at both commits) cost no parse.
         from gitops.render import Rendered, render_clusters
 
+        # A pull request can neither drop the SOPS requirement for itself nor exclude its
+        # own file: the policy is both commits'.
+        policy = policy_at(stack, b.commit).union(policy_at(stack, h.commit))
+
         def side(names: Sequence[str], commit: str) -> dict[str, Rendered]:
-            return render_clusters(stack, list(names), ref=commit) if names else {}
+            return (render_clusters(stack, list(names), ref=commit, policy=policy)
+                    if names else {})
 
         say(f"rendering {len(at_base)} cluster(s) at {base} ({b.short})")
         rb = side(at_base, b.commit)
         say(f"rendering {len(at_head)} cluster(s) at {head} ({h.short})")
         rh = side(at_head, h.commit) if h.commit != b.commit else rb
         say("comparing")
-        return plan_from_rendered(rb, rh, base=b, head=h, redactor=r)
+        plan = plan_from_rendered(rb, rh, base=b, head=h, redactor=r)
+        added = ({c for x in rh.values() for c in x.clear_text}
+                 - {c for x in rb.values() for c in x.clear_text})
+        return replace(plan, failed_checks=clear_text_check(added)) if added else plan
     say(f"rendering {len(at_base)} cluster(s) at {base} ({b.short})")
     before = render(at_base, b.commit)
     say(f"rendering {len(at_head)} cluster(s) at {head} ({h.short})")

@@ -15,6 +15,7 @@ from gitops.plan.lines import scrub
 from gitops.plan.model import ClusterPlan, ClusterStatus, Plan
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
+from gitops.scrub import count_marks
 
 SCHEMA = "stackctl.dev/plan/v1"
 
@@ -89,14 +90,17 @@ def plan_data(plan: Plan, el: Elision | None = None) -> dict[str, Any]:
             "images": sum(cp.counts["images"] for cp in plan.clusters),
         },
         "elided": {"objects": objs, "fieldChanges": fields, "clusters": clusters},
+        "failedChecks": list(plan.failed_checks),
         "clusters": [_cluster(plan, cp, el) for cp in plan.clusters],
     }
 
 
 def render_json(plan: Plan, *, max_bytes: int | None = None) -> str:
     """The plan as indented JSON; within max_bytes when given (no limit by default)."""
-    return fit(
-        plan,
-        lambda p, el: json.dumps(plan_data(p, el), indent=2, ensure_ascii=False) + "\n",
-        max_bytes,
-    )
+    def render(p: Plan, el: Elision) -> str:
+        data = plan_data(p, el)
+        n, distinct = count_marks(json.dumps(data, ensure_ascii=False))
+        data["redacted"] = {"values": n, "distinct": distinct}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    return fit(plan, render, max_bytes)

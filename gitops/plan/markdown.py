@@ -15,6 +15,7 @@ from gitops.plan.budget import Elision, fit
 from gitops.plan.lines import entry_lines, entry_summary, flag_lines, image_line
 from gitops.plan.model import ClusterPlan, Plan
 from gitops.plan.text import summary_line
+from gitops.scrub import redaction_note
 
 DEFAULT_MAX_BYTES = 65_536
 _STATUS = {"changed": "changed", "unchanged": "unchanged", "added": "new cluster",
@@ -87,6 +88,8 @@ def _render(plan: Plan, el: Elision, max_bytes: int | None) -> str:
         f"({plan.head.short}): {html.escape(summary_line(plan))}",
         "",
     ]
+    for check in plan.failed_checks:
+        out += [f"> **Check failed.** {html.escape(check)}", ""]
     note = el.note(plan, max_bytes)
     if note:
         out += [f"> **Elided.** {note}", ""]
@@ -95,6 +98,9 @@ def _render(plan: Plan, el: Elision, max_bytes: int | None) -> str:
         for cp in plan.clusters:
             if cp.status != "unchanged":
                 out += _section(plan, cp, el)
+    hidden = redaction_note("\n".join(out))
+    if hidden:
+        out += [f"_{html.escape(hidden[0].upper() + hidden[1:])}._", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -56,6 +56,9 @@ class Plan:
     head: RefInfo
     clusters: tuple[ClusterPlan, ...]
     redactor: Redactor
+    # Failed checks (a Secret committed in clear where stack.yaml requires SOPS): each a
+    # sentence; `stackctl plan` exits 2 when there is one, after printing the plan.
+    failed_checks: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -111,6 +114,8 @@ def plan_from_rendered(
     r = redactor
     learned: set[str] = set()
     for side in (before, after):
+        for rendered in side.values():
+            r.learn_decrypted(rendered.secrets)  # values SOPS files held, wherever they land
         for rendered in side.values():
             for o in rendered.objects:
                 if o.yaml not in learned:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gitops.plan.budget import Elision, fit
 from gitops.plan.lines import entry_lines, entry_summary, flag_lines, image_line
 from gitops.plan.model import ClusterPlan, ClusterStatus, Plan
+from gitops.scrub import redaction_note
 
 
 def _counts(cp: ClusterPlan) -> str:
@@ -55,6 +56,7 @@ def _cluster(plan: Plan, cp: ClusterPlan, el: Elision) -> list[str]:
 def _render(plan: Plan, el: Elision, max_bytes: int | None) -> str:
     lines = [f"plan: {plan.base.ref} ({plan.base.short}) -> {plan.head.ref} "
              f"({plan.head.short})"]
+    lines += [f"check failed: {c}" for c in plan.failed_checks]
     note = el.note(plan, max_bytes)
     if note:
         lines.append(f"note: {note}")
@@ -62,6 +64,9 @@ def _render(plan: Plan, el: Elision, max_bytes: int | None) -> str:
     for cp in plan.clusters:
         lines += _cluster(plan, cp, el)
     lines += ["", summary_line(plan)]
+    hidden = redaction_note("\n".join(lines))
+    if hidden:
+        lines.append(f"redacted: {hidden}")
     return "\n".join(lines) + "\n"
 
 

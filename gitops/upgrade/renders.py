@@ -139,6 +139,10 @@ def summarise(before: Mapping[str, Rendered | UserError],
         ok[name] = (b if isinstance(b, Rendered) else None,
                     a if isinstance(a, Rendered) else None)
     compare = Comparison(redactor)
+    for pair in ok.values():  # values SOPS files held, known before any object is shown
+        for one in pair:
+            if one is not None:
+                redactor.learn_decrypted(one.secrets)
     for b, a in ok.values():
         compare.prepare(b, a)
     out = []
