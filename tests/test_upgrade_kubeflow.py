@@ -41,6 +41,7 @@ from tests.fixtures.upgrade_repo import (
     classify,
     evaluate,
     merge_inputs,
+    moved_local_references,
     release_files,
     release_reader,
     reports,
@@ -222,6 +223,16 @@ def test_each_customization_is_kept_or_reported_as_the_scenario_says(upgraded: U
     s, v = upgraded.scenario, upgraded.verdict
     assert {c.id: v.of(c.id) for c in s.customizations} == {
         c.id: s.outcome(c) for c in s.customizations}
+
+
+def test_the_scenario_expects_a_rewrite_of_each_local_reference_upstream_moved_and_no_other(
+    upgraded: Upgraded,
+) -> None:
+    # Read from the trees without the engine: an expected rewrite of a reference our side
+    # does not hold (or a moved reference the scenario forgot) is the scenario's error.
+    base, ours, theirs = upgraded.inputs
+    assert moved_local_references(base, ours, theirs) == {
+        V + t for t in upgraded.scenario.rewrites}, "the scenario's rewrites are wrong"
 
 
 def test_references_are_rewritten_only_where_the_scenario_says_and_each_names_its_evidence(
