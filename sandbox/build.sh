@@ -2,6 +2,9 @@
 # Builds the sandbox binaries from Go modules into a cache outside the repo, keyed by
 # versions and go.sum content, so that a second run is a no-op.
 #   sandbox/build.sh [all|kustomize]    prints the bin directory on its last line.
+#   sandbox/build.sh actionlint         the GitHub Actions linter the pipeline tests use, an
+#                                       optional tool cached apart (tests skip without it);
+#                                       prints its path on its last line.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -15,12 +18,29 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 cache_root="${STACKCTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stackctl}"
+export GOFLAGS="-mod=mod -trimpath" GOTOOLCHAIN=local CGO_ENABLED=0
+
+if [ "$what" = actionlint ]; then
+  # Keyed by its own go.sum: a new actionlint never rebuilds the control plane.
+  tool_dir="$cache_root/tools/actionlint-$(cat "$here"/actionlint/go.sum "$here"/actionlint/go.mod | sha256sum | cut -c1-12)"
+  if [ -x "$tool_dir/actionlint" ]; then
+    echo "cached: actionlint" >&2
+  else
+    echo "building: actionlint" >&2
+    mkdir -p "$tool_dir"
+    tmp="$(mktemp -d "$tool_dir/.build.XXXXXX")"
+    (cd "$here/actionlint" && go build -ldflags "-s -w" -o "$tmp/" github.com/rhysd/actionlint/cmd/actionlint)
+    mv "$tmp/actionlint" "$tool_dir/" && rmdir "$tmp"
+  fi
+  ln -sfn "$(basename "$tool_dir")" "$cache_root/tools/actionlint-current"
+  echo "$tool_dir/actionlint"
+  exit 0
+fi
 digest="$(cat "$here"/kube/go.sum "$here"/kube/go.mod "$here"/kube/cmd/etcd/main.go \
   "$here"/kwok/go.sum "$here"/kustomize/go.sum | sha256sum | cut -c1-12)"
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_kustomize-${KUSTOMIZE_VERSION}_${digest}"
 bin="$cache_root/sandbox/$key/bin"
 mkdir -p "$bin"
-export GOFLAGS="-mod=mod -trimpath" GOTOOLCHAIN=local CGO_ENABLED=0
 
 binname() { # the file go build writes for a package: its last element, skipping a /vN suffix
   local b; b="$(basename "$1")"
