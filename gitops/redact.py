@@ -31,6 +31,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,11 @@ class Redactor:
 
     `redact(obj)` returns a redacted deep copy and learns the secret values it hid;
     `learn(objs)` only learns; `text(s)` scrubs every learned value from a string.
+
+    Thread-safe: a rollout applies several clusters at once with one redactor, so that a
+    value one cluster's apply learns is scrubbed from every line printed. Learning and the
+    scrub pattern's rebuild hold a lock; without it, a `text()` rebuilding the pattern
+    while another thread learned a value could keep a pattern that lacks that value.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class Redactor:
         # scrubbing it from free text would only garble names ('<redacted>-dev').
         self._public: set[str] = set()
         self._scrub_re: re.Pattern[str] | None = None
+        self._lock = threading.RLock()  # reentrant: learning a manifest redacts it
 
     @classmethod
     def from_config(cls, root: Path | None = None,
@@ -137,10 +144,15 @@ class Redactor:
 
     @property
     def known_values(self) -> frozenset[str]:
-        return frozenset(self._known)
+        with self._lock:
+            return frozenset(self._known)
 
     def add_known(self, value: Any) -> None:
         """Remember a secret value (and its base64 and decoded forms) for `text()`."""
+        with self._lock:
+            self._add_known(value)
+
+    def _add_known(self, value: Any) -> None:
         if value is None or isinstance(value, bool | dict | list):
             return
         text = str(value)
@@ -168,13 +180,17 @@ class Redactor:
     def learn(self, objs: Iterable[Mapping[str, Any]]) -> None:
         """Remember the secret values of objects (and their public names)."""
         for obj in objs:
-            self._walk(_copy_sensitive_parts(obj))
+            part = _copy_sensitive_parts(obj)
+            with self._lock:
+                self._walk(part)
 
     # --- objects --------------------------------------------------------------------------
 
     def redact(self, obj: Any) -> Any:
         """A redacted deep copy of an object (or of any data holding objects)."""
-        return self._walk(copy.deepcopy(obj))
+        copied = copy.deepcopy(obj)
+        with self._lock:
+            return self._walk(copied)
 
     def _walk(self, node: Any) -> Any:
         if isinstance(node, list):
@@ -271,11 +287,13 @@ class Redactor:
         if not text:
             return text
         if self._known:
-            if self._scrub_re is None:
-                values = sorted(self._known - self._public, key=len, reverse=True)
-                self._scrub_re = (re.compile("|".join(re.escape(v) for v in values))
-                                  if values else _NEVER)
-            text = self._scrub_re.sub(lambda m: self.mark(m.group(0)), text)
+            with self._lock:
+                if self._scrub_re is None:
+                    values = sorted(self._known - self._public, key=len, reverse=True)
+                    self._scrub_re = (re.compile("|".join(re.escape(v) for v in values))
+                                      if values else _NEVER)
+                scrub = self._scrub_re
+            text = scrub.sub(lambda m: self.mark(m.group(0)), text)
         # Every pair is tested, not the text first: a pattern anchored to the end of a key
         # (`dsn$`) would not match a whole message.
         if pairs and self._sensitive is not None:
