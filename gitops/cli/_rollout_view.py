@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from gitops.rollout import ClusterResult, RolloutEvent
 
 WAIT_REPEAT_SECONDS = 10.0
-_QUIET = {"apply"}  # per-object events: too many for a fleet's log
+_QUIET = {"apply", "done", "failed"}  # per object: too many; done, failed: the end line says it
 
 
 def done_line(r: ClusterResult) -> str:

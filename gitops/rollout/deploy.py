@@ -136,7 +136,9 @@ class Fleet:
         else:
             after = (f"rolled back to revision {rb.to_revision}"
                      + ("" if rb.healthy else ", which is NOT healthy"))
-        return self._failed(cluster, f"{r.failure.summary}; {after}", revision=r.revision,
+        objects = r.failure.objects
+        first = f" ({objects[0].id}: {objects[0].reason})" if objects else ""
+        return self._failed(cluster, f"{r.failure.summary}{first}; {after}", revision=r.revision,
                             rolled_back_to=rb.to_revision if rb else None)
 
     # -- dry run --------------------------------------------------------------------
