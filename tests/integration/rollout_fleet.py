@@ -19,7 +19,6 @@ import pygit2
 
 from gitops.inventory import Revisions
 from gitops.kube import Kube
-from gitops.rollout import RolloutEvent
 from gitops.sandbox import FAIL_LABEL, READY_AFTER_LABEL
 from tests.fixtures.gitrepos import commit_all
 
@@ -98,11 +97,6 @@ class FleetRepo:
     def cleanup(self) -> None:
         for name in self.waves:
             self.kube.delete("v1", "Namespace", "", self.ns(name))
-
-
-def order(events: list[RolloutEvent]) -> list[tuple[str, str]]:
-    """(kind, cluster) of the start and done events, in the order they happened."""
-    return [(str(e.kind), e.cluster) for e in events if str(e.kind) in ("start", "done")]
 
 
 def most_running(events: list[tuple[str, str]]) -> int:
