@@ -137,8 +137,8 @@ class Fleet:
             after = (f"rolled back to revision {rb.to_revision}"
                      + ("" if rb.healthy else ", which is NOT healthy"))
         objects = r.failure.objects
-        first = f" ({objects[0].id}: {objects[0].reason})" if objects else ""
-        return self._failed(cluster, f"{r.failure.summary}{first}; {after}", revision=r.revision,
+        which = f" ({objects[0].id}: {objects[0].reason})" if objects else ""
+        return self._failed(cluster, f"{r.failure.summary}{which}; {after}", revision=r.revision,
                             rolled_back_to=rb.to_revision if rb else None)
 
     # -- dry run --------------------------------------------------------------------
