@@ -236,8 +236,9 @@ def test_github_outputs_hold_a_matrix_per_wave_by_position() -> None:
     lines = fanout.github_outputs(plan_waves(clusters()), RolloutSettings(4, 0, 90))
     out = dict(line.split("=", 1) for line in lines)
     assert out["waves"] == "3" and out["max-parallel"] == "4" and out["bake-seconds"] == "90"
-    assert json.loads(out["wave2"]) == {"include": [{"cluster": "d1", "wave": 1},
-                                                    {"cluster": "e1", "wave": 1}]}
+    assert json.loads(out["wave2"]) == {"include": [
+        {"cluster": "d1", "wave": 1, "secret": "KUBECONFIG_D1"},
+        {"cluster": "e1", "wave": 1, "secret": "KUBECONFIG_E1"}]}
     assert len(json.loads(out["matrix"])["include"]) == 6
 
 

@@ -63,7 +63,11 @@ def github_outputs(waves: Sequence[Wave], settings: RolloutSettings) -> list[str
 
 
 def _entries(wave: Wave) -> list[dict[str, Any]]:
-    return [{"cluster": c.name, "wave": wave.number} for c in wave.clusters]
+    """A matrix entry per cluster: its name, and the repository secret holding its
+    kubeconfig (`KUBECONFIG_EKS_PROD`: a workflow reads `secrets[matrix.secret]`)."""
+    return [{"cluster": c.name, "wave": wave.number,
+             "secret": kubeconfig_env_var(c.name).removeprefix("STACKCTL_")}
+            for c in wave.clusters]
 
 
 def _matrix(entries: list[dict[str, Any]]) -> str:
