@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "apply": ["bench/bench_apply.py"],
     "drift": ["bench/bench_drift.py"],
     "localize": ["bench/bench_localize.py"],
+    "rollout": ["bench/bench_rollout.py"],
 }
 
 
