@@ -13,6 +13,8 @@ cluster.yaml (optional; every key has a default):
                        PersistentVolume]   # never pruned or rolled back unless allowed
       concurrency: 8                  # objects applied at once within one phase
       forceConflicts: false           # take over fields owned by other managers
+      replace: auto                   # re-create objects whose immutable fields changed
+                                      # (auto), or refuse them (never): docs/apply.md
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ APPLY_SPEC = {
     "protectedKinds": Field((list,), items=(str,)),
     "concurrency": Field((int,)),
     "forceConflicts": Field((bool,)),
+    "replace": Field((str,), choices=("auto", "never"),
+                     doc="auto (re-create objects whose immutable fields changed) or never."),
 }
 
 CLUSTER_SPEC = {
@@ -77,6 +81,7 @@ class ApplyPolicy:
     protected_kinds: tuple[str, ...] = DEFAULT_PROTECTED_KINDS
     concurrency: int = 8
     force_conflicts: bool = False
+    replace: str = "auto"  # auto | never: gitops.apply.replace
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ def load_cluster(stack: Stack, name: str) -> Cluster:
         protected_kinds=tuple(apply.get("protectedKinds", DEFAULT_PROTECTED_KINDS)),
         concurrency=max(1, int(apply.get("concurrency", 8))),
         force_conflicts=apply.get("forceConflicts", False),
+        replace=apply.get("replace", "auto"),
     )
     kubeconfig = data.get("kubeconfig")
     kc: Path | None = None

@@ -50,6 +50,7 @@ A_OBJECTS = "stackctl.dev/objects"
 A_CHUNKS = "stackctl.dev/chunks"
 A_DIGEST = "stackctl.dev/digest"
 A_DESCRIPTION = "stackctl.dev/description"
+A_REPLACED = "stackctl.dev/replaced"  # JSON list of the objects the revision re-creates
 SECRET_TYPE = "stackctl.dev/revision"
 DATA_KEY = "manifests.json.gz"
 
@@ -116,6 +117,7 @@ class RevisionInfo:
     object_count: int
     description: str = ""
     chunks: int = 1
+    replaced: tuple[str, ...] = ()  # objects deleted and re-created by this revision
 
 
 class Revisions(tuple[RevisionInfo, ...]):
@@ -178,7 +180,16 @@ def _info(secret: dict[str, Any]) -> RevisionInfo:
         object_count=int(ann.get(A_OBJECTS, 0) or 0),
         description=str(ann.get(A_DESCRIPTION, "")),
         chunks=int(ann.get(A_CHUNKS, 1) or 1),
+        replaced=_replaced(ann.get(A_REPLACED)),
     )
+
+
+def _replaced(value: Any) -> tuple[str, ...]:
+    try:
+        found = json.loads(str(value)) if value else []
+    except ValueError:
+        return ()
+    return tuple(str(x) for x in found) if isinstance(found, list) else ()
 
 
 class Records:
@@ -265,7 +276,8 @@ class Records:
 
     def write(self, revision: int, objects: Sequence[dict[str, Any]], *,
               status: RevisionStatus,
-              commit: str | None, description: str = "") -> RevisionInfo:
+              commit: str | None, description: str = "",
+              replaced: Sequence[str] = ()) -> RevisionInfo:
         blob = encode_manifests(objects)
         chunks = split_chunks(blob)
         for i in reversed(range(len(chunks))):  # chunk 0 last: it makes the revision visible
@@ -279,6 +291,8 @@ class Records:
                     A_OBJECTS: str(len(objects)), A_DIGEST: hashlib.sha256(blob).hexdigest(),
                     A_DESCRIPTION: description,
                 })
+                if replaced:
+                    annotations[A_REPLACED] = json.dumps(list(replaced))
             body = {
                 "apiVersion": "v1", "kind": "Secret", "type": SECRET_TYPE,
                 "metadata": {"name": secret_name(self.cluster, revision, i),

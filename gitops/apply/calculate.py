@@ -3,8 +3,10 @@
     records (revisions, the latest deployed one's manifests) -> prepare the desired set
     -> prune candidates (with the mass-prune guards) -> live state (gitops.kube.read_live)
     -> the no-change test (compare.py) -> objects deferred behind a CRD or Namespace of the
-    set -> a server-side dry run of every other object that would be sent -> per object:
-    create, update, unchanged; per prune candidate: delete, keep.
+    set -> a server-side dry run of every other object that would be sent (a CRD that drops
+    a stored version in its storage migration's first form: migrate.py) -> what cannot
+    change in place is replaced or refused (replace.py) -> per object: create, update,
+    replace, unchanged; per prune candidate: delete, keep.
 
 `apply --dry-run`, `plan --live` and `apply` all go through here, so they agree. With
 `fields`, the dry run returns whole objects and each change carries its field changes
@@ -14,16 +16,18 @@ object that would be sent is an update.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from gitops.apply.changeset import Action, Change, ChangeSet
 from gitops.apply.compare import comparable, covers, strip_server_fields
+from gitops.apply.migrate import plan_migrations
 from gitops.apply.options import ApplyOptions, Progress, Target, no_progress
 from gitops.apply.prepare import deferred, prepare
 from gitops.apply.prune import plan_prune
-from gitops.apply.results import Outcome, ProgressEvent, Stage
+from gitops.apply.replace import headless_lost, resolve, wants_always, which_fields
+from gitops.apply.results import Outcome, ProgressEvent, Rejection, Stage
 from gitops.apply.send import send_all
 from gitops.diff import ObjectChange, object_change
 from gitops.kube import read_live
@@ -89,14 +93,30 @@ def calculate(
                            + (f"; {len(later)} wait for their CRD or Namespace"
                               if later else "")
                            + (f"; {len(same)} unchanged" if same else "")))
-    answers, rejected = send_all(kube, checked, redactor=redactor, dry_run=True,
-                                 force=options.force, full=fields,
-                                 concurrency=options.policy.concurrency)
+    # A CRD that drops a version the cluster still stores is applied first with that
+    # version kept (migrate.py): that form is what the dry run checks.
+    migrations = plan_migrations(kube, checked, live)
+    answers, rejected = send_all(kube, [migrations[r].transitional if r in migrations else o
+                                        for r, o in ((ResourceId.of(o), o) for o in checked)],
+                                 redactor=redactor, dry_run=True, force=options.force,
+                                 full=fields, concurrency=options.policy.concurrency)
+    replacing, rejected = _replacements(target, checked, answers, rejected, live, prior,
+                                        options=options, redactor=redactor, fields=fields)
+    if replacing or migrations:
+        progress(ProgressEvent(Stage.VALIDATE, f"{len(replacing)} object(s) to replace, "
+                                               f"{len(migrations)} CRD storage migration(s)"))
 
     def change(rid: ResourceId, obj: Obj) -> Change:
         av = str(obj["apiVersion"])
         if rid in same:
             return Change(rid, av, Action.UNCHANGED)
+        if rid in replacing:
+            return replacing[rid]
+        if rid in migrations and rid in answers:
+            m = migrations[rid]
+            after = _without_versions(answers[rid][1], m.retired) if fields else None
+            found = _diff(rid, live[rid], after, redactor) if after is not None else None
+            return Change(rid, av, Action.UPDATE, m.describe(), diff=found)
         if rid in later:
             return Change(rid, av, Action.CREATE, AFTER_CRD_OR_NAMESPACE, deferred=True,
                           diff=_diff(rid, None, obj, redactor) if fields else None)
@@ -117,7 +137,49 @@ def calculate(
         if fields and c.action is Action.DELETE:
             c = replace(c, diff=_diff(c.id, live.get(c.id) or prior[c.id], None, redactor))
         changes.append(c)
-    return replace(base, changes=tuple(changes), rejections=tuple(rejected))
+    return replace(base, changes=tuple(changes), rejections=tuple(rejected),
+                   migrations=tuple(migrations.values()))
+
+
+def _replacements(target: Target, checked: Sequence[Obj],
+                  answers: Mapping[ResourceId, tuple[Outcome, Obj]],
+                  rejected: Sequence[Rejection], live: Mapping[ResourceId, Obj],
+                  prior: Mapping[ResourceId, Obj], *, options: ApplyOptions,
+                  redactor: Redactor, fields: bool,
+                  ) -> tuple[dict[ResourceId, Change], list[Rejection]]:
+    """The objects to re-create (replace.py): those the dry run refused to change in
+    place, those annotated to be re-created on every change, a headless Service the render
+    makes an ordinary one; the others' rejections, and the refused replacements'."""
+    by_id = {ResourceId.of(o): o for o in checked}
+    candidates: dict[ResourceId, tuple[Obj, tuple[str, ...]]] = {}
+    kept: list[Rejection] = []
+    for r in rejected:
+        if r.reason == "Immutable" and r.id in live and r.id in by_id:
+            obj = by_id[r.id]
+            candidates[r.id] = (obj, which_fields(r.id, obj, live[r.id], prior.get(r.id),
+                                                  r.fields))
+        else:
+            kept.append(r)
+    for rid in answers:
+        obj, current = by_id[rid], live.get(rid)
+        lost = headless_lost(obj, current)
+        if lost or wants_always(obj, current):
+            candidates[rid] = (obj, lost)
+    if not candidates:
+        return {}, kept
+    changes, refused = resolve(target.kube, candidates, live=live, policy=options.policy,
+                               fields=fields, redactor=redactor,
+                               concurrency=options.policy.concurrency)
+    return changes, sorted([*kept, *refused], key=lambda r: r.id)
+
+
+def _without_versions(crd: Obj, names: Sequence[str]) -> Obj:
+    """A CRD answer without the versions a migration keeps only for its duration."""
+    out = dict(crd)
+    spec = dict(out.get("spec") or {})
+    spec["versions"] = [v for v in spec.get("versions") or [] if v.get("name") not in names]
+    out["spec"] = spec
+    return out
 
 
 def _diff(rid: ResourceId, before: Obj | None, after: Obj | None,

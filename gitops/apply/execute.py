@@ -2,8 +2,10 @@
 
     lease -> the records still as calculated (else calculate again, under the lease) ->
     mark abandoned pending revisions failed -> record a pending revision -> apply phase by
-    phase (CRDs wait Established; objects deferred behind a CRD or Namespace of the set
-    are dry-run right after those phases) -> wait for health -> prune -> record.
+    phase (CRDs wait Established, and migrate storage when they drop a stored version;
+    objects deferred behind a CRD or Namespace of the set are dry-run right after those
+    phases; objects to replace are deleted just before their phase re-creates them) ->
+    wait for health -> prune -> record.
     On an apply error or a health failure: the automatic rollback (rollback.py).
 """
 
@@ -99,13 +101,15 @@ def _locked(run: Run, cs: ChangeSet) -> ApplyResult:
     desired_ids = [ResourceId.of(o) for o in cs.desired]
     revision = cs.revisions.next_number
     progress(ProgressEvent(Stage.RECORD, f"recording revision {revision} (pending)"))
+    replacing = cs.replacements
     records.write(revision, cs.desired, status=RevisionStatus.PENDING, commit=options.commit,
-                  description=options.description)
+                  description=options.description, replaced=[str(r) for r in replacing])
     records.write_parent({*desired_ids, *(ResourceId.of(o) for o in cs.previous_objects)})
 
     run.restart_clock()
     outcome = run_phases(run, cs.to_apply(), cs.deferred,
-                         wait_for=cs.desired if options.wait else None, force=options.force)
+                         wait_for=cs.desired if options.wait else None, force=options.force,
+                         replacing=replacing, migrations={m.id: m for m in cs.migrations})
     done = {**{o.id: o for o in unchanged}, **outcome.outcomes}
     ordered = tuple(done.get(r) or ObjectOutcome(r, Outcome.SKIPPED) for r in desired_ids)
     if outcome.failure is not None:
@@ -117,7 +121,8 @@ def _locked(run: Run, cs: ChangeSet) -> ApplyResult:
             rb = roll_back(run, failed_revision=revision, prev=prev,
                            prev_objects=cs.previous_objects, created=outcome.created,
                            touched={r for r, o in outcome.outcomes.items()
-                                    if o.outcome is not Outcome.UNCHANGED})
+                                    if o.outcome is not Outcome.UNCHANGED},
+                           replaced=outcome.replaced)
         return ApplyResult(cluster, revision, True, ordered, health=outcome.health,
                            failure=outcome.failure, rollback=rb, abandoned=abandoned)
 

@@ -4,13 +4,15 @@ until they are served, then everything until it is healthy or the deadline passe
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitops.apply.migrate import Migration, migrate
 from gitops.apply.options import ApplyOptions, Progress, Target
 from gitops.apply.order import Phase, group_by_phase
+from gitops.apply.replace import clear
 from gitops.apply.results import (
     Failure,
     FailureStage,
@@ -24,8 +26,9 @@ from gitops.apply.results import (
 )
 from gitops.apply.send import send_all
 from gitops.apply.wait import HealthReport, wait_healthy
+from gitops.errors import ClusterError
 from gitops.health import Status
-from gitops.kube import POLL, poll
+from gitops.kube import POLL, UnreachableError, poll
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
 
@@ -54,9 +57,10 @@ class Run:
 @dataclass
 class PhasesOutcome:
     outcomes: dict[ResourceId, ObjectOutcome] = field(default_factory=dict)
-    created: list[Obj] = field(default_factory=list)
+    created: list[Obj] = field(default_factory=list)  # not there before (replaced: not)
     failure: Failure | None = None
     health: HealthReport | None = None
+    replaced: dict[ResourceId, str] = field(default_factory=dict)  # deletes attempted, why
 
 
 def _failure(stage: FailureStage, summary: str, rejections: Sequence[Rejection]) -> Failure:
@@ -65,10 +69,15 @@ def _failure(stage: FailureStage, summary: str, rejections: Sequence[Rejection])
 
 
 def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], *,
-               wait_for: Sequence[Obj] | None, force: bool) -> PhasesOutcome:
+               wait_for: Sequence[Obj] | None, force: bool,
+               replacing: Mapping[ResourceId, str] | None = None,
+               migrations: Mapping[ResourceId, Migration] | None = None) -> PhasesOutcome:
     """Apply `todo` phase by phase; dry-run the `deferred` ones once their CRDs and
-    Namespaces exist; then wait for `wait_for` (None: no wait)."""
+    Namespaces exist; then wait for `wait_for` (None: no wait). Objects in `replacing`
+    are deleted (replace.py) just before their phase re-creates them; CRDs in
+    `migrations` go through their storage migration (migrate.py) in the CRD phase."""
     kube, out = run.target.kube, PhasesOutcome()
+    replacing, migrations = replacing or {}, migrations or {}
 
     def applied(rid: ResourceId, outcome: Outcome) -> None:
         run.progress(ProgressEvent(Stage.APPLY, str(outcome), rid))
@@ -91,10 +100,18 @@ def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], 
                 return out
         run.progress(ProgressEvent(Stage.PHASE, f"applying {len(objs)} {phase.label}",
                                    phase=phase.label, total=len(objs)))
-        done, rej = send_all(kube, objs, redactor=run.redactor, dry_run=False, force=force,
+        if not _cleared(run, [o for o in objs if ResourceId.of(o) in replacing], replacing,
+                        out):
+            return out
+        done, rej = send_all(kube, [migrations[ResourceId.of(o)].transitional
+                                    if ResourceId.of(o) in migrations else o for o in objs],
+                             redactor=run.redactor, dry_run=False, force=force,
                              concurrency=run.concurrency, on_applied=applied)
         by_id = {ResourceId.of(o): o for o in objs}
         for rid, (outcome, _) in done.items():
+            if rid in replacing:
+                out.outcomes[rid] = ObjectOutcome(rid, Outcome.REPLACED, replacing[rid])
+                continue
             out.outcomes[rid] = ObjectOutcome(rid, outcome)
             if outcome is Outcome.CREATED:
                 out.created.append(by_id[rid])
@@ -111,6 +128,11 @@ def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], 
                 out.failure = health_failure(run, report, "CRDs to be established")
                 out.health = report
                 return out
+            moving = [o for o in objs if ResourceId.of(o) in migrations]
+            if moving:
+                out.failure = _migrate(run, moving, migrations, force)
+                if out.failure is not None:
+                    return out
     if wait_for:
         run.progress(ProgressEvent(Stage.WAIT, f"waiting for {len(wait_for)} object(s) to "
                                                "be healthy"))
@@ -118,6 +140,52 @@ def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], 
         if not out.health.ok:
             out.failure = health_failure(run, out.health, "the rollout")
     return out
+
+
+def _cleared(run: Run, objs: Sequence[Obj], replacing: Mapping[ResourceId, str],
+             out: PhasesOutcome) -> bool:
+    """Delete the phase's objects to be re-created; False (with the failure) when one
+    could not be."""
+    if not objs:
+        return True
+    out.replaced.update({ResourceId.of(o): replacing[ResourceId.of(o)] for o in objs})
+    refused = clear(run.target.kube, objs, replacing, deadline=run.deadline,
+                    progress=run.progress, redactor=run.redactor, concurrency=run.concurrency)
+    for r in refused:
+        out.outcomes[r.id] = ObjectOutcome(r.id, Outcome.FAILED, r.describe())
+    if refused:
+        out.failure = _failure(FailureStage.APPLY, f"{len(refused)} object(s) could not be "
+                               "deleted to be re-created", refused)
+    return not refused
+
+
+def _migrate(run: Run, crds: Sequence[Obj], migrations: Mapping[ResourceId, Migration],
+             force: bool) -> Failure | None:
+    """The storage migrations of the phase's CRDs (applied in their transitional form and
+    established), then their new spec; a failure stops before a CRD loses a version."""
+    kube = run.target.kube
+    for crd in crds:
+        m = migrations[ResourceId.of(crd)]
+
+        def say(message: str, m: Migration = m) -> None:
+            run.progress(ProgressEvent(Stage.MIGRATE, message, m.id))
+
+        try:
+            migrate(kube, m, deadline=run.deadline, say=say)
+        except UnreachableError:
+            raise
+        except ClusterError as e:
+            text = scrub(run.redactor, f"{e.message} {e.hint or ''}".strip())
+            return Failure(FailureStage.APPLY, f"the storage migration of {m.id} failed",
+                           (ObjectFailure(m.id, "MigrationFailed", (text,)),))
+    _, rej = send_all(kube, crds, redactor=run.redactor, dry_run=False, force=force,
+                      concurrency=run.concurrency)
+    if rej:
+        return _failure(FailureStage.APPLY, f"{len(rej)} CRD(s) failed to apply after their "
+                        "storage migration", rej)
+    wait_served(run, crds)
+    report = deadline_wait(run, crds, "CRDs to be established")
+    return None if report.ok else health_failure(run, report, "CRDs to be established")
 
 
 def deadline_wait(run: Run, objects: Sequence[Obj], what: str) -> HealthReport:

@@ -12,24 +12,28 @@ from gitops.errors import ApplyError
 from gitops.inventory import RevisionInfo
 from gitops.plan.lines import field_lines
 
-_SIGN = {Action.CREATE: "+", Action.UPDATE: "~"}
+_SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+"}
 
 
 def change_set_lines(cs: ChangeSet) -> list[str]:
-    """What applying would change: each object sent (+ create, ~ update, field by field,
-    with the run's redactor), each prune candidate (- delete, keep), then the counts."""
+    """What applying would change: each object sent (+ create, ~ update, -/+ replace with
+    why, field by field, with the run's redactor), each prune candidate (- delete, keep),
+    then the counts."""
     out: list[str] = []
     for c in cs.changes:
         if not c.action.sends:
             continue
-        note = f" ({c.note})" if c.note else ""
+        note = (f" (replace: {c.note})" if c.action is Action.REPLACE
+                else f" ({c.note})" if c.note else "")
         out.append(f"{_SIGN[c.action]} {c.id}{note}")
         for f in (c.diff.fields if c.diff is not None else ()):
             out += [f"    {ln}" for ln in field_lines(f, cs.redactor, indent=" ")]
     for c in cs.prune:
         out.append(f"- {c.id}" if c.action is Action.DELETE else f"  keep {c.id}: {c.note}")
+    replace = cs.count(Action.REPLACE)
     out.append(f"plan: {cs.count(Action.CREATE)} to create, {cs.count(Action.UPDATE)} to "
-               f"update, {cs.count(Action.DELETE)} to delete, {cs.count(Action.UNCHANGED)} "
+               f"update, " + (f"{replace} to replace, " if replace else "")
+               + f"{cs.count(Action.DELETE)} to delete, {cs.count(Action.UNCHANGED)} "
                "unchanged (dry run: nothing was changed)")
     return out
 
@@ -42,6 +46,7 @@ def rejected_error(rejections: Sequence[Rejection], *, dry_run: bool,
                    command: str) -> ApplyError:
     """The paragraph that ends an apply (or dry run) the API server rejected."""
     conflicts = [r for r in rejections if r.reason == "Conflict"]
+    immutable = [r for r in rejections if r.reason == "Immutable"]
     what = "in the dry run" if dry_run else "in the server-side dry run"
     hint = ("Fix the objects listed above in git (each line names the object, the "
             f"field and the server's message) and run '{command}' again.")
@@ -49,6 +54,10 @@ def rejected_error(rejections: Sequence[Rejection], *, dry_run: bool,
         hint += (f" {len(conflicts)} of them have fields owned by another field manager: "
                  "remove those fields from the render, or take them over with "
                  "--force-conflicts.")
+    if immutable:
+        hint += (f" {len(immutable)} of them change fields that cannot change on a live "
+                 "object and that stackctl will not re-create: each line says why and the "
+                 "safe way forward.")
     return ApplyError(f"{len(rejections)} object(s) were rejected by the API server "
                       f"{what}; nothing was applied.", hint=hint)
 
@@ -61,14 +70,18 @@ def result_lines(result: ApplyResult) -> list[str]:
     if result.lease_taken_over:
         out.append(f"note: took over the stale lease held by {result.lease_taken_over}")
     out += [f"kept {p.id}: {p.message}" for p in result.prune if p.outcome is Outcome.KEPT]
+    out += [f"replaced {o.id}: {o.message}" for o in result.objects
+            if o.outcome is Outcome.REPLACED]
     if result.failure is None:
         if not result.changed:
             out.append(f"no changes: {result.count(Outcome.UNCHANGED)} object(s) up to date; "
                        f"revision {result.revision} is current")
         else:
+            replaced = result.count(Outcome.REPLACED)
             out.append(f"revision {result.revision} deployed: {result.count(Outcome.CREATED)} "
                        f"created, {result.count(Outcome.CONFIGURED)} configured, "
-                       f"{result.count(Outcome.UNCHANGED)} unchanged, "
+                       + (f"{replaced} replaced, " if replaced else "")
+                       + f"{result.count(Outcome.UNCHANGED)} unchanged, "
                        f"{result.count(Outcome.DELETED)} pruned")
         return out
     f = result.failure
@@ -82,6 +95,8 @@ def result_lines(result: ApplyResult) -> list[str]:
             out.append(f"  rollback: {o.id}: {o.reason}")
             out += [f"    {line}" for line in o.details]
     elif rb is not None and rb.to_revision is not None:
+        out += [f"rollback: replaced {r} again as revision {rb.to_revision} had it"
+                for r in rb.replaced]
         out.append(f"rolled back to revision {rb.to_revision}: "
                    f"{'healthy' if rb.healthy else 'NOT healthy'}")
     return out
@@ -104,9 +119,10 @@ def failed_error(result: ApplyResult, *, command: str) -> ApplyError:
                    + (f" ({len(rb.kept)} protected one(s) kept)" if rb.kept else "") + ".")
     else:
         state = "healthy" if rb.healthy else "NOT healthy"
+        again = f", {len(rb.replaced)} re-created" if rb.replaced else ""
         outcome = (f"It was rolled back to revision {rb.to_revision} (recorded as revision "
-                   f"{rb.recorded_revision}; {rb.reapplied} re-applied, {len(rb.deleted)} "
-                   f"deleted), which is {state}.")
+                   f"{rb.recorded_revision}; {rb.reapplied} re-applied{again}, "
+                   f"{len(rb.deleted)} deleted), which is {state}.")
     if f.stage is FailureStage.HEALTH and "timeout" in f.summary:
         hint = ("The objects and reasons are listed above; fix them in git, or give the "
                 f"rollout more time with --timeout, and run '{command}' again.")
@@ -119,6 +135,8 @@ def failed_error(result: ApplyResult, *, command: str) -> ApplyError:
 def history_lines(revisions: Sequence[RevisionInfo]) -> list[str]:
     out = [f"{'REVISION':<9} {'COMMIT':<13} {'TIME':<21} {'STATUS':<12} {'OBJECTS':>7}  "
            "DESCRIPTION"]
-    out += [f"{r.revision:<9} {(r.commit or '-')[:12]:<13} {r.time:<21} {r.status:<12} "
-            f"{r.object_count:>7}  {r.description}" for r in revisions]
+    for r in revisions:
+        out.append(f"{r.revision:<9} {(r.commit or '-')[:12]:<13} {r.time:<21} "
+                   f"{r.status:<12} {r.object_count:>7}  {r.description}")
+        out += [f"{'':<9} replaced {x}" for x in r.replaced]
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gitops.apply.order import phase_of
@@ -38,10 +38,14 @@ def _delete_created(run: Run, created: Sequence[Obj], keep: set[ResourceId]
 
 def roll_back(run: Run, *, failed_revision: int, prev: RevisionInfo | None,
               prev_objects: Sequence[Obj], created: Sequence[Obj],
-              touched: set[ResourceId]) -> RollbackResult:
+              touched: set[ResourceId],
+              replaced: Mapping[ResourceId, str] | None = None) -> RollbackResult:
     """The automatic rollback of a failed apply: re-apply what the failed attempt changed
-    as the previous revision had it, delete what it created, wait, record both."""
+    as the previous revision had it (re-creating again what it re-created: the old
+    selector cannot be applied in place either), delete what it created, wait, record
+    both."""
     records = run.target.records
+    back: dict[ResourceId, str] = {}
     try:
         reapplied = 0
         outcome = PhasesOutcome()
@@ -55,9 +59,13 @@ def roll_back(run: Run, *, failed_revision: int, prev: RevisionInfo | None,
             run.progress(ProgressEvent(
                 Stage.ROLLBACK, f"re-applying {len(restore)} object(s) of revision "
                                 f"{prev.revision}"))
+            ids = {ResourceId.of(o) for o in restore}
+            back = {rid: f"back to revision {prev.revision}: {why}"
+                    for rid, why in (replaced or {}).items() if rid in ids}
             run.restart_clock()
             # Our own previous state: take back fields the failed attempt moved.
-            outcome = run_phases(run, restore, set(), wait_for=None, force=True)
+            outcome = run_phases(run, restore, set(), wait_for=None, force=True,
+                                 replacing=back)
             reapplied = len(outcome.outcomes)
         keep = {ResourceId.of(o) for o in prev_objects}
         deleted, kept = _delete_created(run, created, keep)
@@ -80,13 +88,15 @@ def roll_back(run: Run, *, failed_revision: int, prev: RevisionInfo | None,
                 commit=prev.commit,
                 description=f"automatic rollback to revision {prev.revision} after "
                             f"revision {failed_revision} failed",
+                replaced=[str(r) for r in back],
             )
             records.set_status(prev.revision, RevisionStatus.SUPERSEDED)
             records.write_parent(keep)
         else:
             records.write_parent([])
         return RollbackResult(prev.revision if prev else None, recorded, reapplied,
-                              tuple(deleted), tuple(kept), healthy, error, failure)
+                              tuple(deleted), tuple(kept), healthy, error, failure,
+                              replaced=tuple(back))
     except UnreachableError:
         raise
     except ClusterError as e:

@@ -66,7 +66,7 @@ class _Progress:
             return
         self._last_wait = None
         prefix = {"wait": "…", "failed": "✗", "done": "✓"}.get(e.stage, "→")
-        suffix = f" {e.id}" if e.id is not None else ""
+        suffix = f" {e.id}" if e.id is not None and str(e.id) not in e.message else ""
         self.echo(f"{prefix} {e.message}{suffix}")
 
     def _wait(self, e: ProgressEvent) -> None:

@@ -202,16 +202,19 @@ def test_an_object_the_server_rejects_stops_the_apply_before_anything_changes(
     assert not revisions(api, ns)
 
 
-def test_an_immutable_field_change_is_reported_with_what_to_do(api: Any, ns: str) -> None:
-    assert run(api, ns, [deployment("web", ns)]).ok
+def test_an_immutable_field_change_is_refused_with_what_to_do_when_replacing_is_off(
+    api: Any, ns: str,
+) -> None:
+    never = ApplyPolicy(timeout=60, replace="never")
+    assert run(api, ns, [deployment("web", ns)], policy=never).ok
     changed = deployment("web", ns)
     changed["spec"]["selector"]["matchLabels"] = {"app": "web", "tier": "front"}
     changed["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
-    result = run(api, ns, [changed])
+    result = run(api, ns, [changed], policy=never)
     [rej] = result.rejections
     assert rej.reason == "Immutable"
-    assert "spec.selector" in rej.fields
-    assert "delete" in rej.hint and "recreates" in rej.hint
+    assert rej.fields == ("spec.selector",)
+    assert "apply.replace: never" in rej.hint and "stackctl.dev/replace: always" in rej.hint
 
 
 def test_a_field_changed_by_another_manager_is_reported_as_a_conflict(
