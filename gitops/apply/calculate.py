@@ -102,9 +102,10 @@ def calculate(
                                  full=fields, concurrency=options.policy.concurrency)
     replacing, rejected = _replacements(target, checked, answers, rejected, live, prior,
                                         options=options, redactor=redactor, fields=fields)
-    if replacing or migrations:
-        progress(ProgressEvent(Stage.VALIDATE, f"{len(replacing)} object(s) to replace, "
-                                               f"{len(migrations)} CRD storage migration(s)"))
+    said = [f"{len(replacing)} object(s) to replace"] if replacing else []
+    said += [f"{len(migrations)} CRD storage migration(s)"] if migrations else []
+    if said:
+        progress(ProgressEvent(Stage.VALIDATE, ", ".join(said)))
 
     def change(rid: ResourceId, obj: Obj) -> Change:
         av = str(obj["apiVersion"])

@@ -80,7 +80,8 @@ def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], 
     replacing, migrations = replacing or {}, migrations or {}
 
     def applied(rid: ResourceId, outcome: Outcome) -> None:
-        run.progress(ProgressEvent(Stage.APPLY, str(outcome), rid))
+        said = Outcome.REPLACED if rid in replacing else outcome
+        run.progress(ProgressEvent(Stage.APPLY, str(said), rid))
 
     late_done = not deferred
     for phase, objs in group_by_phase(todo):

@@ -201,6 +201,8 @@ def _derived_removed(obj: Obj) -> Obj:
     meta = out.get("metadata") or {}
     for key in _DERIVED_ANNOTATIONS:
         (meta.get("annotations") or {}).pop(key, None)
+    if meta.get("annotations") == {}:
+        del meta["annotations"]
     for node in (meta, _value(out, "spec.template.metadata") or {}):
         for key in _DERIVED_LABELS:
             (node.get("labels") or {}).pop(key, None)
@@ -221,9 +223,19 @@ def probe(kube: Kube, obj: Obj, *, full: bool) -> Obj:
     meta.pop("resourceVersion", None)
     meta["generateName"] = name[:50] + GENERATED_SUFFIX
     answer = kube.create(body, dry_run=True, metadata_only=not full)
-    answer.setdefault("metadata", {}).pop("generateName", None)
-    answer["metadata"]["name"] = name
-    return answer
+    generated = str(answer.setdefault("metadata", {}).get("name") or "")
+    answer["metadata"].pop("generateName", None)
+    # Values the server derived from the name (a Job's job-name labels) read as the
+    # object's own name, as they will once it is created under it.
+    return _renamed(answer, generated, name) if generated else answer
+
+
+def _renamed(node: Any, old: str, new: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _renamed(v, old, new) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed(v, old, new) for v in node]
+    return new if node == old else node
 
 
 def field_diff(rid: ResourceId, obj: Obj, live: Obj, answer: Obj, fields: tuple[str, ...],
