@@ -13,7 +13,9 @@ storage first, the way kube-storage-version-migrator does and the Kubernetes doc
    (the API server writes new objects at it from then on: the migrator's trigger);
 3. rewrite every custom resource of the kind: a GET-free PUT of each listed object, read
    again on a 409 Conflict (kube-storage-version-migrator's `migrateOneItem`); the server
-   stores each at the new storage version;
+   stores each at the new storage version; its `managedFields` entries recorded at a
+   retired version are moved to the new one (`relabelled`: else no server-side apply of
+   the object works once the version is gone);
 4. set `status.storedVersions` to the new storage version alone (the CRD's status
    subresource);
 5. apply the new spec (the caller, in the same CRD phase).
@@ -181,13 +183,32 @@ def migrate(kube: Kube, m: Migration, *, deadline: float,
     return len(items)
 
 
+def relabelled(item: Obj, m: Migration) -> Obj:
+    """The object with its `managedFields` entries recorded at a retired version moved to
+    the new storage version. Server-side apply converts the object to the version of each
+    entry to work out who owns what; once the CRD drops the version, every apply of the
+    object fails ("request to convert CR to an invalid group/version", kubernetes#111937,
+    knative/operator#1184). The field paths are the same in both versions when the CRD
+    converts with strategy None (its versions differ only in name); with a conversion
+    webhook they may not be, and the owner's next apply records its fields again."""
+    retired = {f"{m.group}/{v}" for v in m.retired}
+    entries = (item.get("metadata") or {}).get("managedFields") or []
+    if not any(e.get("apiVersion") in retired for e in entries):
+        return item
+    out = copy.deepcopy(item)
+    for e in out["metadata"]["managedFields"]:
+        if e.get("apiVersion") in retired:
+            e["apiVersion"] = f"{m.group}/{m.storage}"
+    return out
+
+
 def _rewrite(kube: Kube, api_version: str, m: Migration, item: Obj) -> None:
     meta = item.get("metadata") or {}
     ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
     where = f"{m.kind} {ns + '/' if ns else ''}{name}"
     for _ in range(CONFLICT_RETRIES):
         try:
-            kube.update(item)
+            kube.update(relabelled(item, m))
             return
         except KubeApiError as e:
             if e.code == 404:
