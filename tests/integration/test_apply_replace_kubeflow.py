@@ -94,10 +94,14 @@ def subset(objs: dict[ResourceId, Obj], workloads: set[ResourceId]) -> list[Obj]
                 or (r.kind == "Namespace" and r.name in spaces))]
 
 
+def live(kube: Kube, rid: ResourceId) -> Obj:
+    got = kube.get(f"{rid.group}/v1", rid.kind, rid.namespace, rid.name)
+    assert got is not None, rid
+    return got
+
+
 def selector(kube: Kube, rid: ResourceId) -> Obj:
-    live = kube.get(f"{rid.group}/v1", rid.kind, rid.namespace, rid.name)
-    assert live is not None, rid
-    return dict(live["spec"]["selector"]["matchLabels"])
+    return dict(live(kube, rid)["spec"]["selector"]["matchLabels"])
 
 
 def _clean(kube: Kube, objs: Iterable[Obj]) -> None:
@@ -124,8 +128,7 @@ def test_kubeflow_1_3_to_1_4_selector_changes_are_replaced_with_no_hand_step(
     try:
         applied = apply(api, ns, first, policy=OK, commit="v1.3.0")
         assert applied.ok, [r.describe() for r in applied.rejections] or applied.failure
-        uids = {r: kube.get(f"{r.group}/v1", r.kind, r.namespace, r.name)["metadata"]["uid"]
-                for r in changing}
+        uids = {r: live(kube, r)["metadata"]["uid"] for r in changing}
 
         # The dry run shows each of them as a replacement forced by its selector.
         cs = dry_run(api, ns, second, policy=OK)
@@ -140,9 +143,9 @@ def test_kubeflow_1_3_to_1_4_selector_changes_are_replaced_with_no_hand_step(
         assert {r for r, o in outcomes.items() if o is Outcome.REPLACED} == changing
         for r in changing:
             assert selector(kube, r) == new[r]["spec"]["selector"]["matchLabels"]
-            live = kube.get(f"{r.group}/v1", r.kind, r.namespace, r.name)
-            assert live["metadata"]["uid"] != uids[r]
-            assert live["status"].get("readyReplicas") == live["spec"]["replicas"], r
+            now = live(kube, r)
+            assert now["metadata"]["uid"] != uids[r]
+            assert now["status"].get("readyReplicas") == now["spec"]["replicas"], r
         assert set(revisions(api, ns)[-1].replaced) == {str(r) for r in changing}
 
         # Back to v1.3.0: kfserving's StatefulSet would get back a selector its v1.4.0 pod
@@ -187,9 +190,7 @@ def test_kubeflow_1_9_1_to_1_10_2_cluster_role_binding_role_ref_is_replaced(
         upgraded = apply(api, ns, second, policy=OK, commit="v1.10.2")
         assert upgraded.ok, (upgraded.rejections, upgraded.failure)
         assert {o.id: o.outcome for o in upgraded.objects}[rid] is Outcome.REPLACED
-        live = kube.get("rbac.authorization.k8s.io/v1", rid.kind, "", rid.name)
-        assert live is not None
-        assert live["roleRef"]["name"] == "kubeflow-metacontroller"
+        assert live(kube, rid)["roleRef"]["name"] == "kubeflow-metacontroller"
         assert revisions(api, ns)[-1].replaced == (str(rid),)
     finally:
         _clean(kube, [*first, *second])
