@@ -361,3 +361,18 @@ def test_the_replace_annotation_and_policy_decide(api: Any, ns: str) -> None:
     assert live["metadata"]["uid"] != uid and live["data"] == {"mode": "b"}
     again = apply(api, ns, [cm2], policy=OK, cluster="other")
     assert again.ok and not again.changed
+
+    # cluster.yaml `apply.replace: never` refuses; the object's `always` still wins.
+    strict = ApplyPolicy(timeout=90, replace="never")
+    assert apply(api, ns, [deployment("api", ns)], policy=strict, cluster="strict").ok
+    uid = _live(kube, "apps/v1", "Deployment", ns, "api")["metadata"]["uid"]
+    moved = deployment("api", ns)
+    moved["spec"]["selector"]["matchLabels"]["tier"] = "b"
+    moved["spec"]["template"]["metadata"]["labels"]["tier"] = "b"
+    [rej] = apply(api, ns, [moved], policy=strict, cluster="strict").rejections
+    assert rej.fields == ("spec.selector",) and "apply.replace: never" in rej.hint
+    assert _live(kube, "apps/v1", "Deployment", ns, "api")["metadata"]["uid"] == uid
+    moved["metadata"]["annotations"] = {"stackctl.dev/replace": "always"}
+    result = apply(api, ns, [moved], policy=strict, cluster="strict")
+    assert [o.outcome for o in result.objects] == [Outcome.REPLACED], result.rejections
+    assert _live(kube, "apps/v1", "Deployment", ns, "api")["metadata"]["uid"] != uid
