@@ -13,6 +13,8 @@ cluster.yaml (optional; every key has a default):
                        PersistentVolume]   # never pruned or rolled back unless allowed
       concurrency: 8                  # objects applied at once within one phase
       forceConflicts: false           # take over fields owned by other managers
+      stopTimeout: 20s                # an apply stopped by SIGINT/SIGTERM waits this long
+                                      # for its rollback to be healthy before it exits
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ APPLY_SPEC = {
     "protectedKinds": Field((list,), items=(str,)),
     "concurrency": Field((int,)),
     "forceConflicts": Field((bool,)),
+    "stopTimeout": Field((str, int), doc="A duration such as 20s."),
 }
 
 CLUSTER_SPEC = {
@@ -77,6 +80,9 @@ class ApplyPolicy:
     protected_kinds: tuple[str, ...] = DEFAULT_PROTECTED_KINDS
     concurrency: int = 8
     force_conflicts: bool = False
+    # How long an apply stopped by a signal waits for its rollback to be healthy before it
+    # exits (CI cancels with SIGTERM and kills a while later: GitLab and Kubernetes' 30 s).
+    stop_timeout: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,8 @@ def load_cluster(stack: Stack, name: str) -> Cluster:
         protected_kinds=tuple(apply.get("protectedKinds", DEFAULT_PROTECTED_KINDS)),
         concurrency=max(1, int(apply.get("concurrency", 8))),
         force_conflicts=apply.get("forceConflicts", False),
+        stop_timeout=parse_duration(apply.get("stopTimeout", 20),
+                                    what=f"apply.stopTimeout in {cfg_path}"),
     )
     kubeconfig = data.get("kubeconfig")
     kc: Path | None = None

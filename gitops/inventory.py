@@ -50,6 +50,7 @@ A_OBJECTS = "stackctl.dev/objects"
 A_CHUNKS = "stackctl.dev/chunks"
 A_DIGEST = "stackctl.dev/digest"
 A_DESCRIPTION = "stackctl.dev/description"
+A_DIRTY = "stackctl.dev/dirty"  # "true": applied from a working tree with uncommitted changes
 SECRET_TYPE = "stackctl.dev/revision"
 DATA_KEY = "manifests.json.gz"
 
@@ -116,6 +117,12 @@ class RevisionInfo:
     object_count: int
     description: str = ""
     chunks: int = 1
+    dirty: bool = False  # applied from a working tree with uncommitted changes to its render
+
+    @property
+    def source(self) -> str:
+        """The commit, '-dirty' appended as `git describe --dirty` does."""
+        return f"{self.commit}-dirty" if self.dirty and self.commit else self.commit
 
 
 class Revisions(tuple[RevisionInfo, ...]):
@@ -136,6 +143,15 @@ class Revisions(tuple[RevisionInfo, ...]):
     @property
     def pending(self) -> tuple[RevisionInfo, ...]:
         return tuple(r for r in self if r.status == RevisionStatus.PENDING)
+
+    @property
+    def unfinished(self) -> tuple[RevisionInfo, ...]:
+        """The revisions after the latest deployed one that did not finish: pending (its
+        apply was killed, lost its lease, or still runs) or failed (and not rolled back,
+        or not all the way). What they created may still be live."""
+        dep = self.deployed
+        return tuple(r for r in self if (dep is None or r.revision > dep.revision)
+                     and r.status in (RevisionStatus.PENDING, RevisionStatus.FAILED))
 
     @property
     def next_number(self) -> int:
@@ -178,6 +194,7 @@ def _info(secret: dict[str, Any]) -> RevisionInfo:
         object_count=int(ann.get(A_OBJECTS, 0) or 0),
         description=str(ann.get(A_DESCRIPTION, "")),
         chunks=int(ann.get(A_CHUNKS, 1) or 1),
+        dirty=str(ann.get(A_DIRTY, "")).lower() == "true",
     )
 
 
@@ -265,7 +282,7 @@ class Records:
 
     def write(self, revision: int, objects: Sequence[dict[str, Any]], *,
               status: RevisionStatus,
-              commit: str | None, description: str = "") -> RevisionInfo:
+              commit: str | None, description: str = "", dirty: bool = False) -> RevisionInfo:
         blob = encode_manifests(objects)
         chunks = split_chunks(blob)
         for i in reversed(range(len(chunks))):  # chunk 0 last: it makes the revision visible
@@ -279,6 +296,8 @@ class Records:
                     A_OBJECTS: str(len(objects)), A_DIGEST: hashlib.sha256(blob).hexdigest(),
                     A_DESCRIPTION: description,
                 })
+                if dirty:
+                    annotations[A_DIRTY] = "true"
             body = {
                 "apiVersion": "v1", "kind": "Secret", "type": SECRET_TYPE,
                 "metadata": {"name": secret_name(self.cluster, revision, i),

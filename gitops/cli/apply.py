@@ -99,12 +99,15 @@ def _report(printer: _Printer, result: ApplyResult, *, command: str) -> int:
         rejected_error,
         rejection_lines,
         result_lines,
+        stopped_error,
     )
 
     if result.rejections:
         printer.out(rejection_lines(result.rejections))
         raise rejected_error(result.rejections, dry_run=False, command=command)
     printer.out(result_lines(result))
+    if result.stopped:
+        raise stopped_error(result, command=command)
     if result.failure is not None:
         raise failed_error(result, command=command)
     return int(ExitCode.OK)
@@ -143,7 +146,9 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
 
     from gitops.apply import ApplyOptions, calculate, execute
     from gitops.apply.report import change_set_lines, rejected_error, rejection_lines
+    from gitops.apply.stop import Stop
     from gitops.cli._clusters import head_commit, render_objects, target_for
+    from gitops.cli._signals import stopping
     from gitops.cluster import parse_duration
 
     run, cluster = _load(cluster_name)
@@ -167,7 +172,9 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
             raise rejected_error(change_set.rejections, dry_run=True, command=command)
         printer.out(change_set_lines(change_set))
         return int(ExitCode.OK)
-    return _report(printer, execute(change_set, options, progress), command=command)
+    with stopping(Stop()) as stop:
+        result = execute(change_set, options, progress, stop=stop)
+    return _report(printer, result, command=command)
 
 
 @click.command("rollback")
@@ -189,7 +196,9 @@ def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease
     from dataclasses import replace
 
     from gitops.apply import ApplyOptions, rollback_to
+    from gitops.apply.stop import Stop
     from gitops.cli._clusters import target_for
+    from gitops.cli._signals import stopping
     from gitops.cluster import parse_duration
 
     run, cluster = _load(cluster_name)
@@ -197,11 +206,12 @@ def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease
     policy = cluster.policy
     if timeout:
         policy = replace(policy, timeout=parse_duration(timeout, what="--timeout"))
-    result = rollback_to(
-        target_for(cluster), revision=to,
-        options=ApplyOptions(policy=policy, break_lease=break_lease),
-        redactor=run.redactor, progress=_Progress(printer, False),
-    )
+    with stopping(Stop()) as stop:
+        result = rollback_to(
+            target_for(cluster), revision=to,
+            options=ApplyOptions(policy=policy, break_lease=break_lease),
+            redactor=run.redactor, progress=_Progress(printer, False), stop=stop,
+        )
     return _report(printer, result, command=f"stackctl rollback --cluster {cluster.name}")
 
 

@@ -256,13 +256,18 @@ class Kube:
             query["continue"] = str(token)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str, *,
-               propagation: str = "Background", dry_run: bool = False) -> bool:
-        """Delete an object; False when it was already gone."""
+               propagation: str = "Background", dry_run: bool = False,
+               preconditions: dict[str, str] | None = None) -> bool:
+        """Delete an object; False when it was already gone. With `preconditions` (uid,
+        resourceVersion) the server deletes it only while it is still that version, else
+        answers 409 Conflict (a KubeApiError)."""
         info = self.resource(api_version, kind)
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
                                 "propagationPolicy": propagation}
         if dry_run:
             body["dryRun"] = ["All"]
+        if preconditions:
+            body["preconditions"] = dict(preconditions)
         try:
             self.request("DELETE", self.object_path(info, namespace, name), body=body)
         except KubeApiError as e:
