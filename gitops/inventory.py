@@ -29,7 +29,7 @@ from typing import Any
 from gitops import __version__
 from gitops.errors import ClusterError
 from gitops.kube import Kube, KubeApiError
-from gitops.kube.client import METADATA_LIST
+from gitops.kube.client import METADATA_LIST, METADATA_ONLY
 from gitops.resource import ResourceId
 
 PART_OF = "applyset.kubernetes.io/part-of"
@@ -323,6 +323,24 @@ class Records:
             "PATCH", f"{self._secrets}/{secret_name(self.cluster, revision)}",
             body={"metadata": meta}, content_type="application/merge-patch+json",
         )
+
+    def parent_group_kinds(self) -> list[tuple[str, str]]:
+        """(group, kind) of every group-kind the ApplySet parent says members may have:
+        widened before an apply creates anything, narrowed only once one completes."""
+        try:
+            parent = self.kube.request("GET", f"{self._secrets}/{parent_name(self.cluster)}",
+                                       accept=METADATA_ONLY)
+        except KubeApiError as e:
+            if e.code == 404:
+                return []
+            raise
+        text = ((parent.get("metadata") or {}).get("annotations") or {}).get(GROUP_KINDS)
+        out = []
+        for gk in str(text or "").split(","):
+            kind, _, group = gk.strip().partition(".")
+            if kind:
+                out.append((group, kind))
+        return out
 
     def write_parent(self, members: Iterable[ResourceId]) -> None:
         """Create or update the ApplySet parent with the group-kinds and namespaces of the

@@ -32,7 +32,7 @@ from gitops.drift.model import (
     ObjectDrift,
 )
 from gitops.errors import UserError
-from gitops.inventory import PART_OF, Records
+from gitops.inventory import PART_OF, Records, RevisionInfo, RevisionStatus
 from gitops.kube import Kube, read_live
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
@@ -96,14 +96,13 @@ def check_cluster(
             cluster, never_applied=True,
             error=f"cluster {cluster!r} was never applied: {what} in namespace "
                   f"{records_namespace}. Run 'stackctl apply --cluster {cluster}' first.")
-    notes = tuple(f"revision {x.revision} is pending: an apply may be running, and the "
-                  "objects it changed show as drift until it finishes"
-                  for x in revisions.pending if x.revision > rev.revision)
+    notes = tuple(_unfinished_note(x) for x in revisions.unfinished)
     say(f"{cluster}: reading revision {rev.revision} ({rev.object_count} objects)")
     objects = records.manifests(rev.revision)
     say(f"{cluster}: listing live objects")
     live = read_live(kube, objects, label=(PART_OF, records.applyset_id), members=True,
-                     find_unlabelled=True, concurrency=concurrency)
+                     find_unlabelled=True, concurrency=concurrency,
+                     kinds=_other_kinds(kube, records, objects))
     found: list[ObjectDrift] = []
     shared: list[str] = []
     ids: set[ResourceId] = set()
@@ -162,6 +161,31 @@ def _once(render: RenderFn) -> RenderFn:
         return result
 
     return run
+
+
+def _unfinished_note(x: RevisionInfo) -> str:
+    if x.status == RevisionStatus.PENDING:
+        return (f"revision {x.revision} is pending: an apply is running, or stopped before "
+                "it finished; what it changed shows as drift until an apply or a rollback "
+                "finishes (and prunes what it created)")
+    return (f"revision {x.revision} failed and was not rolled back all the way; what it "
+            "changed shows as drift until an apply or a rollback prunes what it created")
+
+
+def _other_kinds(kube: Kube, records: Records, objects: Sequence[Obj]
+                 ) -> list[tuple[str, str]]:
+    """(apiVersion, kind) of the group-kinds the ApplySet parent names beyond the
+    revision's: an apply that did not finish may have created members of them (a custom
+    resource of a new kind), which the parent names before they are created."""
+    have = {ResourceId.of(o).group_kind for o in objects}
+    out = []
+    for group, kind in records.parent_group_kinds():
+        if (f"{kind}.{group}" if group else kind) in have:
+            continue
+        version = kube.preferred_version(group)
+        if version is not None:
+            out.append((version, kind))
+    return out
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:

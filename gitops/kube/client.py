@@ -173,6 +173,20 @@ class Kube:
                 self._resources[api_version] = cached
         return cached
 
+    def preferred_version(self, group: str) -> str | None:
+        """The apiVersion the server prefers for `group` ("v1" for the core group); None
+        when it does not serve the group."""
+        if not group:
+            return "v1"
+        try:
+            doc = self.request("GET", f"/apis/{quote(group, safe='')}")
+        except KubeApiError as e:
+            if e.code == 404:
+                return None
+            raise
+        preferred = (doc.get("preferredVersion") or {}).get("groupVersion")
+        return str(preferred) if preferred else None
+
     def knows(self, api_version: str, kind: str) -> bool:
         try:
             self.resource(api_version, kind, refresh=True)
