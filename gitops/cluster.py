@@ -4,6 +4,8 @@ cluster.yaml (optional; every key has a default):
 
     kubeconfig: ~/.kube/config        # default: $KUBECONFIG, then ~/.kube/config
     context: microk8s                 # default: the kubeconfig's current context
+    identity: 5f0c...                 # the cluster's kube-system namespace uid, pinned by
+                                      # 'stackctl pin': another cluster is refused
     recordsNamespace: stackctl-system # where revisions, the inventory and the lease live
     wave: 0                           # rollout order in pipelines: lower waves go first
     apply:
@@ -48,6 +50,8 @@ APPLY_SPEC = {
 CLUSTER_SPEC = {
     "kubeconfig": Field((str,), doc="Path of the kubeconfig file, e.g. ~/.kube/config."),
     "context": Field((str,)),
+    "identity": Field((str,), doc="The uid of the cluster's kube-system namespace, as "
+                      "'stackctl pin --cluster NAME' writes it."),
     "recordsNamespace": Field((str,)),
     "wave": Field((int,)),
     "description": Field((str,)),
@@ -94,6 +98,11 @@ class Cluster:
     records_namespace: str = "stackctl-system"
     wave: int = 0
     policy: ApplyPolicy = field(default_factory=ApplyPolicy)
+    identity: str | None = None  # the kube-system namespace's uid (cluster.yaml `identity`)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CLUSTER_FILE
 
     @property
     def kustomization(self) -> Path:
@@ -173,8 +182,31 @@ def load_cluster(stack: Stack, name: str) -> Cluster:
     return Cluster(
         name=name, path=path, kubeconfig=kc, context=data.get("context"),
         records_namespace=data.get("recordsNamespace", "stackctl-system"),
-        wave=data.get("wave", 0), policy=policy,
+        wave=data.get("wave", 0), policy=policy, identity=data.get("identity") or None,
     )
+
+
+_IDENTITY_LINE = re.compile(r"^identity:.*$", re.MULTILINE)
+
+
+def pin_identity(cluster: Cluster, uid: str) -> Path:
+    """Write `identity: <uid>` into the cluster's cluster.yaml (created if missing),
+    replacing an earlier identity line; every other line stays as it was."""
+    path = cluster.config_file
+    line = f"identity: {uid}"
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if _IDENTITY_LINE.search(text):
+            text = _IDENTITY_LINE.sub(line, text, count=1)
+        else:
+            text += ("" if not text or text.endswith("\n") else "\n") + line + "\n"
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        from gitops.oserrors import refusal
+
+        raise refusal(e, action=f"write {path}") or ConfigError(
+            f"cannot write {path}: {e.strerror or e}.") from e
+    return path
 
 
 def _kubeconfig_line(cfg_path: Path) -> int | None:

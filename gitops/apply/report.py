@@ -187,9 +187,14 @@ def stopped_error(result: ApplyResult, *, command: str) -> ApplyError:
     return error
 
 
+def _short(r: RevisionInfo) -> str:
+    """The commit, 12 characters, '-dirty' appended as `git describe --dirty` does."""
+    return ((r.commit or "-")[:12] + ("-dirty" if r.dirty else ""))
+
+
 def history_lines(revisions: Sequence[RevisionInfo]) -> list[str]:
-    out = [f"{'REVISION':<9} {'COMMIT':<13} {'TIME':<21} {'STATUS':<12} {'OBJECTS':>7}  "
+    out = [f"{'REVISION':<9} {'COMMIT':<19} {'TIME':<21} {'STATUS':<12} {'OBJECTS':>7}  "
            "DESCRIPTION"]
-    out += [f"{r.revision:<9} {(r.commit or '-')[:12]:<13} {r.time:<21} {r.status:<12} "
+    out += [f"{r.revision:<9} {_short(r):<19} {r.time:<21} {r.status:<12} "
             f"{r.object_count:>7}  {r.description}" for r in revisions]
     return out

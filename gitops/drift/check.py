@@ -30,6 +30,7 @@ from gitops.drift.model import (
     GitComparison,
     HealOutcome,
     ObjectDrift,
+    TreeRender,
 )
 from gitops.errors import UserError
 from gitops.inventory import PART_OF, Records, RevisionInfo, RevisionStatus
@@ -39,7 +40,7 @@ from gitops.resource import ResourceId
 
 Obj = dict[str, Any]
 Progress = Callable[[str], None]
-RenderFn = Callable[[], Sequence[Mapping[str, Any]]]
+RenderFn = Callable[[], Sequence[Mapping[str, Any]] | TreeRender]
 
 _ORDER = {"missing": 0, "changed": 1, "extra": 2}
 
@@ -141,18 +142,20 @@ def check_cluster(
         say(f"{cluster}: comparing git's render with revision {rev.revision}")
         git = _git(kube, objects, render, applyset_id=records.applyset_id,
                    head_commit=head_commit, redactor=r)
+        git = replace(git, applied_dirty=rev.dirty)
     return ClusterDrift(cluster, rev, len(objects), tuple(found), git,
                         notes=(*notes, *shared))
 
 
 def _once(render: RenderFn) -> RenderFn:
     """`render`, run at most once: its objects, or its error again."""
-    done: list[Sequence[Mapping[str, Any]] | UserError] = []
+    done: list[Sequence[Mapping[str, Any]] | TreeRender | UserError] = []
 
-    def run() -> Sequence[Mapping[str, Any]]:
+    def run() -> Sequence[Mapping[str, Any]] | TreeRender:
         if not done:
             try:
-                done.append(list(render()))
+                tree = render()
+                done.append(tree if isinstance(tree, TreeRender) else list(tree))
             except UserError as e:
                 done.append(e)
         result = done[0]
@@ -202,13 +205,16 @@ def _claimed_by_another_set(live: Mapping[str, Any], applyset_id: str) -> bool:
 def _git(kube: Kube, applied: Sequence[Obj], render: RenderFn, *, applyset_id: str,
          head_commit: str, redactor: Redactor) -> GitComparison:
     try:
-        rendered = [dict(o) for o in render()]
+        tree = render()
+        if not isinstance(tree, TreeRender):
+            tree = TreeRender(tree)
+        rendered = [dict(o) for o in tree.objects]
         desired, _ = prepare(kube, rendered, applyset_id, redactor)
     except UserError as e:
         return GitComparison("error", head_commit=head_commit, error=redactor.text(str(e)))
     diff = diff_object_sets(applied, desired, redactor=redactor)
     return GitComparison("same" if diff.is_empty else "differs", head_commit=head_commit,
-                         diff=diff)
+                         diff=diff, uncommitted=tree.uncommitted)
 
 
 def heal_cluster(kube: Kube, drift: ClusterDrift, *, records_namespace: str,
@@ -230,7 +236,7 @@ def heal_cluster(kube: Kube, drift: ClusterDrift, *, records_namespace: str,
     result = apply_objects(
         Target(kube, drift.name, records_namespace), objects,
         options=ApplyOptions(policy=policy, commit=rev.commit or None, prune=False,
-                             force_conflicts=True),
+                             force_conflicts=True, dirty=rev.dirty),
         redactor=redactor, progress=on_event)
     created = tuple(o.id for o in result.objects if o.outcome is Outcome.CREATED)
     configured = tuple(o.id for o in result.objects if o.outcome is Outcome.CONFIGURED)
