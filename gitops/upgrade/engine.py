@@ -34,6 +34,7 @@ from gitops.upgrade.common import (
 from gitops.upgrade.markers import add_markers
 from gitops.upgrade.renders import SideRenders, summarise
 from gitops.upgrade.report import ClusterSummary, UpgradeReport
+from gitops.upgrade.secrets import learn_secrets
 from gitops.upgrade.state import (
     CONFLICTS,
     IMPORTING,
@@ -211,10 +212,13 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             base = _prefixed(repo.read_tree(base_commit, vpath), vrel)
             theirs = _prefixed(repo.read_tree(imp.vendor_commit, vpath), vrel)
             say(f"merging {previous.resolved} -> {entry.resolved} into {original}")
+            # Conflict values are redacted as they are recorded: the redactor must know
+            # the secret values of all three sides first.
+            learn_secrets(redactor, (base, ours, theirs))
             tree = merge_trees({p: d for p, (_, d) in base.items()},
                                {p: d for p, (_, d) in ours.items()},
                                {p: d for p, (_, d) in theirs.items()},
-                               vendor_prefix=vrel, redaction=Redaction())
+                               vendor_prefix=vrel, redaction=Redaction(redactor=redactor))
             merged = _merged_files(tree, base, ours, theirs)
             lock_text = render_lock(lock.with_entry(entry))
             merged[LOCK_FILE] = (git.MODE_FILE, lock_text.encode())
