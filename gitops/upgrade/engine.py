@@ -20,6 +20,7 @@ from gitops.lock import Lock, LockEntry, parse_lock, render_lock
 from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_trees
 from gitops.redact import Redactor
 from gitops.remote.pins import remote_changes
+from gitops.secretvalues import learn_secret_values
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
@@ -34,7 +35,6 @@ from gitops.upgrade.common import (
 from gitops.upgrade.markers import add_markers
 from gitops.upgrade.renders import SideRenders, summarise
 from gitops.upgrade.report import ClusterSummary, UpgradeReport
-from gitops.upgrade.secrets import learn_secrets
 from gitops.upgrade.state import (
     CONFLICTS,
     IMPORTING,
@@ -214,7 +214,8 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             say(f"merging {previous.resolved} -> {entry.resolved} into {original}")
             # Conflict values are redacted as they are recorded: the redactor must know
             # the secret values of all three sides first.
-            learn_secrets(redactor, (base, ours, theirs))
+            for side in (base, ours, theirs):
+                learn_secret_values(redactor, {p: d for p, (_, d) in side.items()})
             tree = merge_trees({p: d for p, (_, d) in base.items()},
                                {p: d for p, (_, d) in ours.items()},
                                {p: d for p, (_, d) in theirs.items()},
