@@ -93,8 +93,7 @@ def test_prune_leaves_an_object_another_tool_took_out_of_the_apply_set(
 @pytest.fixture
 def repo(tmp_path: Path, ns: str, kubeconfig: Path, git_env: Path,
          kustomize: Path) -> DeployRepo:
-    return DeployRepo(tmp_path / "deploy", ns, kubeconfig,
-                      cluster_yaml="apply:\n  timeout: 5m\n  stopTimeout: 60s\n")
+    return DeployRepo(tmp_path / "deploy", ns, kubeconfig)
 
 
 def start_rev2(repo: DeployRepo) -> Any:

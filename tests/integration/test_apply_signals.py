@@ -104,6 +104,7 @@ def test_a_signal_in_the_health_wait_rolls_back_releases_the_lease_and_exits_128
     assert lease_of(kube, ns) is None
     again = repo.run("apply", "--cluster", "dev", "--dry-run")
     assert again.code == 0, again.err
+    assert "~ Deployment.apps/web" in again.out and "+ ConfigMap/b" in again.out, again.out
 
 
 def test_a_second_signal_skips_the_rest_of_the_rollback_and_the_next_command_converges(
@@ -151,6 +152,40 @@ def test_a_second_signal_skips_the_rest_of_the_rollback_and_the_next_command_con
     assert image_of(kube, ns) == "web-1"
     assert kube.get("v1", "ConfigMap", ns, "b") is None
     assert [(r.revision, r.status) for r in revisions(api, ns, "dev")][-1] == (3, "deployed")
+
+
+def test_a_stopped_apply_waits_for_its_rollback_at_most_the_stop_timeout(
+    api: Any, ns: str, tmp_path: Path, kubeconfig: Path, git_env: Path, kustomize: Path,
+) -> None:
+    from gitops.sandbox import FAIL_LABEL
+
+    kube = Kube(api)
+    repo = DeployRepo(tmp_path / "short", ns, kubeconfig,
+                      cluster_yaml="apply:\n  timeout: 5m\n  stopTimeout: 2s\n")
+    # Revision 1's Deployment `stuck` is broken by another writer after it was deployed:
+    # the rollback's health wait cannot end healthy, so only the stop timeout ends it.
+    repo.write(docs(REV1, deployment_yaml("stuck", "stuck-1")))
+    repo.commit("rev1")
+    assert repo.run("apply", "--cluster", "dev").code == 0
+    kube.request("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/stuck",
+                 query={"fieldManager": "someone"},
+                 body={"spec": {"template": {"metadata": {"labels": {FAIL_LABEL: "true"}}}}},
+                 content_type="application/merge-patch+json")
+    repo.write(docs(REV2, deployment_yaml("stuck", "stuck-1")))
+    repo.commit("rev2")
+    running = repo.start("apply", "--cluster", "dev")
+    running.wait_for(HEALTH_WAIT)
+    running.signal(signal.SIGTERM)
+    done = running.finish()
+    assert done.code == 143, done.err
+    assert "its health was not confirmed within the stop timeout" in done.paragraph, \
+        done.paragraph
+    assert image_of(kube, ns) == "web-1"
+    revs = revisions(api, ns, "dev")
+    assert [(r.revision, r.status) for r in revs] == [
+        (1, "superseded"), (2, "failed"), (3, "deployed")]
+    assert revs[2].description.endswith("health not confirmed before exiting")
+    assert lease_of(kube, ns) is None
 
 
 CRD_GROUP = "signals.stackctl.example.com"
