@@ -5,7 +5,7 @@ render that failed (`invalid literal source GEN_PASSWORD:value`).
 `plan` learns them from the rendered Secrets; here they are read from the files: Secrets'
 `data`/`stringData`, and what a kustomization's `secretGenerator` puts into a Secret (its
 `literals`, whole and their values, and the contents of its `envs` and `files`). Only files
-that name a Secret or a secretGenerator are parsed.
+that name a Secret (`kind: Secret`) or a secretGenerator at the top level are parsed.
 
     learn_secret_values(redactor, files)   files: {path relative to one root: content}
 """
@@ -13,6 +13,7 @@ that name a Secret or a secretGenerator are parsed.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,11 @@ from gitops.redact import Redactor
 from gitops.yamlio import load_all_safe
 
 _KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+# A top-level `kind: Secret` or `secretGenerator:` line: a CRD whose schema only mentions
+# Secrets (megabytes in Kubeflow) is not parsed.
+_DOCUMENT = re.compile(rb"^---[^\n]*\n", re.MULTILINE)
+_HOLDS = re.compile(rb"""^(?:kind:[ \t]*["']?Secret["']?[ \t]*(?:#.*)?\r?$|secretGenerator:)""",
+                    re.MULTILINE)
 Files = Mapping[str, bytes]
 
 
@@ -30,13 +36,19 @@ def learn_secret_values(redactor: Redactor, files: Files) -> None:
         name = posixpath.basename(path)
         if not (name.endswith((".yaml", ".yml")) or name == "Kustomization"):
             continue
-        if b"Secret" not in data and b"secretGenerator" not in data:
+        if _HOLDS.search(data) is None:
             continue
-        try:
-            docs = load_all_safe(data.decode("utf-8"), path=path)
-        except (UserError, UnicodeDecodeError, RecursionError):
-            continue  # whoever reads it reports a file that cannot be read
-        objs = [d for d in docs if isinstance(d, dict)]
+        objs = []
+        # Only the documents that hold one: a Kubeflow manifest of megabytes may hold a
+        # single small Secret among its CRDs.
+        for doc in _DOCUMENT.split(data):
+            if _HOLDS.search(doc) is None:
+                continue
+            try:
+                loaded = load_all_safe(doc.decode("utf-8"), path=path)
+            except (UserError, UnicodeDecodeError, RecursionError):
+                continue  # whoever reads it reports a file that cannot be read
+            objs += [d for d in loaded if isinstance(d, dict)]
         redactor.learn(objs)
         if name in _KUSTOMIZATIONS:
             for obj in objs:
