@@ -1,12 +1,13 @@
 """`calculate`: what applying a set of objects to a cluster would change, read-only.
 
-    records (revisions, the latest deployed one's manifests) -> prepare the desired set
-    -> prune candidates (with the mass-prune guards) -> live state (gitops.kube.read_live)
-    -> the no-change test (compare.py) -> objects deferred behind a CRD or Namespace of the
-    set -> a server-side dry run of every other object that would be sent (a CRD that drops
-    a stored version in its storage migration's first form: migrate.py) -> what cannot
-    change in place is replaced or refused (replace.py) -> per object: create, update,
-    replace, unchanged; per prune candidate: delete, keep.
+    records (revisions, the latest deployed one's manifests, and those of revisions after
+    it that did not finish) -> prepare the desired set -> prune candidates (with the
+    mass-prune guards) -> live state (gitops.kube.read_live) -> the no-change test
+    (compare.py) -> objects deferred behind a CRD or Namespace of the set -> a server-side
+    dry run of every other object that would be sent (a CRD that drops a stored version in
+    its storage migration's first form: migrate.py) -> what cannot change in place is
+    replaced or refused (replace.py) -> per object: create, update, replace, unchanged; per
+    prune candidate still a live member of the set: delete, keep.
 
 `apply --dry-run`, `plan --live` and `apply` all go through here, so they agree. With
 `fields`, the dry run returns whole objects and each change carries its field changes
@@ -25,11 +26,12 @@ from gitops.apply.compare import comparable, covers, strip_server_fields
 from gitops.apply.migrate import plan_migrations
 from gitops.apply.options import ApplyOptions, Progress, Target, no_progress
 from gitops.apply.prepare import deferred, prepare
-from gitops.apply.prune import plan_prune
+from gitops.apply.prune import leftovers, members_only, plan_prune
 from gitops.apply.replace import headless_lost, resolve, wants_always, which_fields
 from gitops.apply.results import Outcome, ProgressEvent, Rejection, Stage
 from gitops.apply.send import send_all
 from gitops.diff import ObjectChange, object_change
+from gitops.inventory import Records, Revisions
 from gitops.kube import read_live
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
@@ -65,6 +67,8 @@ def calculate(
     previous = revisions.deployed
     prev_objects = records.manifests(previous.revision) if previous else []
     redactor.learn(prev_objects)
+    unfinished = _unfinished(records, revisions) if options.prune else {}
+    redactor.learn([obj for _, obj in unfinished.values()])
     desired, rejections = prepare(kube, objects, records.applyset_id, redactor)
     base = ChangeSet(target, redactor, revisions, tuple(desired), (), tuple(prev_objects),
                      fields=fields)
@@ -81,9 +85,15 @@ def calculate(
 
     progress(ProgressEvent(Stage.READ, f"reading live state of {len(desired)} objects"))
     prior = {ResourceId.of(o): o for o in prev_objects}
-    gone = [prior[c.id] for c in prune] if fields else []
-    live = read_live(kube, [*desired, *gone], label=target.member_label,
+    live = read_live(kube, desired, label=target.member_label,
                      concurrency=options.policy.concurrency).objects
+    candidates = [prior[c.id] for c in prune]
+    wanted = {*desired_ids, *(c.id for c in prune)}
+    candidates += [o for rid, (_, o) in sorted(unfinished.items()) if rid not in wanted]
+    members = read_live(kube, candidates, label=target.member_label, find_unlabelled=True,
+                        concurrency=options.policy.concurrency)
+    prune = members_only(prune, members) + leftovers(
+        unfinished, wanted, members, protected_kinds=options.policy.protected_kinds)
     same = {rid for rid, o in zip(desired_ids, desired, strict=True)
             if unchanged(o, live.get(rid), prior.get(rid))}
     todo = [o for rid, o in zip(desired_ids, desired, strict=True) if rid not in same]
@@ -136,7 +146,8 @@ def calculate(
     changes = [change(rid, o) for rid, o in zip(desired_ids, desired, strict=True)]
     for c in prune:
         if fields and c.action is Action.DELETE:
-            c = replace(c, diff=_diff(c.id, live.get(c.id) or prior[c.id], None, redactor))
+            before = members.objects.get(c.id) or prior.get(c.id) or {}
+            c = replace(c, diff=_diff(c.id, before, None, redactor))
         changes.append(c)
     return replace(base, changes=tuple(changes), rejections=tuple(rejected),
                    migrations=tuple(migrations.values()))
@@ -180,6 +191,18 @@ def _without_versions(crd: Obj, names: Sequence[str]) -> Obj:
     spec = dict(out.get("spec") or {})
     spec["versions"] = [v for v in spec.get("versions") or [] if v.get("name") not in names]
     out["spec"] = spec
+    return out
+
+
+def _unfinished(records: Records, revisions: Revisions) -> dict[ResourceId, tuple[int, Obj]]:
+    """The objects of the revisions after the latest deployed one that did not finish
+    (killed, stopped, or failed without a full rollback), by id, the newest revision's
+    version of each: they were recorded before anything was applied, so whatever such an
+    apply may have created is among them."""
+    out: dict[ResourceId, tuple[int, Obj]] = {}
+    for info in revisions.unfinished:
+        for obj in records.manifests(info.revision):
+            out[ResourceId.of(obj)] = (info.revision, obj)
     return out
 
 

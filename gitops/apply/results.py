@@ -102,6 +102,7 @@ class FailureStage(StrEnum):
     VALIDATE = "validate"  # the dry run of objects deferred behind a CRD or Namespace
     APPLY = "apply"
     HEALTH = "health"
+    STOPPED = "stopped"  # a signal or a lost lease stopped it (ApplyResult.stopped says which)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,17 @@ class RollbackResult:
     error: str = ""
     failure: Failure | None = None  # what the rollback itself failed on, object by object
     replaced: tuple[ResourceId, ...] = ()  # re-created again as the previous revision had it
+    # Protected objects of the previous revision the server refused to take back.
+    unrestored: tuple[ObjectFailure, ...] = ()
+    # A stopped apply's rollback: its bounded wait ended before the health was confirmed.
+    unconfirmed: bool = False
+    stopped: str = ""  # the rollback itself was stopped (a second signal, a lost lease)
+
+    @property
+    def restored(self) -> bool:
+        """Everything the failed attempt changed is back as the previous revision had it,
+        and that revision is healthy again."""
+        return self.healthy and not self.error and not self.unrestored and not self.stopped
 
 
 @dataclass(frozen=True)
@@ -137,10 +149,12 @@ class ApplyResult:
     rollback: RollbackResult | None = None
     abandoned: tuple[int, ...] = ()  # pending revisions of dead runs, now marked failed
     lease_taken_over: str | None = None
+    stopped: str = ""  # a StopReason: SIGINT, SIGTERM or a lost lease stopped the apply
+    stop_detail: str = ""  # why (a lost lease: taken by whom, or not renewed)
 
     @property
     def ok(self) -> bool:
-        return not self.rejections and self.failure is None
+        return not self.rejections and self.failure is None and not self.stopped
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for o in (*self.objects, *self.prune) if o.outcome == outcome)

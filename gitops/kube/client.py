@@ -177,6 +177,20 @@ class Kube:
                 self._resources[api_version] = cached
         return cached
 
+    def preferred_version(self, group: str) -> str | None:
+        """The apiVersion the server prefers for `group` ("v1" for the core group); None
+        when it does not serve the group."""
+        if not group:
+            return "v1"
+        try:
+            doc = self.request("GET", f"/apis/{quote(group, safe='')}")
+        except KubeApiError as e:
+            if e.code == 404:
+                return None
+            raise
+        preferred = (doc.get("preferredVersion") or {}).get("groupVersion")
+        return str(preferred) if preferred else None
+
     def knows(self, api_version: str, kind: str) -> bool:
         try:
             self.resource(api_version, kind, refresh=True)
@@ -261,16 +275,18 @@ class Kube:
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str, *,
                propagation: str = "Background", dry_run: bool = False,
-               uid: str | None = None) -> bool:
+               uid: str | None = None,
+               preconditions: dict[str, str] | None = None) -> bool:
         """Delete an object; False when it was already gone. With `uid`, only that very
-        object (a precondition: a 409 Conflict when the name now holds another)."""
+        object; with `preconditions` (uid, resourceVersion), only while it is still that
+        version: otherwise the server answers 409 Conflict (a KubeApiError)."""
         info = self.resource(api_version, kind)
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
                                 "propagationPolicy": propagation}
         if dry_run:
             body["dryRun"] = ["All"]
-        if uid:
-            body["preconditions"] = {"uid": uid}
+        if uid or preconditions:
+            body["preconditions"] = {**(preconditions or {}), **({"uid": uid} if uid else {})}
         try:
             self.request("DELETE", self.object_path(info, namespace, name), body=body)
         except KubeApiError as e:

@@ -11,7 +11,7 @@ import pytest
 
 from gitops.apply import ApplyOptions, ProgressEvent, rollback_to
 from gitops.apply.lease import ClusterLease, LeaseHeldError
-from gitops.apply.report import change_set_lines
+from gitops.apply.report import change_set_lines, result_lines
 from gitops.cluster import ApplyPolicy
 from gitops.inventory import (
     ADDITIONAL_NS,
@@ -383,8 +383,8 @@ def test_a_rollback_leaves_a_crd_whose_storage_version_moved_as_the_failed_attem
     api: Any, ns: str,
 ) -> None:
     # The API server refuses to take a CRD back to versions without one it has stored
-    # objects in ("v2 was previously a storage version"): protected kinds are not rolled back,
-    # so the rest of the rollback still happens.
+    # objects in ("v2 was previously a storage version"): the refusal of a protected kind
+    # does not stop the rest of the rollback, and the result lists it as not restored.
     group = f"{ns}.example.com"
 
     def crd(*versions: str) -> dict[str, Any]:
@@ -412,6 +412,10 @@ def test_a_rollback_leaves_a_crd_whose_storage_version_moved_as_the_failed_attem
                         f"gizmos.{group}")
         assert live is not None
         assert [v["name"] for v in live["spec"]["versions"]] == ["v1", "v2"]
+        # Re-applied as a protected kind, refused, and listed as not restored.
+        assert [o.id.name for o in rb.unrestored] == [f"gizmos.{group}"]
+        assert "previously a storage version" in " ".join(rb.unrestored[0].details)
+        assert "1 protected object(s) NOT restored" in result_lines(result)[-1]
     finally:
         kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", f"gizmos.{group}")
 
