@@ -67,10 +67,14 @@ def _stopping_on_signals(stop: threading.Event) -> Iterator[list[int]]:
               help="Skip the clusters that already run this commit (their records say so) "
                    "and continue with the rest; without --cluster, the clusters of the last "
                    "rollout.")
+@click.option("--allow-dirty", is_flag=True,
+              help="Apply even when files the clusters render have uncommitted changes (each "
+                   "revision is recorded as dirty).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]),
               default="text", show_default=True, help="The result's format (stdout).")
 def rollout(clusters: tuple[str, ...], max_parallel: int | None, max_failures: int | None,
-            bake_time: str | None, dry_run: bool, resume: bool, fmt: str) -> int:
+            bake_time: str | None, dry_run: bool, resume: bool, allow_dirty: bool,
+            fmt: str) -> int:
     """Apply the clusters wave by wave (cluster.yaml's `wave`, lower first), up to
     --max-parallel at once within a wave, each through the same apply as `stackctl apply`
     (dry run, ordered apply, health wait, prune, record; a failed cluster is rolled back).
@@ -102,7 +106,7 @@ def rollout(clusters: tuple[str, ...], max_parallel: int | None, max_failures: i
         with _stopping_on_signals(stop) as received:
             result = run_rollout(run.stack, clusters=clusters, settings=settings,
                                  redactor=run.redactor, stop=stop, progress=view,
-                                 resume=resume, dry_run=dry_run)
+                                 resume=resume, dry_run=dry_run, allow_dirty=allow_dirty)
     finally:
         view.close()
     _print(result, fmt, run.redactor)

@@ -55,8 +55,10 @@ class Fleet:
     to record, and whether clusters that deployed it are skipped (--resume)."""
 
     def __init__(self, jobs: Sequence[Job], *, commit: str | None, redactor: Redactor,
-                 progress: RolloutProgress, resume: bool = False) -> None:
+                 progress: RolloutProgress, resume: bool = False, dirty: bool = False,
+                 ) -> None:
         self.jobs = {j.cluster.name: j for j in jobs}
+        self.dirty = dirty
         self.commit = commit
         self.redactor = redactor
         self.progress = progress
@@ -70,8 +72,17 @@ class Fleet:
     def options(self, cluster: Cluster) -> ApplyOptions:
         """What `stackctl apply --cluster NAME` would use, with the commit to record."""
         return ApplyOptions(policy=cluster.policy, commit=self.commit,
-                            prune=cluster.policy.prune,
+                            prune=cluster.policy.prune, dirty=self.dirty,
                             description=f"stackctl rollout, wave {cluster.wave}")
+
+    @staticmethod
+    def _check_identity(cluster: Cluster, target: Target) -> None:
+        """Refuse a cluster whose kubeconfig reaches another cluster than cluster.yaml pins
+        (raises IdentityMismatchError, before anything else is read)."""
+        from gitops.kube.identity import endpoint
+
+        endpoint(target.kube).check(cluster.identity, cluster=cluster.name,
+                                    file=cluster.config_file)
 
     def _steps(self, cluster: Cluster) -> Any:
         def step(e: ProgressEvent) -> None:
@@ -105,6 +116,7 @@ class Fleet:
         if job.target is None:
             return self._failed(cluster, job.error.message if job.error else "no target")
         try:
+            self._check_identity(cluster, job.target)
             skipped = self._already(cluster, job.target)
             if skipped is not None:
                 return skipped
@@ -149,6 +161,7 @@ class Fleet:
         if job.target is None:
             return self._failed(cluster, job.error.message if job.error else "no target")
         try:
+            self._check_identity(cluster, job.target)
             skipped = self._already(cluster, job.target)
             if skipped is not None:
                 return skipped

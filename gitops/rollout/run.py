@@ -21,10 +21,13 @@ from gitops.stack import Stack
 
 def rollout(stack: Stack, *, clusters: Sequence[str] = (), settings: RolloutSettings,
             redactor: Redactor, stop: threading.Event, progress: RolloutProgress,
-            resume: bool = False, dry_run: bool = False) -> RolloutResult:
+            resume: bool = False, dry_run: bool = False,
+            allow_dirty: bool = False) -> RolloutResult:
     """Roll the working tree's render out to `clusters` (default: all; with `resume` and no
     names, the clusters of the last rollout). Raises before anything is applied when a
-    cluster does not render or --resume has no commit to compare with."""
+    cluster does not render, when files a cluster renders have uncommitted changes (unless
+    `allow_dirty`: the revisions are then recorded dirty), or --resume has no commit to
+    compare with."""
     from gitops.git import head_commit_of
 
     commit = head_commit_of(stack.root)
@@ -38,7 +41,9 @@ def rollout(stack: Stack, *, clusters: Sequence[str] = (), settings: RolloutSett
     if saved is not None:
         names = list(saved.clusters)
     chosen = select_clusters(stack, names, all_=not names)
-    objects = _render(stack, chosen)
+    objects, dirty = _render(stack, chosen)
+    if dirty and not dry_run and not allow_dirty:
+        raise _dirty_error(stack, dirty)
     jobs = [_job(c, objects[c.name]) for c in chosen]
     writer = None if dry_run else StateWriter(stack.root, SavedRollout(
         commit, tuple(c.name for c in chosen), now()))
@@ -48,7 +53,8 @@ def rollout(stack: Stack, *, clusters: Sequence[str] = (), settings: RolloutSett
             writer.ended(e.cluster, str(e.result.outcome))
         progress(e)
 
-    fleet = Fleet(jobs, commit=commit, redactor=redactor, progress=report, resume=resume)
+    fleet = Fleet(jobs, commit=commit, redactor=redactor, progress=report, resume=resume,
+                  dirty=bool(dirty))
     try:
         if writer is not None:
             writer.start()
@@ -62,9 +68,11 @@ def rollout(stack: Stack, *, clusters: Sequence[str] = (), settings: RolloutSett
     return result
 
 
-def _render(stack: Stack, clusters: Sequence[Cluster]) -> dict[str, tuple[dict[str, object], ...]]:
-    """Every cluster's objects before the first is applied: a commit that does not render
-    for one cluster is stopped before it reaches any."""
+def _render(stack: Stack, clusters: Sequence[Cluster],
+            ) -> tuple[dict[str, tuple[dict[str, object], ...]], list[str]]:
+    """Every cluster's objects before the first is applied (a commit that does not render
+    for one cluster is stopped before it reaches any), and the clusters whose render read
+    uncommitted changes."""
     from gitops.render import render_each
 
     rendered = render_each(stack, [c.name for c in clusters])
@@ -76,8 +84,26 @@ def _render(stack: Stack, clusters: Sequence[Cluster]) -> dict[str, tuple[dict[s
             "applied: " + " ".join(f"({n}) {e.message}" for n, e in failed.items()),
             hint=first.hint or "Fix the render (stackctl render --cluster NAME shows it) "
                                 "and run the rollout again.")
-    return {n: tuple(dict(o.body) for o in r.objects)
-            for n, r in rendered.items() if not isinstance(r, UserError)}
+    done = {n: r for n, r in rendered.items() if not isinstance(r, UserError)}
+    dirty = [n for n, r in done.items() if (r.source or "").endswith("+changes")]
+    return {n: tuple(dict(o.body) for o in r.objects) for n, r in done.items()}, dirty
+
+
+def _dirty_error(stack: Stack, clusters: Sequence[str]) -> ApplyError:
+    from gitops.errors import GitError
+    from gitops.git import open_repo
+
+    try:
+        paths = open_repo(stack.root).dirty_paths()
+    except GitError:
+        paths = []
+    shown = ", ".join(paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+    return ApplyError(
+        f"the working tree has uncommitted changes to files that {len(clusters)} cluster(s) "
+        f"render ({', '.join(clusters)})" + (f"; changed: {shown}" if shown else "")
+        + ": their revisions would match no commit. Nothing was applied.",
+        hint="Commit the changes and run 'stackctl rollout' again, or give --allow-dirty to "
+             "roll them out as they are (each revision is then recorded as '<commit>-dirty').")
 
 
 def _job(cluster: Cluster, objects: tuple[dict[str, object], ...]) -> Job:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pygit2
 import pytest
 
 from gitops.cli import main
@@ -21,6 +22,7 @@ from gitops.redact import Redactor
 from gitops.rollout import EventKind, Outcome, RolloutEvent, RolloutSettings, rollout
 from gitops.sandbox import FAIL_LABEL
 from gitops.stack import load_stack
+from tests.fixtures.gitrepos import commit_all
 from tests.integration.apply_helpers import api, team_fixture
 from tests.integration.rollout_fleet import (
     FleetRepo,
@@ -304,3 +306,34 @@ def test_sigint_starts_no_new_cluster_and_lets_the_running_ones_finish(
     assert code == 0, err
     assert [fields(doc, n)["outcome"] for n in fleet.waves] == \
         ["skipped", "skipped", "skipped", "deployed", "deployed", "deployed"]
+
+
+def test_rollout_refuses_a_dirty_tree_and_a_cluster_pinned_to_another_identity(
+        fleet: FleetRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.waves = {"a0": 0, "b0": 0}
+    fleet.write("web:1")
+    pinned = fleet.root / "clusters/b0/cluster.yaml"
+    pinned.write_text(pinned.read_text() + "identity: 0b5e55ed-0000-4000-8000-000000000000\n")
+    commit = commit_all(pygit2.Repository(str(fleet.root)), "pin b0 to another cluster")
+    app = fleet.root / "clusters/a0/app.yaml"
+    app.write_text(app.read_text().replace("web:1", "web:edited"))
+
+    # Files a cluster renders changed since the commit: nothing is applied anywhere.
+    assert main(["rollout"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "uncommitted changes to files that 1 cluster(s) render (a0); changed: " \
+           "clusters/a0/app.yaml" in err and "--allow-dirty" in err
+    assert "Traceback" not in err
+    assert list(fleet.revisions("a0")) == [] and list(fleet.revisions("b0")) == []
+
+    code, doc, err = cli_json(capsys, "--allow-dirty")
+    assert code == 2
+    a0 = fleet.revisions("a0").deployed
+    assert a0 is not None and a0.dirty and a0.source == f"{commit}-dirty"
+    assert fleet.image("a0") == "web:edited"
+    # b0's kubeconfig reaches a cluster whose identity is not the pinned one: refused
+    # before anything was read or changed there.
+    b0 = fields(doc, "b0")
+    assert b0["outcome"] == "failed" and "is pinned to the cluster whose kube-system" in \
+        b0["reason"]
+    assert list(fleet.revisions("b0")) == [] and fleet.image("b0") is None
