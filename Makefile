@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: all venv sandbox kustomize kustomize-pins sops test test-fast test-integration lint demo bench clean
+.PHONY: all venv sandbox kustomize kustomize-pins sops actionlint test test-fast test-integration lint demo bench clean
 
 all: test
 
@@ -39,7 +39,13 @@ kustomize-pins:
 sops:
 	sandbox/build.sh sops
 
+# The GitHub Actions linter the pipeline tests run; optional (they skip without it), so a
+# failed build does not stop `make test`.
+actionlint:
+	sandbox/build.sh actionlint
+
 test: venv sandbox kustomize-pins sops
+	-@sandbox/build.sh actionlint >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: venv kustomize sops

@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "drift": ["bench/bench_drift.py"],
     "localize": ["bench/bench_localize.py"],
     "secrets": ["bench/bench_secrets.py"],
+    "rollout": ["bench/bench_rollout.py"],
 }
 
 

@@ -39,6 +39,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,11 @@ class Redactor:
 
     `redact(obj)` returns a redacted deep copy and learns the secret values it hid;
     `learn(objs)` only learns; `text(s)` scrubs every learned value from a string.
+
+    Thread-safe: a rollout applies several clusters at once with one redactor, so that a
+    value one cluster's apply learns is scrubbed from every line printed. Learning and the
+    scrub pattern's rebuild hold a lock; without it, a `text()` rebuilding the pattern
+    while another thread learned a value could keep a pattern that lacks that value.
     """
 
     def __init__(
@@ -117,6 +123,7 @@ class Redactor:
         self._public: set[str] = set()
         self._scrub_re: re.Pattern[str] | None = None
         self._quoted_re: re.Pattern[str] | None = None  # every known value, for messages
+        self._lock = threading.RLock()  # reentrant: learning a manifest redacts it
 
     @classmethod
     def from_config(cls, root: Path | None = None,
@@ -165,10 +172,15 @@ class Redactor:
 
     @property
     def known_values(self) -> frozenset[str]:
-        return frozenset(self._known)
+        with self._lock:
+            return frozenset(self._known)
 
     def add_known(self, value: Any) -> None:
         """Remember a secret value (and its base64 and decoded forms) for `text()`."""
+        with self._lock:
+            self._add_known(value)
+
+    def _add_known(self, value: Any) -> None:
         if value is None or isinstance(value, bool | dict | list):
             return
         text = str(value)
@@ -196,30 +208,35 @@ class Redactor:
     def learn(self, objs: Iterable[Mapping[str, Any]]) -> None:
         """Remember the secret values of objects (and their public names)."""
         for obj in objs:
-            self._walk(_copy_sensitive_parts(obj))
+            part = _copy_sensitive_parts(obj)
+            with self._lock:
+                self._walk(part)
 
     def learn_decrypted(self, values: Iterable[str]) -> None:
         """Remember values decrypted from SOPS files (a render's `secrets`): they are secret
         wherever they land, in a Secret or in a field a patch set (values shorter than
         MIN_SCRUB_LENGTH only in Secrets, which are redacted whole anyway)."""
-        for v in values:
-            if len(v) < MIN_SCRUB_LENGTH:
-                continue  # a field holding `a` or `80` elsewhere is not this secret
-            self._decrypted.add(v)
-            self._secret_values.add(v)
-            if len(v) > MAX_SCRUB_LENGTH:
-                continue  # a keystore: hidden where it is a field, not searched for in text
-            self.add_known(v)
-            # Bytes that are not UTF-8 print as U+FFFD: the runs between them are known too.
-            for run in _UNDECODABLE.split(v) if _UNDECODABLE.search(v) else ():
-                if len(run) >= MIN_SCRUB_LENGTH:
-                    self.add_known(run)
+        with self._lock:
+            for v in values:
+                if len(v) < MIN_SCRUB_LENGTH:
+                    continue  # a field holding `a` or `80` elsewhere is not this secret
+                self._decrypted.add(v)
+                self._secret_values.add(v)
+                if len(v) > MAX_SCRUB_LENGTH:
+                    continue  # a keystore: hidden where it is a field, not searched for
+                self._add_known(v)
+                # Bytes that are not UTF-8 print as U+FFFD: the runs between are known too.
+                for run in _UNDECODABLE.split(v) if _UNDECODABLE.search(v) else ():
+                    if len(run) >= MIN_SCRUB_LENGTH:
+                        self._add_known(run)
 
     # --- objects --------------------------------------------------------------------------
 
     def redact(self, obj: Any) -> Any:
         """A redacted deep copy of an object (or of any data holding objects)."""
-        return self._walk(copy.deepcopy(obj))
+        copied = copy.deepcopy(obj)
+        with self._lock:
+            return self._walk(copied)
 
     def _walk(self, node: Any) -> Any:
         if isinstance(node, list):
@@ -262,6 +279,11 @@ class Redactor:
         if _is_secret(obj):
             for field in ("data", "stringData"):
                 values = obj.get(field)
+                if values is not None and not isinstance(values, dict):
+                    # Not a map: the API server refuses it, quoting it ("expected map,
+                    # got &{value}"); it is still what the author meant as secret.
+                    self.add_known(values)
+                    obj[field] = self.mark(values)
                 if isinstance(values, dict):
                     for k, v in values.items():
                         self.add_known(v)
@@ -360,7 +382,8 @@ class Redactor:
         if not text:
             return text
         if self._known:
-            strong, every = self._patterns()
+            with self._lock:
+                strong, every = self._patterns()
             pattern = every if (bool(pairs) if message is None else message) else strong
             if pattern is not NEVER:
                 parts = MARK_SPLIT.split(text)  # odd items: marks, left as they are

@@ -41,6 +41,14 @@ STACK_SPEC = {
                                    "names, e.g. `sensitiveKeys: [dsn, 'conn(ection)?string']`."),
         "replaceDefaults": Field((bool,)),
     }, doc="Secret redaction settings; see docs/secrets.md."),
+    "rollout": Field((dict,), fields={
+        "maxParallel": Field((int,), doc="Clusters applied at once within a wave, e.g. "
+                                         "`maxParallel: 5`."),
+        "maxFailures": Field((int,), doc="Failed clusters a rollout tolerates before it "
+                                         "stops, e.g. `maxFailures: 0`."),
+        "bakeTime": Field((str, int), doc="How long a wave must stay healthy before the "
+                                          "next starts, e.g. `bakeTime: 5m`."),
+    }, doc="How `stackctl rollout` goes through the clusters; see docs/rollout.md."),
     "mirrors": Field((dict,), doc="URL prefix -> replacement prefix for every fetch of a "
                      "remote base, e.g. `https://github.com/: file:///srv/mirrors/github.com/`; "
                      "see docs/vendor.md."),

@@ -8,6 +8,9 @@
 #                                       the binary's path on its last line.
 # `sops` (for SOPS files whose keys are not age, and for the tests that encrypt with the
 # real program) is cached apart, under tools/sops/, so that it never changes the sandbox key.
+#   sandbox/build.sh actionlint         the GitHub Actions linter the pipeline tests use, an
+#                                       optional tool cached apart (tests skip without it);
+#                                       prints its path on its last line.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -66,6 +69,22 @@ if [ "$what" = sops ]; then
   exit 0
 fi
 
+if [ "$what" = actionlint ]; then
+  # Keyed by its own go.sum: a new actionlint never rebuilds the control plane.
+  tool_dir="$cache_root/tools/actionlint-$(cat "$here"/actionlint/go.sum "$here"/actionlint/go.mod | sha256sum | cut -c1-12)"
+  if [ -x "$tool_dir/actionlint" ]; then
+    echo "cached: actionlint" >&2
+  else
+    echo "building: actionlint" >&2
+    mkdir -p "$tool_dir"
+    tmp="$(mktemp -d "$tool_dir/.build.XXXXXX")"
+    (cd "$here/actionlint" && go build -ldflags "-s -w" -o "$tmp/" github.com/rhysd/actionlint/cmd/actionlint)
+    mv "$tmp/actionlint" "$tool_dir/" && rmdir "$tmp"
+  fi
+  ln -sfn "$(basename "$tool_dir")" "$cache_root/tools/actionlint-current"
+  echo "$tool_dir/actionlint"
+  exit 0
+fi
 digest="$(cat "$here"/kube/go.sum "$here"/kube/go.mod "$here"/kube/cmd/etcd/main.go \
   "$here"/kwok/go.sum "$here"/kustomize/go.sum | sha256sum | cut -c1-12)"
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_kustomize-${KUSTOMIZE_VERSION}_${digest}"

@@ -23,7 +23,7 @@ from gitops.cli import main
 from gitops.errors import SandboxError
 from gitops.sandbox import certs, down, env, kubeconfig, processes, status, up
 from gitops.sandbox.binaries import COMPONENTS, find_binaries
-from gitops.sandbox.stages import FAIL_LABEL, STAGES_YAML
+from gitops.sandbox.stages import FAIL_LABEL, READY_AFTER_LABEL, STAGES_YAML
 from gitops.sandbox.state import Layout, State
 
 
@@ -96,7 +96,8 @@ def test_cluster_error_keeps_the_kubernetes_status_of_an_api_exception() -> None
 def test_stages_are_kwoks_fast_set_plus_a_weighted_failure_stage() -> None:
     stages = {d["metadata"]["name"]: d for d in yaml.safe_load_all(STAGES_YAML)}
     assert set(stages) == {"node-initialize", "node-heartbeat-with-lease", "pod-ready",
-                           "pod-complete", "pod-delete", "stackctl-pod-fail"}
+                           "pod-complete", "pod-delete", "stackctl-pod-fail",
+                           "stackctl-pod-ready-after"}
     fail = stages["stackctl-pod-fail"]["spec"]
     assert fail["selector"]["matchLabels"] == {FAIL_LABEL: "true"}
     # kwok leaves weight-0 stages out when a matching stage has a positive weight.
@@ -365,3 +366,15 @@ def test_api_client_with_an_unknown_context_names_it(tmp_path: Path) -> None:
                             pki=pki, name="demo")
     with pytest.raises(ClusterError, match=r"context 'prod' of the kubeconfig"):
         api_client(path, "prod")
+
+
+def test_the_delayed_ready_stage_is_pod_ready_with_a_delay_read_from_the_pod_label() -> None:
+    stages = {d["metadata"]["name"]: d for d in yaml.safe_load_all(STAGES_YAML)}
+    later, ready = stages["stackctl-pod-ready-after"]["spec"], stages["pod-ready"]["spec"]
+    assert later["next"] == ready["next"]
+    assert later["delay"]["durationFrom"]["expressionFrom"] == \
+        f'.metadata.labels["{READY_AFTER_LABEL}"]'
+    keys = {e["key"]: e["operator"] for e in later["selector"]["matchExpressions"]}
+    assert keys[f'.metadata.labels["{READY_AFTER_LABEL}"]'] == "Exists"
+    assert keys[f'.metadata.labels["{FAIL_LABEL}"]'] == "DoesNotExist"  # the failure wins
+    assert later["weight"] > ready.get("weight", 0)

@@ -4,13 +4,15 @@ until they are served, then everything until it is healthy or the deadline passe
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitops.apply.migrate import Migration, migrate
 from gitops.apply.options import ApplyOptions, Progress, Target
 from gitops.apply.order import Phase, group_by_phase
+from gitops.apply.replace import clear
 from gitops.apply.results import (
     Failure,
     FailureStage,
@@ -23,9 +25,11 @@ from gitops.apply.results import (
     scrub,
 )
 from gitops.apply.send import send_all
+from gitops.apply.stop import Stop, Stopped
 from gitops.apply.wait import HealthReport, wait_healthy
+from gitops.errors import ClusterError
 from gitops.health import Status
-from gitops.kube import POLL, poll
+from gitops.kube import POLL, UnreachableError, poll
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
 
@@ -34,29 +38,44 @@ Obj = dict[str, Any]
 
 @dataclass
 class Run:
-    """One execution: where, how, the run's redactor and progress, and the deadline of the
-    current wait (time.monotonic)."""
+    """One execution: where, how, the run's redactor and progress, the deadline of the
+    current wait (time.monotonic), and the run's Stop (checked between phases and in
+    every wait; while `rolling_back`, only a second request stops)."""
 
     target: Target
     options: ApplyOptions
     redactor: Redactor
     progress: Progress
     deadline: float = 0.0
+    stop: Stop = field(default_factory=Stop)
+    rolling_back: bool = False
 
-    def restart_clock(self) -> None:
-        self.deadline = time.monotonic() + self.options.policy.timeout
+    def restart_clock(self, limit: float | None = None) -> None:
+        seconds = self.options.policy.timeout
+        self.deadline = time.monotonic() + (seconds if limit is None else min(seconds, limit))
 
     @property
     def concurrency(self) -> int:
         return self.options.policy.concurrency
 
+    def check(self) -> None:
+        self.stop.check(rolling_back=self.rolling_back)
+
+    def sleep(self, seconds: float) -> None:
+        self.stop.sleep(seconds, rolling_back=self.rolling_back)
+
 
 @dataclass
 class PhasesOutcome:
     outcomes: dict[ResourceId, ObjectOutcome] = field(default_factory=dict)
-    created: list[Obj] = field(default_factory=list)
+    created: list[Obj] = field(default_factory=list)  # not there before (replaced: not)
     failure: Failure | None = None
     health: HealthReport | None = None
+    replaced: dict[ResourceId, str] = field(default_factory=dict)  # deletes attempted, why
+    stopped: Stopped | None = None  # asked to stop: where (`stopped_at`)
+    stopped_at: str = ""
+    # Rejections of objects sent `best_effort` (a rollback's protected kinds): not failures
+    unsent: list[Rejection] = field(default_factory=list)
 
 
 def _failure(stage: FailureStage, summary: str, rejections: Sequence[Rejection]) -> Failure:
@@ -65,16 +84,42 @@ def _failure(stage: FailureStage, summary: str, rejections: Sequence[Rejection])
 
 
 def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], *,
-               wait_for: Sequence[Obj] | None, force: bool) -> PhasesOutcome:
+               wait_for: Sequence[Obj] | None, force: bool,
+               replacing: Mapping[ResourceId, str] | None = None,
+               migrations: Mapping[ResourceId, Migration] | None = None,
+               best_effort: Collection[ResourceId] = ()) -> PhasesOutcome:
     """Apply `todo` phase by phase; dry-run the `deferred` ones once their CRDs and
-    Namespaces exist; then wait for `wait_for` (None: no wait)."""
-    kube, out = run.target.kube, PhasesOutcome()
+    Namespaces exist; then wait for `wait_for` (None: no wait). Objects in `replacing`
+    are deleted (replace.py) just before their phase re-creates them; CRDs in
+    `migrations` go through their storage migration (migrate.py) in the CRD phase. A
+    refusal of an object in `best_effort` does not stop the phases: it is listed in
+    `unsent`. When the run is asked to stop, the phases end at the next safe point
+    (`stopped`, `stopped_at`)."""
+    out = PhasesOutcome()
+    where = ["before anything was applied"]
+    try:
+        _phases(run, out, where, todo, deferred, wait_for=wait_for, force=force,
+                replacing=replacing or {}, migrations=migrations or {},
+                best_effort=best_effort)
+    except Stopped as e:
+        out.stopped, out.stopped_at = e, where[0]
+    return out
+
+
+def _phases(run: Run, out: PhasesOutcome, where: list[str], todo: Sequence[Obj],
+            deferred: Collection[ResourceId], *, wait_for: Sequence[Obj] | None, force: bool,
+            replacing: Mapping[ResourceId, str], migrations: Mapping[ResourceId, Migration],
+            best_effort: Collection[ResourceId]) -> None:
+    kube = run.target.kube
 
     def applied(rid: ResourceId, outcome: Outcome) -> None:
-        run.progress(ProgressEvent(Stage.APPLY, str(outcome), rid))
+        said = Outcome.REPLACED if rid in replacing else outcome
+        run.progress(ProgressEvent(Stage.APPLY, str(said), rid))
 
     late_done = not deferred
     for phase, objs in group_by_phase(todo):
+        run.check()
+        where[0] = f"while applying {phase.label}"
         if not late_done and phase > Phase.NAMESPACES:
             late = [o for o in todo if ResourceId.of(o) in deferred]
             run.progress(ProgressEvent(
@@ -88,36 +133,100 @@ def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], 
             if rej:
                 out.failure = _failure(FailureStage.VALIDATE, f"{len(rej)} object(s) rejected "
                                        "by the API server", rej)
-                return out
+                return
         run.progress(ProgressEvent(Stage.PHASE, f"applying {len(objs)} {phase.label}",
                                    phase=phase.label, total=len(objs)))
-        done, rej = send_all(kube, objs, redactor=run.redactor, dry_run=False, force=force,
+        if not _cleared(run, [o for o in objs if ResourceId.of(o) in replacing], replacing,
+                        out):
+            return
+        done, rej = send_all(kube, [migrations[ResourceId.of(o)].transitional
+                                    if ResourceId.of(o) in migrations else o for o in objs],
+                             redactor=run.redactor, dry_run=False, force=force,
                              concurrency=run.concurrency, on_applied=applied)
         by_id = {ResourceId.of(o): o for o in objs}
         for rid, (outcome, _) in done.items():
+            if rid in replacing:
+                out.outcomes[rid] = ObjectOutcome(rid, Outcome.REPLACED, replacing[rid])
+                continue
             out.outcomes[rid] = ObjectOutcome(rid, outcome)
             if outcome is Outcome.CREATED:
                 out.created.append(by_id[rid])
         for r in rej:
             out.outcomes[r.id] = ObjectOutcome(r.id, Outcome.FAILED, r.describe())
+        out.unsent += [r for r in rej if r.id in best_effort]
+        rej = [r for r in rej if r.id not in best_effort]
         if rej:
             out.failure = _failure(FailureStage.APPLY, f"{len(rej)} object(s) failed to apply",
                                    rej)
-            return out
+            return
         if phase is Phase.CRDS:
+            where[0] = "while waiting for CRDs to be established"
             wait_served(run, objs)
             report = deadline_wait(run, objs, "CRDs to be established")
             if not report.ok:
                 out.failure = health_failure(run, report, "CRDs to be established")
                 out.health = report
-                return out
+                return
+            moving = [o for o in objs if ResourceId.of(o) in migrations]
+            if moving:
+                where[0] = "while migrating CRD storage"
+                out.failure = _migrate(run, moving, migrations, force)
+                if out.failure is not None:
+                    return
     if wait_for:
+        run.check()
+        where[0] = "while waiting for the rollout"
         run.progress(ProgressEvent(Stage.WAIT, f"waiting for {len(wait_for)} object(s) to "
                                                "be healthy"))
         out.health = deadline_wait(run, wait_for, "the rollout")
         if not out.health.ok:
             out.failure = health_failure(run, out.health, "the rollout")
-    return out
+
+
+def _cleared(run: Run, objs: Sequence[Obj], replacing: Mapping[ResourceId, str],
+             out: PhasesOutcome) -> bool:
+    """Delete the phase's objects to be re-created; False (with the failure) when one
+    could not be."""
+    if not objs:
+        return True
+    out.replaced.update({ResourceId.of(o): replacing[ResourceId.of(o)] for o in objs})
+    refused = clear(run.target.kube, objs, replacing, deadline=run.deadline,
+                    progress=run.progress, redactor=run.redactor, concurrency=run.concurrency)
+    for r in refused:
+        out.outcomes[r.id] = ObjectOutcome(r.id, Outcome.FAILED, r.describe())
+    if refused:
+        out.failure = _failure(FailureStage.APPLY, f"{len(refused)} object(s) could not be "
+                               "deleted to be re-created", refused)
+    return not refused
+
+
+def _migrate(run: Run, crds: Sequence[Obj], migrations: Mapping[ResourceId, Migration],
+             force: bool) -> Failure | None:
+    """The storage migrations of the phase's CRDs (applied in their transitional form and
+    established), then their new spec; a failure stops before a CRD loses a version."""
+    kube = run.target.kube
+    for crd in crds:
+        m = migrations[ResourceId.of(crd)]
+
+        def say(message: str, m: Migration = m) -> None:
+            run.progress(ProgressEvent(Stage.MIGRATE, message, m.id))
+
+        try:
+            migrate(kube, m, deadline=run.deadline, say=say)
+        except UnreachableError:
+            raise
+        except ClusterError as e:
+            text = scrub(run.redactor, f"{e.message} {e.hint or ''}".strip())
+            return Failure(FailureStage.APPLY, f"the storage migration of {m.id} failed",
+                           (ObjectFailure(m.id, "MigrationFailed", (text,)),))
+    _, rej = send_all(kube, crds, redactor=run.redactor, dry_run=False, force=force,
+                      concurrency=run.concurrency)
+    if rej:
+        return _failure(FailureStage.APPLY, f"{len(rej)} CRD(s) failed to apply after their "
+                        "storage migration", rej)
+    wait_served(run, crds)
+    report = deadline_wait(run, crds, "CRDs to be established")
+    return None if report.ok else health_failure(run, report, "CRDs to be established")
 
 
 def deadline_wait(run: Run, objects: Sequence[Obj], what: str) -> HealthReport:
@@ -132,7 +241,8 @@ def deadline_wait(run: Run, objects: Sequence[Obj], what: str) -> HealthReport:
             total=len(objects), seconds_left=left))
 
     return wait_healthy(run.target.kube, objects, label=run.target.member_label,
-                        deadline=run.deadline, on_wait=on_wait, concurrency=run.concurrency)
+                        deadline=run.deadline, on_wait=on_wait, concurrency=run.concurrency,
+                        sleep=run.sleep)
 
 
 def wait_served(run: Run, crds: Sequence[Obj]) -> None:
@@ -172,7 +282,7 @@ def wait_served(run: Run, crds: Sequence[Obj]) -> None:
 
     if want:
         with ThreadPoolExecutor(max_workers=max(1, run.concurrency)) as pool:
-            poll(lambda: attempt(pool), deadline=run.deadline, backoff=POLL)
+            poll(lambda: attempt(pool), deadline=run.deadline, backoff=POLL, sleep=run.sleep)
 
 
 def health_failure(run: Run, report: HealthReport, what: str) -> Failure:

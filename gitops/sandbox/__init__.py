@@ -6,7 +6,9 @@ kwok built from Go modules (`make sandbox`), run on loopback from a state dir.
     status(state_dir, name=...) -> SandboxStatus
     env(state_dir, name=...) -> dict[str, str]
 
-A pod labelled `sandbox.stackctl.dev/fail: "true"` (FAIL_LABEL) never becomes ready.
+A pod labelled `sandbox.stackctl.dev/fail: "true"` (FAIL_LABEL) never becomes ready; one
+labelled `sandbox.stackctl.dev/ready-after: 20s` (READY_AFTER_LABEL) becomes ready that long
+after it was scheduled.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from gitops.sandbox.control import (
     status,
     up,
 )
-from gitops.sandbox.stages import FAIL_LABEL
+from gitops.sandbox.stages import FAIL_LABEL, READY_AFTER_LABEL, READY_JITTER_LABEL
 from gitops.sandbox.state import default_state_dir
 
 __all__ = [
     "FAIL_LABEL",
+    "READY_AFTER_LABEL",
+    "READY_JITTER_LABEL",
     "ComponentStatus",
     "DownResult",
     "SandboxInfo",

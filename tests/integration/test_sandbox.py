@@ -1,5 +1,6 @@
 """The sandbox control plane does what the integration tier relies on: Deployments roll out
-through kwok, CRDs work, namespaces get deleted, PVCs bind, the failure stage fails."""
+through kwok, CRDs work, namespaces get deleted, PVCs bind, the failure stage fails, the
+delayed-ready stage delays."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from kubernetes import client as k
 from kubernetes.client.exceptions import ApiException
 
 from gitops.cli import main
-from gitops.sandbox import FAIL_LABEL, processes
+from gitops.sandbox import FAIL_LABEL, READY_AFTER_LABEL, processes
 from gitops.sandbox.state import Layout, State
 
 pytestmark = pytest.mark.integration
@@ -162,6 +163,31 @@ def test_the_failure_stage_keeps_a_deployment_unavailable(
     time.sleep(2)
     assert not apps.read_namespaced_deployment_status(
         "broken", namespace).status.available_replicas
+
+
+def test_a_pod_labelled_ready_after_becomes_ready_only_after_that_delay(
+        kube_client: Any, namespace: str) -> None:
+    apps, core = k.AppsV1Api(kube_client), k.CoreV1Api(kube_client)
+    apps.create_namespaced_deployment(
+        namespace, deployment("later", replicas=1, pod_labels={READY_AFTER_LABEL: "1h"}))
+    apps.create_namespaced_deployment(
+        namespace, deployment("soon", replicas=1, pod_labels={READY_AFTER_LABEL: "1s"}))
+    apps.create_namespaced_deployment(namespace, deployment("now", replicas=1))
+
+    def available(name: str) -> Callable[[], int | None]:
+        return lambda: (apps.read_namespaced_deployment_status(name, namespace)
+                        .status.available_replicas or None)
+
+    # A short delay passes, and so does no delay; an hour's does not (its pod was scheduled
+    # in the same kwok pass as the others, and is still waiting).
+    wait_for("the Deployment without the label to be available", available("now"))
+    wait_for("the Deployment whose pods are ready after 1s to be available", available("soon"))
+    (pod,) = core.list_namespaced_pod(namespace, label_selector="app=later").items
+    assert pod.spec.node_name  # scheduled
+    ready = {c.type: c.status for c in pod.status.conditions or []}
+    assert ready.get("Ready") != "True"
+    assert not apps.read_namespaced_deployment_status("later", namespace).status \
+        .available_replicas
 
 
 def test_a_statefulset_gets_its_claim_bound_and_its_pod_ready(
