@@ -32,6 +32,7 @@ from gitops.resource import ResourceId
 
 Obj = dict[str, Any]
 AFTER_CRD_OR_NAMESPACE = "after its CRD or Namespace"
+AFTER_CRD = "validated after its CRD changes"
 
 
 def unchanged(obj: Obj, live: Obj | None, prior: Obj | None) -> bool:
@@ -97,6 +98,9 @@ def calculate(
         av = str(obj["apiVersion"])
         if rid in same:
             return Change(rid, av, Action.UNCHANGED)
+        if rid in later and rid in live:
+            return Change(rid, av, Action.UPDATE, AFTER_CRD, deferred=True,
+                          diff=_diff(rid, live[rid], obj, redactor) if fields else None)
         if rid in later:
             return Change(rid, av, Action.CREATE, AFTER_CRD_OR_NAMESPACE, deferred=True,
                           diff=_diff(rid, None, obj, redactor) if fields else None)
