@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -91,9 +92,40 @@ def _load(cluster_name: str) -> tuple[RunContext, Cluster]:
     return run, load_cluster(run.stack, cluster_name)
 
 
-def _report(printer: _Printer, result: ApplyResult, *, command: str) -> int:
-    """Print the result on stdout; a rejected or failed apply ends with one paragraph on
-    stderr (an ApplyError through the error handler) and exit code 2."""
+FORMATS = ("text", "json")
+
+
+def _format_option(f: Any) -> Any:
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
+                        help="text for people; json for tools (every object, see "
+                             "docs/apply.md).")(f)
+
+
+def _failure_log(run: RunContext, result: ApplyResult) -> str:
+    """Write every failed object (and its details) to .stackctl/logs/; the path, or ""
+    when the apply did not fail."""
+    from gitops.apply.report import failure_log_lines
+    from gitops.paths import write_atomic
+    from gitops.upgrade.state import ensure_state_dir
+
+    if result.failure is None:
+        return ""
+    ensure_state_dir(run.stack.root)  # .stackctl/ with the .gitignore that ignores it
+    path = run.stack.state_dir / "logs" / f"apply-{result.cluster}-r{result.revision}.log"
+    text = "\n".join(run.redactor.text(line, pairs="=")
+                     for line in failure_log_lines(result)) + "\n"
+    write_atomic(path, text)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _report(run: RunContext, printer: _Printer, result: ApplyResult, *, command: str,
+            fmt: str = "text") -> int:
+    """Print the result on stdout (text or JSON); a rejected or failed apply ends with one
+    paragraph on stderr (an ApplyError through the error handler) and exit code 2."""
+    from gitops.apply.jsonout import result_json
     from gitops.apply.report import (
         failed_error,
         rejected_error,
@@ -101,10 +133,15 @@ def _report(printer: _Printer, result: ApplyResult, *, command: str) -> int:
         result_lines,
     )
 
-    if result.rejections:
+    log = _failure_log(run, result)
+    if fmt == "json":
+        click.echo(result_json(result, run.redactor, command=command), nl=False)
+    elif result.rejections:
         printer.out(rejection_lines(result.rejections))
+    else:
+        printer.out(result_lines(result, log_path=log))
+    if result.rejections:
         raise rejected_error(result.rejections, dry_run=False, command=command)
-    printer.out(result_lines(result))
     if result.failure is not None:
         raise failed_error(result, command=command)
     return int(ExitCode.OK)
@@ -126,9 +163,10 @@ def _report(printer: _Printer, result: ApplyResult, *, command: str) -> int:
 @click.option("--break-lease", is_flag=True,
               help="Take over a stale lease left by an apply that died.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every object as it is applied.")
+@_format_option
 def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bool,
           no_prune: bool, force_conflicts: bool, allow_mass_prune: bool, break_lease: bool,
-          verbose: bool) -> int:
+          verbose: bool, fmt: str) -> int:
     """Render a cluster and apply it through the Kubernetes API: validate everything with a
     server-side dry run, apply in order (CRDs, namespaces, RBAC, workloads, webhooks), wait
     for health, prune what left the render, and record a revision. A failed apply is rolled
@@ -162,12 +200,19 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
     change_set = calculate(target_for(cluster), objects, options=options,
                            redactor=run.redactor, fields=dry_run, progress=progress)
     if dry_run:
-        printer.out(rejection_lines(change_set.rejections))
+        if fmt == "json":
+            from gitops.apply.jsonout import change_set_json
+
+            click.echo(change_set_json(change_set), nl=False)
+        else:
+            printer.out(rejection_lines(change_set.rejections))
         if change_set.rejections:
             raise rejected_error(change_set.rejections, dry_run=True, command=command)
-        printer.out(change_set_lines(change_set))
+        if fmt == "text":
+            printer.out(change_set_lines(change_set))
         return int(ExitCode.OK)
-    return _report(printer, execute(change_set, options, progress), command=command)
+    return _report(run, printer, execute(change_set, options, progress), command=command,
+                   fmt=fmt)
 
 
 @click.command("rollback")
@@ -177,7 +222,9 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
 @click.option("--timeout", metavar="DURATION", help="Bound on the health wait.")
 @click.option("--break-lease", is_flag=True,
               help="Take over a stale lease left by an apply that died.")
-def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease: bool) -> int:
+@_format_option
+def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease: bool,
+             fmt: str) -> int:
     """Re-apply a recorded revision of a cluster as a new revision, deleting what the current
     revision added (protected kinds excepted).
 
@@ -202,12 +249,14 @@ def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease
         options=ApplyOptions(policy=policy, break_lease=break_lease),
         redactor=run.redactor, progress=_Progress(printer, False),
     )
-    return _report(printer, result, command=f"stackctl rollback --cluster {cluster.name}")
+    return _report(run, printer, result, command=f"stackctl rollback --cluster {cluster.name}",
+                   fmt=fmt)
 
 
 @click.command("history")
 @click.option("--cluster", "cluster_name", required=True, metavar="NAME")
-def history(cluster_name: str) -> int:
+@_format_option
+def history(cluster_name: str, fmt: str) -> int:
     """List the recorded revisions of a cluster: revision, commit, time, status, objects.
 
     \b
@@ -220,6 +269,11 @@ def history(cluster_name: str) -> int:
 
     run, cluster = _load(cluster_name)
     revisions = load_history(target_for(cluster))
+    if fmt == "json":
+        from gitops.apply.jsonout import history_json
+
+        click.echo(history_json(cluster.name, revisions), nl=False)
+        return int(ExitCode.OK)
     if not revisions:
         click.echo(f"no revisions recorded for cluster {cluster.name} in namespace "
                    f"{cluster.records_namespace}")
