@@ -138,6 +138,10 @@ def pvc_status(obj: dict[str, Any]) -> Status:
     return _waiting(f"claim is {phase or 'Pending'}, waiting to be bound")
 
 
+# Established=False reasons that hold until the CRD changes ("Installing" passes by itself).
+TERMINAL_CRD = ("InvalidCABundle",)
+
+
 def crd_status(obj: dict[str, Any]) -> Status:
     conds = _conditions(obj)
     names = conds.get("NamesAccepted") or {}
@@ -146,7 +150,7 @@ def crd_status(obj: dict[str, Any]) -> Status:
     established = conds.get("Established") or {}
     if established.get("status") == "True":
         return _ready("established")
-    if established.get("status") == "False" and established.get("reason"):
+    if established.get("status") == "False" and established.get("reason") in TERMINAL_CRD:
         # The establishing controller says why (apiextensions-apiserver,
         # establishing_controller.go): InvalidCABundle holds until the conversion webhook's
         # caBundle is fixed, which only an injector named on the object can do.
@@ -158,6 +162,9 @@ def crd_status(obj: dict[str, Any]) -> Status:
         if injector:
             return _waiting(f"{why} (waiting for the CA bundle of {injector})")
         return _failed(why)
+    if established.get("reason"):
+        return _waiting(f"condition Established={established.get('status')}: "
+                        f"{established.get('reason')}")
     return _waiting("waiting to be established")
 
 

@@ -51,7 +51,8 @@ class Minter:
                 self._contexts[name] = self._make(name)
             return self._contexts[name]
 
-    def _make(self, name: str) -> ssl.SSLContext:
+    def pem_file(self, name: str) -> str:
+        """A file holding a certificate for `name` and its key (mode 0600)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         cert = (x509.CertificateBuilder()
@@ -65,16 +66,19 @@ class Minter:
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                                critical=False)
                 .sign(self.ca_key, hashes.SHA256()))
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        # ssl loads a chain only from files: write them to the answerer's own folder.
         with tempfile.NamedTemporaryFile("wb", dir=self.workdir, suffix=".pem",
-                                         delete=False) as f:
+                                         delete=False) as f:  # mkstemp: mode 0600
             f.write(cert.public_bytes(serialization.Encoding.PEM))
             f.write(key.private_bytes(serialization.Encoding.PEM,
                                       serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))
-        ctx.load_cert_chain(f.name)
-        Path(f.name).unlink()
+        return f.name
+
+    def _make(self, name: str) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        path = self.pem_file(name)  # ssl loads a chain only from a file
+        ctx.load_cert_chain(path)
+        Path(path).unlink()
         return ctx
 
 
@@ -114,11 +118,15 @@ class _Handler(BaseHTTPRequestHandler):
         return  # one line per review would flood the log
 
 
-def serve(minter: Minter) -> ThreadingHTTPServer:
-    """Start the answerer on a free port of 127.0.0.1 (in a daemon thread)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def serve(minter: Minter, handler: type[BaseHTTPRequestHandler] | None = None
+          ) -> ThreadingHTTPServer:
+    """Start an HTTPS server on a free port of 127.0.0.1 (in a daemon thread) presenting,
+    for each server name a client asks for, a certificate of `minter`'s CA; `handler`
+    answers (default: the answerer's)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler or _Handler)
     base = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    base.load_cert_chain(*_fallback(minter))
+    # A client that sends no server name gets the certificate of "localhost".
+    base.load_cert_chain(minter.pem_file("localhost"))
 
     def pick(sock: ssl.SSLObject | ssl.SSLSocket, name: str | None,
              _: ssl.SSLContext) -> None:
@@ -128,24 +136,3 @@ def serve(minter: Minter) -> ThreadingHTTPServer:
     server.socket = base.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True, name="answer").start()
     return server
-
-
-def _fallback(minter: Minter) -> tuple[str, str]:
-    """A certificate for clients that send no server name (the wrap needs one)."""
-    ctx_file = minter.workdir / "fallback.pem"
-    if not ctx_file.exists():
-        minter.context("localhost")  # proves the CA loads
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-                .issuer_name(minter.ca.subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + dt.timedelta(days=365))
-                .sign(minter.ca_key, hashes.SHA256()))
-        ctx_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
-        ctx_file.chmod(0o600)
-    return str(ctx_file), str(ctx_file)
