@@ -68,7 +68,9 @@ def plan_prune(
         if is_protected(obj, protected):
             actions.append(Change(
                 rid, api_version, Action.KEEP,
-                f"protected kind {rid.kind}: annotate it {PRUNE_ANNOTATION}=allow to prune it",
+                f"protected kind {rid.kind}: delete or release it afterwards with 'stackctl "
+                f"settle' (or annotate it {PRUNE_ANNOTATION}=allow before it leaves the "
+                "render)",
             ))
         else:
             actions.append(Change(rid, api_version, Action.DELETE, "no longer in the render"))

@@ -13,6 +13,7 @@ of the deployed revision, nor a CRD whose custom resources the deployed revision
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,7 +24,7 @@ from gitops.apply.options import Target
 from gitops.errors import ApplyError
 from gitops.inventory import PART_OF
 from gitops.kinds import CRD
-from gitops.kube import KubeApiError, read_live
+from gitops.kube import POLL, KubeApiError, poll, read_live
 from gitops.resource import ResourceId
 
 Obj = dict[str, Any]
@@ -103,7 +104,8 @@ def kept_objects(target: Target, *, concurrency: int = 8) -> tuple[int, list[Kep
 
 
 def settle(target: Target, *, action: SettleAction, only: Sequence[str] = (),
-           break_lease: bool = False, concurrency: int = 8) -> SettleResult:
+           break_lease: bool = False, concurrency: int = 8,
+           timeout: float = 300.0) -> SettleResult:
     """List, delete or release the kept objects of the cluster (those matching `only`)."""
     revision, kept, _ = kept_objects(target, concurrency=concurrency)
     if only:
@@ -142,4 +144,24 @@ def settle(target: Target, *, action: SettleAction, only: Sequence[str] = (),
                     done.append(Kept(k.id, k.api_version, done="gone"))
                     continue
                 done.append(Kept(k.id, k.api_version, done="released"))
+    if action is SettleAction.DELETE:
+        _wait_gone(target, [k for k in done if k.done == "deleted"], timeout)
     return SettleResult(target.cluster, revision, action, tuple(done))
+
+
+def _wait_gone(target: Target, deleted: Sequence[Kept], timeout: float) -> None:
+    """Wait until the deleted objects are gone, as `kubectl delete` does: a Namespace
+    keeps its label while the namespace controller empties it."""
+    left = list(deleted)
+
+    def attempt() -> bool | None:
+        nonlocal left
+        left = [k for k in left if target.kube.get(k.api_version, k.id.kind, k.id.namespace,
+                                                    k.id.name) is not None]
+        return True if not left else None
+
+    if left and not poll(attempt, deadline=time.monotonic() + timeout, backoff=POLL):
+        names = ", ".join(str(k.id) for k in left)
+        raise ApplyError(f"deleted, but still there after {int(timeout)} s: {names}.",
+                         hint="A finalizer holds them (see their status); settle again once "
+                              "they are gone, or give it more time with --timeout.")

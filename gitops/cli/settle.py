@@ -19,10 +19,13 @@ from gitops.errors import ExitCode
               help="Leave them in the cluster, no longer part of stackctl's apply set.")
 @click.option("--break-lease", is_flag=True,
               help="Take over a stale lease left by an apply that died.")
+@click.option("--timeout", metavar="DURATION",
+              help="Bound on the wait until deleted objects are gone, e.g. 90s or 5m "
+                   "(default: cluster.yaml's apply timeout).")
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text")
 @click.argument("objects", nargs=-1, metavar="[OBJECT]...")
-def settle(cluster_name: str, delete: bool, release: bool, break_lease: bool, fmt: str,
-           objects: tuple[str, ...]) -> int:
+def settle(cluster_name: str, delete: bool, release: bool, break_lease: bool,
+           timeout: str | None, fmt: str, objects: tuple[str, ...]) -> int:
     """List the objects an apply kept when they left the render (Namespaces, CRDs, PVCs and
     other protected kinds still carrying stackctl's apply-set label), and delete or release
     them. Without --delete or --release nothing changes. OBJECT narrows it down, as drift
@@ -38,6 +41,7 @@ def settle(cluster_name: str, delete: bool, release: bool, break_lease: bool, fm
     from gitops.apply.settle import settle as settle_objects
     from gitops.cli._clusters import target_for
     from gitops.cli.apply import _load
+    from gitops.cluster import parse_duration
     from gitops.errors import ApplyError
 
     if delete and release:
@@ -46,7 +50,9 @@ def settle(cluster_name: str, delete: bool, release: bool, break_lease: bool, fm
               else SettleAction.LIST)
     _, cluster = _load(cluster_name)
     result = settle_objects(target_for(cluster), action=action, only=objects,
-                            break_lease=break_lease, concurrency=cluster.policy.concurrency)
+                            break_lease=break_lease, concurrency=cluster.policy.concurrency,
+                            timeout=parse_duration(timeout, what="--timeout") if timeout
+                            else cluster.policy.timeout)
     if fmt == "json":
         click.echo(json.dumps({
             "schema": "stackctl.dev/settle/v1", "cluster": result.cluster,
