@@ -20,6 +20,7 @@ from typing import Any
 
 from gitops.apply.changeset import Action, Change, ChangeSet
 from gitops.apply.compare import comparable, covers, strip_server_fields
+from gitops.apply.deps import conversion_dropped
 from gitops.apply.options import ApplyOptions, Progress, Target, no_progress
 from gitops.apply.prepare import deferred, prepare
 from gitops.apply.prune import plan_prune
@@ -33,6 +34,7 @@ from gitops.resource import ResourceId
 Obj = dict[str, Any]
 AFTER_CRD_OR_NAMESPACE = "after its CRD or Namespace"
 AFTER_CRD = "validated after its CRD changes"
+AFTER_CONVERSION = "validated after its conversion webhook is removed"
 
 
 def unchanged(obj: Obj, live: Obj | None, prior: Obj | None) -> bool:
@@ -85,6 +87,9 @@ def calculate(
             if unchanged(o, live.get(rid), prior.get(rid))}
     todo = [o for rid, o in zip(desired_ids, desired, strict=True) if rid not in same]
     later = deferred(kube, desired, todo) if todo else set()
+    dropping = {ResourceId.of(o) for o in todo
+                if conversion_dropped(o, live.get(ResourceId.of(o)))}
+    later |= dropping
     checked = [o for o in todo if ResourceId.of(o) not in later]
     progress(ProgressEvent(Stage.VALIDATE, f"server-side dry run of {len(checked)} object(s)"
                            + (f"; {len(later)} wait for their CRD or Namespace"
@@ -99,7 +104,8 @@ def calculate(
         if rid in same:
             return Change(rid, av, Action.UNCHANGED)
         if rid in later and rid in live:
-            return Change(rid, av, Action.UPDATE, AFTER_CRD, deferred=True,
+            return Change(rid, av, Action.UPDATE,
+                          AFTER_CONVERSION if rid in dropping else AFTER_CRD, deferred=True,
                           diff=_diff(rid, live[rid], obj, redactor) if fields else None)
         if rid in later:
             return Change(rid, av, Action.CREATE, AFTER_CRD_OR_NAMESPACE, deferred=True,

@@ -14,6 +14,11 @@ which workloads back a mutating webhook, and which fields an injector fills in.
       aggregated ClusterRole's rules belong to their controller. A placeholder such as
       KServe's `Cg==` would keep the CRD from being established (InvalidCABundle) until
       the injector runs, and re-applying it over an injected bundle is refused.
+    - A CRD whose render no longer converts through a webhook (KServe's InferenceService
+      from v0.13) while the live one does: server-side apply cannot remove the injected
+      `caBundle` (the injector owns it), and the API server refuses a webhook client config
+      without the Webhook strategy. Its conversion is removed with a merge patch first, as
+      client-side apply's three-way patch does, and it is dry-run after that.
 """
 
 from __future__ import annotations
@@ -81,6 +86,20 @@ def drop_injected_ca(obj: Obj) -> None:
         cfg.pop("caBundle", None)
     if _gk(obj) == APISERVICE:
         (obj.get("spec") or {}).pop("caBundle", None)
+
+
+# The merge patch that removes a CRD's webhook conversion, injected bundle included.
+DROP_CONVERSION: Obj = {"spec": {"conversion": {"strategy": "None", "webhook": None}}}
+
+
+def conversion_dropped(desired: Obj, live: Obj | None) -> bool:
+    """Whether `desired` (a CRD) stops converting through the webhook its `live` object
+    uses (see the module's doc)."""
+    if live is None or _gk(desired) != CRD:
+        return False
+    had = ((live.get("spec") or {}).get("conversion") or {}).get("strategy")
+    wants = ((desired.get("spec") or {}).get("conversion") or {}).get("strategy") or "None"
+    return had == "Webhook" and wants != "Webhook"
 
 
 def webhook_services(obj: Obj) -> list[tuple[str, str]]:

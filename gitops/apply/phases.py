@@ -9,7 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops.apply.deps import POD_CONTROLLERS, dependencies
+from gitops.apply.deps import (
+    DROP_CONVERSION,
+    POD_CONTROLLERS,
+    conversion_dropped,
+    dependencies,
+)
 from gitops.apply.options import ApplyOptions, Progress, Target
 from gitops.apply.order import Phase, group_by_phase
 from gitops.apply.results import (
@@ -26,7 +31,7 @@ from gitops.apply.results import (
 from gitops.apply.send import send_all
 from gitops.apply.wait import HealthReport, wait_healthy
 from gitops.health import Health, Status, status_of
-from gitops.kube import POLL, poll
+from gitops.kube import FIELD_MANAGER, POLL, KubeApiError, poll
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
 
@@ -104,6 +109,9 @@ def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], 
             continue
         if phase is Phase.WEBHOOKS and mutating_done:
             objs = [o for o in objs if not deps.is_mutating(o)]
+        if phase is Phase.CRDS and not _drop_conversions(
+                run, out, [o for o in objs if ResourceId.of(o) in deferred]):
+            return out
         if not _send(run, out, phase.label, objs, force=force):
             return out
         if phase is Phase.CRDS and deps.needed:
@@ -161,6 +169,30 @@ def _send(run: Run, out: PhasesOutcome, label: str, objs: Sequence[Obj], *,
     if rej:
         out.failure = _failure(FailureStage.APPLY, f"{len(rej)} object(s) failed to apply", rej)
         return False
+    return True
+
+
+def _drop_conversions(run: Run, out: PhasesOutcome, crds: Sequence[Obj]) -> bool:
+    """Remove the webhook conversion of the CRDs whose render no longer has one (deps.py);
+    False (with out.failure) when the API server refuses."""
+    kube = run.target.kube
+    for crd in crds:
+        rid = ResourceId.of(crd)
+        live = kube.get(str(crd["apiVersion"]), rid.kind, "", rid.name)
+        if not conversion_dropped(crd, live):
+            continue
+        run.progress(ProgressEvent(Stage.APPLY, "removing the webhook conversion the render "
+                                                "no longer has", rid))
+        try:
+            kube.request("PATCH", kube.object_path(kube.info_of(crd), "", rid.name),
+                         body=DROP_CONVERSION, content_type="application/merge-patch+json",
+                         query={"fieldManager": FIELD_MANAGER})
+        except KubeApiError as e:
+            reason = scrub(run.redactor, f"removing its webhook conversion failed: {e}")
+            out.outcomes[rid] = ObjectOutcome(rid, Outcome.FAILED, reason)
+            out.failure = Failure(FailureStage.APPLY, "1 object(s) failed to apply",
+                                  (ObjectFailure(rid, reason, ()),))
+            return False
     return True
 
 
