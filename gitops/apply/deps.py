@@ -13,7 +13,8 @@ which workloads back a mutating webhook, and which fields an injector fills in.
       `inject-ca-from` annotations) belongs to the injector: it is not applied, as the
       aggregated ClusterRole's rules belong to their controller. A placeholder such as
       KServe's `Cg==` would keep the CRD from being established (InvalidCABundle) until
-      the injector runs, and re-applying it over an injected bundle is refused.
+      the injector runs, and re-applying it over an injected bundle is refused. An empty
+      `caBundle` (Istio's, for istiod) is not applied either.
     - A CRD whose render no longer converts through a webhook (KServe's InferenceService
       from v0.13) while the live one does: server-side apply cannot remove the injected
       `caBundle` (the injector owns it), and the API server refuses a webhook client config
@@ -79,11 +80,16 @@ def _client_configs(obj: Obj) -> list[dict[str, Any]]:
 
 
 def drop_injected_ca(obj: Obj) -> None:
-    """Remove the CA bundles an injector fills in (see the module's doc), in place."""
-    if not injected_by(obj):
-        return
+    """Remove the CA bundles an injector fills in (see the module's doc), in place; and
+    empty ones everywhere: "" is the same as no bundle to the API server, and Istio's
+    webhooks ship it for istiod to fill, so applying it again would only conflict with the
+    injector that did."""
+    marked = bool(injected_by(obj))
     for cfg in _client_configs(obj):
-        cfg.pop("caBundle", None)
+        if marked or cfg.get("caBundle") == "":
+            cfg.pop("caBundle", None)
+    if not marked:
+        return
     if _gk(obj) == APISERVICE:
         (obj.get("spec") or {}).pop("caBundle", None)
 
