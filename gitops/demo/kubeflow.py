@@ -198,7 +198,7 @@ class _Walk:
         began = time.monotonic()
         r = d.stackctl("apply", "--cluster", cluster, expect=0, why="applied and healthy")
         self.times.append((f"{what} ({cluster})", time.monotonic() - began))
-        m = d.expect_text(r, r"^revision (\d+) deployed|^no changes; revision (\d+)",
+        m = d.expect_text(r, r"^revision (\d+) deployed|^no changes: .*revision (\d+) is current",
                           f"{cluster}: deployed")
         self.revision[cluster] = int(m.group(1) or m.group(2))
 
