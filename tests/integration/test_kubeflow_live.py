@@ -42,8 +42,8 @@ def test_kubeflow_is_installed_upgraded_healed_and_rolled_back_live_hop_by_hop(
     assert titles == [
         "start the sandbox", "create the repo with Kubeflow v1.8.1",
         "install v1.8.1 on both clusters", "upgrade to v1.9.1 and apply",
-        "settle what the upgrades kept", "upgrade to v1.10.2 and apply",
-        "upgrade to v1.11.0 and apply", "detect and heal a hand change",
+        "upgrade to v1.10.2 and apply", "upgrade to v1.11.0 and apply",
+        "settle what the upgrades kept", "detect and heal a hand change",
         "roll back to v1.8.1 and forward to v1.11.0", "stop the sandbox"]
     checked = [e.text for e in events if isinstance(e, Check)]
     for version in RELEASES:  # every customization, live, after every hop
