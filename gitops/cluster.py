@@ -4,6 +4,8 @@ cluster.yaml (optional; every key has a default):
 
     kubeconfig: ~/.kube/config        # default: $KUBECONFIG, then ~/.kube/config
     context: microk8s                 # default: the kubeconfig's current context
+    identity: 5f0c...                 # the cluster's kube-system namespace uid, pinned by
+                                      # 'stackctl pin': another cluster is refused
     recordsNamespace: stackctl-system # where revisions, the inventory and the lease live
     wave: 0                           # rollout order in pipelines: lower waves go first
     apply:
@@ -13,6 +15,10 @@ cluster.yaml (optional; every key has a default):
                        PersistentVolume]   # never pruned or rolled back unless allowed
       concurrency: 8                  # objects applied at once within one phase
       forceConflicts: false           # take over fields owned by other managers
+      replace: auto                   # re-create objects whose immutable fields changed
+                                      # (auto), or refuse them (never): docs/apply.md
+      stopTimeout: 20s                # an apply stopped by SIGINT/SIGTERM waits this long
+                                      # for its rollback to be healthy before it exits
 """
 
 from __future__ import annotations
@@ -40,11 +46,16 @@ APPLY_SPEC = {
     "protectedKinds": Field((list,), items=(str,)),
     "concurrency": Field((int,)),
     "forceConflicts": Field((bool,)),
+    "replace": Field((str,), choices=("auto", "never"),
+                     doc="auto (re-create objects whose immutable fields changed) or never."),
+    "stopTimeout": Field((str, int), doc="A duration such as 20s."),
 }
 
 CLUSTER_SPEC = {
     "kubeconfig": Field((str,), doc="Path of the kubeconfig file, e.g. ~/.kube/config."),
     "context": Field((str,)),
+    "identity": Field((str,), doc="The uid of the cluster's kube-system namespace, as "
+                      "'stackctl pin --cluster NAME' writes it."),
     "recordsNamespace": Field((str,)),
     "wave": Field((int,)),
     "description": Field((str,)),
@@ -77,6 +88,10 @@ class ApplyPolicy:
     protected_kinds: tuple[str, ...] = DEFAULT_PROTECTED_KINDS
     concurrency: int = 8
     force_conflicts: bool = False
+    replace: str = "auto"  # auto | never: gitops.apply.replace
+    # How long an apply stopped by a signal waits for its rollback to be healthy before it
+    # exits (CI cancels with SIGTERM and kills a while later: GitLab and Kubernetes' 30 s).
+    stop_timeout: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,11 @@ class Cluster:
     records_namespace: str = "stackctl-system"
     wave: int = 0
     policy: ApplyPolicy = field(default_factory=ApplyPolicy)
+    identity: str | None = None  # the kube-system namespace's uid (cluster.yaml `identity`)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CLUSTER_FILE
 
     @property
     def kustomization(self) -> Path:
@@ -149,6 +169,9 @@ def load_cluster(stack: Stack, name: str) -> Cluster:
         protected_kinds=tuple(apply.get("protectedKinds", DEFAULT_PROTECTED_KINDS)),
         concurrency=max(1, int(apply.get("concurrency", 8))),
         force_conflicts=apply.get("forceConflicts", False),
+        replace=apply.get("replace", "auto"),
+        stop_timeout=parse_duration(apply.get("stopTimeout", 20),
+                                    what=f"apply.stopTimeout in {cfg_path}"),
     )
     kubeconfig = data.get("kubeconfig")
     kc: Path | None = None
@@ -165,8 +188,31 @@ def load_cluster(stack: Stack, name: str) -> Cluster:
     return Cluster(
         name=name, path=path, kubeconfig=kc, context=data.get("context"),
         records_namespace=data.get("recordsNamespace", "stackctl-system"),
-        wave=data.get("wave", 0), policy=policy,
+        wave=data.get("wave", 0), policy=policy, identity=data.get("identity") or None,
     )
+
+
+_IDENTITY_LINE = re.compile(r"^identity:.*$", re.MULTILINE)
+
+
+def pin_identity(cluster: Cluster, uid: str) -> Path:
+    """Write `identity: <uid>` into the cluster's cluster.yaml (created if missing),
+    replacing an earlier identity line; every other line stays as it was."""
+    path = cluster.config_file
+    line = f"identity: {uid}"
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if _IDENTITY_LINE.search(text):
+            text = _IDENTITY_LINE.sub(line, text, count=1)
+        else:
+            text += ("" if not text or text.endswith("\n") else "\n") + line + "\n"
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        from gitops.oserrors import refusal
+
+        raise refusal(e, action=f"write {path}") or ConfigError(
+            f"cannot write {path}: {e.strerror or e}.") from e
+    return path
 
 
 def _kubeconfig_line(cfg_path: Path) -> int | None:

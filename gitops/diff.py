@@ -31,6 +31,7 @@ from typing import Any, Literal
 from deepdiff import DeepDiff
 from deepdiff.helper import notpresent
 
+from gitops.immutable import immutable_changes
 from gitops.kinds import key_of, list_key
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
@@ -89,6 +90,11 @@ class CrdVersionChange:
             parts.append("versions added: " + ", ".join(self.added))
         if self.removed:
             parts.append("versions removed: " + ", ".join(self.removed))
+            if self.storage_after:
+                # gitops.apply.migrate: what a cluster stored at a removed version is
+                # rewritten at the new storage version before the CRD drops it.
+                parts.append("objects stored at a removed version are migrated to "
+                             f"{self.storage_after} on apply")
         if self.storage_before != self.storage_after:
             parts.append(f"storage version {self.storage_before or '-'} -> "
                          f"{self.storage_after or '-'}")
@@ -106,6 +112,9 @@ class ObjectChange:
     fields: tuple[FieldChange, ...] = ()
     images: tuple[ImageChange, ...] = ()
     crd_versions: CrdVersionChange | None = None
+    # Fields that cannot change on a live object (gitops.immutable): the apply replaces
+    # the object, or refuses to when re-creating it would destroy data.
+    replace: tuple[str, ...] = ()
 
     @property
     def api_version_changed(self) -> bool:
@@ -414,7 +423,7 @@ def object_change(
     else:
         changes = ()
     return ObjectChange(rid, "changed", av_a, av_b, fields=changes, images=imgs,
-                        crd_versions=crd)
+                        crd_versions=crd, replace=immutable_changes(rid, a, b))
 
 
 def diff_object_sets(

@@ -35,7 +35,8 @@ class ExitCode(IntEnum):
     FINDING = 1  # merge conflicts, differences, drift: a person should look
     ERROR = 2  # bad input, kustomize failure, unreachable cluster, failed apply
     INTERNAL = 3  # a bug in stackctl; the traceback is in a log file
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as a shell reports it
+    TERMINATED = 143  # SIGTERM (a CI job cancelled): 128 + 15
 
 
 class StackctlError(Exception):

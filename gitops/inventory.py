@@ -29,7 +29,7 @@ from typing import Any
 from gitops import __version__
 from gitops.errors import ClusterError
 from gitops.kube import Kube, KubeApiError
-from gitops.kube.client import METADATA_LIST
+from gitops.kube.client import METADATA_LIST, METADATA_ONLY
 from gitops.resource import ResourceId
 
 PART_OF = "applyset.kubernetes.io/part-of"
@@ -50,6 +50,8 @@ A_OBJECTS = "stackctl.dev/objects"
 A_CHUNKS = "stackctl.dev/chunks"
 A_DIGEST = "stackctl.dev/digest"
 A_DESCRIPTION = "stackctl.dev/description"
+A_REPLACED = "stackctl.dev/replaced"  # JSON list of the objects the revision re-creates
+A_DIRTY = "stackctl.dev/dirty"  # "true": applied from a working tree with uncommitted changes
 SECRET_TYPE = "stackctl.dev/revision"
 DATA_KEY = "manifests.json.gz"
 
@@ -116,6 +118,13 @@ class RevisionInfo:
     object_count: int
     description: str = ""
     chunks: int = 1
+    replaced: tuple[str, ...] = ()  # objects deleted and re-created by this revision
+    dirty: bool = False  # applied from a working tree with uncommitted changes to its render
+
+    @property
+    def source(self) -> str:
+        """The commit, '-dirty' appended as `git describe --dirty` does."""
+        return f"{self.commit}-dirty" if self.dirty and self.commit else self.commit
 
 
 class Revisions(tuple[RevisionInfo, ...]):
@@ -136,6 +145,15 @@ class Revisions(tuple[RevisionInfo, ...]):
     @property
     def pending(self) -> tuple[RevisionInfo, ...]:
         return tuple(r for r in self if r.status == RevisionStatus.PENDING)
+
+    @property
+    def unfinished(self) -> tuple[RevisionInfo, ...]:
+        """The revisions after the latest deployed one that did not finish: pending (its
+        apply was killed, lost its lease, or still runs) or failed (and not rolled back,
+        or not all the way). What they created may still be live."""
+        dep = self.deployed
+        return tuple(r for r in self if (dep is None or r.revision > dep.revision)
+                     and r.status in (RevisionStatus.PENDING, RevisionStatus.FAILED))
 
     @property
     def next_number(self) -> int:
@@ -178,7 +196,17 @@ def _info(secret: dict[str, Any]) -> RevisionInfo:
         object_count=int(ann.get(A_OBJECTS, 0) or 0),
         description=str(ann.get(A_DESCRIPTION, "")),
         chunks=int(ann.get(A_CHUNKS, 1) or 1),
+        replaced=_replaced(ann.get(A_REPLACED)),
+        dirty=str(ann.get(A_DIRTY, "")).lower() == "true",
     )
+
+
+def _replaced(value: Any) -> tuple[str, ...]:
+    try:
+        found = json.loads(str(value)) if value else []
+    except ValueError:
+        return ()
+    return tuple(str(x) for x in found) if isinstance(found, list) else ()
 
 
 class Records:
@@ -265,7 +293,8 @@ class Records:
 
     def write(self, revision: int, objects: Sequence[dict[str, Any]], *,
               status: RevisionStatus,
-              commit: str | None, description: str = "") -> RevisionInfo:
+              commit: str | None, description: str = "",
+              replaced: Sequence[str] = (), dirty: bool = False) -> RevisionInfo:
         blob = encode_manifests(objects)
         chunks = split_chunks(blob)
         for i in reversed(range(len(chunks))):  # chunk 0 last: it makes the revision visible
@@ -279,6 +308,10 @@ class Records:
                     A_OBJECTS: str(len(objects)), A_DIGEST: hashlib.sha256(blob).hexdigest(),
                     A_DESCRIPTION: description,
                 })
+                if replaced:
+                    annotations[A_REPLACED] = json.dumps(list(replaced))
+                if dirty:
+                    annotations[A_DIRTY] = "true"
             body = {
                 "apiVersion": "v1", "kind": "Secret", "type": SECRET_TYPE,
                 "metadata": {"name": secret_name(self.cluster, revision, i),
@@ -304,6 +337,24 @@ class Records:
             "PATCH", f"{self._secrets}/{secret_name(self.cluster, revision)}",
             body={"metadata": meta}, content_type="application/merge-patch+json",
         )
+
+    def parent_group_kinds(self) -> list[tuple[str, str]]:
+        """(group, kind) of every group-kind the ApplySet parent says members may have:
+        widened before an apply creates anything, narrowed only once one completes."""
+        try:
+            parent = self.kube.request("GET", f"{self._secrets}/{parent_name(self.cluster)}",
+                                       accept=METADATA_ONLY)
+        except KubeApiError as e:
+            if e.code == 404:
+                return []
+            raise
+        text = ((parent.get("metadata") or {}).get("annotations") or {}).get(GROUP_KINDS)
+        out = []
+        for gk in str(text or "").split(","):
+            kind, _, group = gk.strip().partition(".")
+            if kind:
+                out.append((group, kind))
+        return out
 
     def write_parent(self, members: Iterable[ResourceId]) -> None:
         """Create or update the ApplySet parent with the group-kinds and namespaces of the

@@ -279,6 +279,11 @@ class Redactor:
         if _is_secret(obj):
             for field in ("data", "stringData"):
                 values = obj.get(field)
+                if values is not None and not isinstance(values, dict):
+                    # Not a map: the API server refuses it, quoting it ("expected map,
+                    # got &{value}"); it is still what the author meant as secret.
+                    self.add_known(values)
+                    obj[field] = self.mark(values)
                 if isinstance(values, dict):
                     for k, v in values.items():
                         self.add_known(v)

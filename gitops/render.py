@@ -338,6 +338,7 @@ def render_path(path: Path, *, name: str | None = None,
                 out = secrets.build(k, path, what=what, files=[r for r, _ in inputs.relative()],
                                     inputs=inputs)
             except KustomizeBuildError as e:
+                e = _without_secrets(e, rendercache.read_inputs(inputs.relative()))
                 raise _relative_to(e, path, base) from e
             objects = _normalise(out.stdout, what, inputs)
             entry = _to_entry(objects, k.version, out.warnings)
@@ -357,6 +358,7 @@ def render_path(path: Path, *, name: str | None = None,
                 out = running.result(what=what, files=[r for r, _ in inputs.relative()])
             except KustomizeBuildError as e:
                 contents = rendercache.read_inputs(inputs.relative())
+                e = _without_secrets(e, contents)
                 raise duplicate_error(e, what, contents, path, base) \
                     or _relative_to(e, path, base) from e
             objects = _normalise(out.stdout, what, inputs)
@@ -396,6 +398,23 @@ def _changed_head(path: Path) -> str | None:
 
     head = head_commit_of(path)
     return None if head is None else f"{head}+changes"
+
+
+def _without_secrets(e: KustomizeBuildError, contents: Sequence[tuple[str, bytes | None]]
+                     ) -> KustomizeBuildError:
+    """kustomize's message with the secret values of the render's inputs redacted: it
+    quotes a secretGenerator literal it cannot parse ("invalid literal source
+    GEN_PASSWORD:value, expected key=value")."""
+    from gitops.redact import Redactor
+    from gitops.secretvalues import learn_secret_values
+
+    redactor = Redactor.from_config()  # default names, the run's salt ($STACKCTL_REDACT_SALT)
+    learn_secret_values(redactor, {rel: data for rel, data in contents if data is not None})
+    detail = redactor.text(e.detail, pairs="=")
+    if detail == e.detail:
+        return e
+    return KustomizeBuildError(what=e.what, command=e.command,
+                               exit_code=e.exit_code_of_command, detail=detail, file=e.file)
 
 
 def _relative_to(e: KustomizeBuildError, path: Path, base: Path | None) -> KustomizeBuildError:

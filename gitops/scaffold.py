@@ -76,6 +76,8 @@ description: the {cluster} cluster
 #   - PersistentVolume
 #   concurrency: 8                  # objects applied at once within one phase
 #   forceConflicts: false           # take over fields owned by other field managers
+#   replace: auto                   # re-create objects whose immutable fields changed
+#                                   # (auto), or refuse them (never): docs/apply.md
 """
 
 

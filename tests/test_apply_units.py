@@ -315,3 +315,46 @@ def test_progress_display_lists_pending_objects_once_per_change(
         "… waiting for the rollout: 1 of 5 pending [57s left]",
         "    Deployment.apps/web -n a: 1 of 2 updated replicas available",
     ]
+
+
+class _RenewalRefused:
+    """A client whose lease GET answers (held by `holder`) and whose PUT fails, as an API
+    server that stopped answering writes would: a narrow stand-in for the renewal loop."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        self.puts = 0
+
+    def request(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        from gitops.kube import UnreachableError
+
+        if method == "GET":
+            return {"spec": {"holderIdentity": self.holder}}
+        self.puts += 1
+        raise UnreachableError("cannot reach the Kubernetes API server at https://x")
+
+
+def test_a_lease_that_cannot_be_renewed_for_two_thirds_of_its_duration_is_lost() -> None:
+    from gitops.apply.lease import ClusterLease
+
+    lost: list[str] = []
+    lease = ClusterLease(None, cluster="dev", namespace="ns", duration=3,  # type: ignore[arg-type]
+                         on_lost=lost.append)
+    client = _RenewalRefused(lease.holder)
+    lease.kube = client  # type: ignore[assignment]
+    lease._renew_loop()  # returns once the lease is lost
+    assert client.puts >= 2
+    assert lost == [lease.lost]
+    assert lease.lost.startswith("lease ns/stackctl-dev could not be renewed for 2s")
+    assert "another apply may take it over" in lease.lost
+
+
+def test_a_lease_renewal_that_finds_another_holder_loses_the_lease() -> None:
+    from gitops.apply.lease import ClusterLease
+
+    lost: list[str] = []
+    lease = ClusterLease(None, cluster="dev", namespace="ns", duration=3,  # type: ignore[arg-type]
+                         on_lost=lost.append)
+    lease.kube = _RenewalRefused("someone@elsewhere pid=1 run=x")  # type: ignore[assignment]
+    lease._renew_loop()
+    assert lost == ["lease ns/stackctl-dev is now held by someone@elsewhere pid=1 run=x"]

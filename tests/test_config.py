@@ -71,6 +71,7 @@ def test_cluster_yaml_policy_and_defaults(tmp_path: Path) -> None:
         "clusters/prod/cluster.yaml": (
             "kubeconfig: kube/prod.yaml\ncontext: eks\nwave: 1\n"
             "apply:\n  timeout: 2m30s\n  prune: false\n  protectedKinds: [Namespace]\n"
+            "  replace: never\n"
         ),
     })
     stack = load_stack(tmp_path)
@@ -80,6 +81,7 @@ def test_cluster_yaml_policy_and_defaults(tmp_path: Path) -> None:
     assert prod.kubeconfig == tmp_path / "kube" / "prod.yaml"
     assert prod.policy.timeout == 150 and prod.policy.prune is False
     assert prod.policy.protected_kinds == ("Namespace",)
+    assert (dev.policy.replace, prod.policy.replace) == ("auto", "never")
     assert [c.name for c in select_clusters(stack, [], all_=True)] == ["dev", "prod"]
 
 
@@ -107,3 +109,12 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects_garbage() -> None:
     with pytest.raises(ConfigError, match="1h30m"):
         parse_duration("five minutes")
+
+
+def test_cluster_yaml_replace_takes_auto_or_never(tmp_path: Path) -> None:
+    _write(tmp_path, {"stack.yaml": "name: a\nsource: x\n",
+                      "clusters/dev/kustomization.yaml": "resources: []\n",
+                      "clusters/dev/cluster.yaml": "apply:\n  replace: always\n"})
+    with pytest.raises(ConfigError, match=r"cluster.yaml:2") as e:
+        load_cluster(load_stack(tmp_path), "dev")
+    assert "auto" in str(e.value) and "never" in str(e.value)

@@ -51,7 +51,7 @@ def test_cluster_yaml_documents_every_key(tmp_path: Path, git_env: Path,
     init_stack(tmp_path / "p", name="mlstack", source=str(tmp_path / "rf"), cluster="edge")
     text = (tmp_path / "p/clusters/edge/cluster.yaml").read_text()
     for key in ("kubeconfig:", "context:", "recordsNamespace:", "wave:", "apply:", "timeout:",
-                "prune:", "protectedKinds:", "concurrency:", "forceConflicts:"):
+                "prune:", "protectedKinds:", "concurrency:", "forceConflicts:", "replace:"):
         assert key in text
     stack_text = (tmp_path / "p/stack.yaml").read_text()
     assert "# ref:" in stack_text and "# mirrors:" in stack_text

@@ -200,7 +200,7 @@ def test_json_is_stable_and_follows_the_documented_schema(form: str) -> None:
     assert list(cluster) == ["name", "status", "counts", "objectsElided", "images", "objects"]
     obj = cluster["objects"][0]
     assert list(obj) == ["action", "id", "apiVersion", "apiVersionChanged", "crdVersions",
-                         "images", "fieldCount", "fieldsElided", "fields"]
+                         "replace", "images", "fieldCount", "fieldsElided", "fields"]
     assert cluster["images"] == [{
         "object": {"group": "apps", "kind": "Deployment", "namespace": "ml", "name": "web"},
         "location": "spec.template.spec.containers[name=web]", "container": "web",

@@ -1,10 +1,13 @@
 """`calculate`: what applying a set of objects to a cluster would change, read-only.
 
-    records (revisions, the latest deployed one's manifests) -> prepare the desired set
-    -> prune candidates (with the mass-prune guards) -> live state (gitops.kube.read_live)
-    -> the no-change test (compare.py) -> objects deferred behind a CRD or Namespace of the
-    set -> a server-side dry run of every other object that would be sent -> per object:
-    create, update, unchanged; per prune candidate: delete, keep.
+    records (revisions, the latest deployed one's manifests, and those of revisions after
+    it that did not finish) -> prepare the desired set -> prune candidates (with the
+    mass-prune guards) -> live state (gitops.kube.read_live) -> the no-change test
+    (compare.py) -> objects deferred behind a CRD or Namespace of the set -> a server-side
+    dry run of every other object that would be sent (a CRD that drops a stored version in
+    its storage migration's first form: migrate.py) -> what cannot change in place is
+    replaced or refused (replace.py) -> per object: create, update, replace, unchanged; per
+    prune candidate still a live member of the set: delete, keep.
 
 `apply --dry-run`, `plan --live` and `apply` all go through here, so they agree. With
 `fields`, the dry run returns whole objects and each change carries its field changes
@@ -14,19 +17,22 @@ object that would be sent is an update.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from gitops.apply.changeset import Action, Change, ChangeSet
 from gitops.apply.compare import comparable, covers, strip_server_fields
 from gitops.apply.deps import conversion_dropped
+from gitops.apply.migrate import plan_migrations
 from gitops.apply.options import ApplyOptions, Progress, Target, no_progress
 from gitops.apply.prepare import deferred, prepare
-from gitops.apply.prune import plan_prune
-from gitops.apply.results import Outcome, ProgressEvent, Stage
+from gitops.apply.prune import leftovers, members_only, plan_prune
+from gitops.apply.replace import headless_lost, resolve, wants_always, which_fields
+from gitops.apply.results import Outcome, ProgressEvent, Rejection, Stage
 from gitops.apply.send import send_all
 from gitops.diff import ObjectChange, object_change
+from gitops.inventory import Records, Revisions
 from gitops.kube import read_live
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
@@ -64,6 +70,8 @@ def calculate(
     previous = revisions.deployed
     prev_objects = records.manifests(previous.revision) if previous else []
     redactor.learn(prev_objects)
+    unfinished = _unfinished(records, revisions) if options.prune else {}
+    redactor.learn([obj for _, obj in unfinished.values()])
     desired, rejections = prepare(kube, objects, records.applyset_id, redactor)
     base = ChangeSet(target, redactor, revisions, tuple(desired), (), tuple(prev_objects),
                      fields=fields)
@@ -80,9 +88,15 @@ def calculate(
 
     progress(ProgressEvent(Stage.READ, f"reading live state of {len(desired)} objects"))
     prior = {ResourceId.of(o): o for o in prev_objects}
-    gone = [prior[c.id] for c in prune] if fields else []
-    live = read_live(kube, [*desired, *gone], label=target.member_label,
+    live = read_live(kube, desired, label=target.member_label,
                      concurrency=options.policy.concurrency).objects
+    candidates = [prior[c.id] for c in prune]
+    wanted = {*desired_ids, *(c.id for c in prune)}
+    candidates += [o for rid, (_, o) in sorted(unfinished.items()) if rid not in wanted]
+    members = read_live(kube, candidates, label=target.member_label, find_unlabelled=True,
+                        concurrency=options.policy.concurrency)
+    prune = members_only(prune, members) + leftovers(
+        unfinished, wanted, members, protected_kinds=options.policy.protected_kinds)
     same = {rid for rid, o in zip(desired_ids, desired, strict=True)
             if unchanged(o, live.get(rid), prior.get(rid))}
     todo = [o for rid, o in zip(desired_ids, desired, strict=True) if rid not in same]
@@ -95,14 +109,31 @@ def calculate(
                            + (f"; {len(later)} wait for their CRD or Namespace"
                               if later else "")
                            + (f"; {len(same)} unchanged" if same else "")))
-    answers, rejected = send_all(kube, checked, redactor=redactor, dry_run=True,
-                                 force=options.force, full=fields,
-                                 concurrency=options.policy.concurrency)
+    # A CRD that drops a version the cluster still stores is applied first with that
+    # version kept (migrate.py): that form is what the dry run checks.
+    migrations = plan_migrations(kube, checked, live)
+    answers, rejected = send_all(kube, [migrations[r].transitional if r in migrations else o
+                                        for r, o in ((ResourceId.of(o), o) for o in checked)],
+                                 redactor=redactor, dry_run=True, force=options.force,
+                                 full=fields, concurrency=options.policy.concurrency)
+    replacing, rejected = _replacements(target, checked, answers, rejected, live, prior,
+                                        options=options, redactor=redactor, fields=fields)
+    said = [f"{len(replacing)} object(s) to replace"] if replacing else []
+    said += [f"{len(migrations)} CRD storage migration(s)"] if migrations else []
+    if said:
+        progress(ProgressEvent(Stage.VALIDATE, ", ".join(said)))
 
     def change(rid: ResourceId, obj: Obj) -> Change:
         av = str(obj["apiVersion"])
         if rid in same:
             return Change(rid, av, Action.UNCHANGED)
+        if rid in replacing:
+            return replacing[rid]
+        if rid in migrations and rid in answers:
+            m = migrations[rid]
+            after = _without_versions(answers[rid][1], m.retired) if fields else None
+            found = _diff(rid, live[rid], after, redactor) if after is not None else None
+            return Change(rid, av, Action.UPDATE, m.describe(), diff=found)
         if rid in later and rid in live:
             return Change(rid, av, Action.UPDATE,
                           AFTER_CONVERSION if rid in dropping else AFTER_CRD, deferred=True,
@@ -125,9 +156,64 @@ def calculate(
     changes = [change(rid, o) for rid, o in zip(desired_ids, desired, strict=True)]
     for c in prune:
         if fields and c.action is Action.DELETE:
-            c = replace(c, diff=_diff(c.id, live.get(c.id) or prior[c.id], None, redactor))
+            before = members.objects.get(c.id) or prior.get(c.id) or {}
+            c = replace(c, diff=_diff(c.id, before, None, redactor))
         changes.append(c)
-    return replace(base, changes=tuple(changes), rejections=tuple(rejected))
+    return replace(base, changes=tuple(changes), rejections=tuple(rejected),
+                   migrations=tuple(migrations.values()))
+
+
+def _replacements(target: Target, checked: Sequence[Obj],
+                  answers: Mapping[ResourceId, tuple[Outcome, Obj]],
+                  rejected: Sequence[Rejection], live: Mapping[ResourceId, Obj],
+                  prior: Mapping[ResourceId, Obj], *, options: ApplyOptions,
+                  redactor: Redactor, fields: bool,
+                  ) -> tuple[dict[ResourceId, Change], list[Rejection]]:
+    """The objects to re-create (replace.py): those the dry run refused to change in
+    place, those annotated to be re-created on every change, a headless Service the render
+    makes an ordinary one; the others' rejections, and the refused replacements'."""
+    by_id = {ResourceId.of(o): o for o in checked}
+    candidates: dict[ResourceId, tuple[Obj, tuple[str, ...]]] = {}
+    kept: list[Rejection] = []
+    for r in rejected:
+        if r.reason == "Immutable" and r.id in live and r.id in by_id:
+            obj = by_id[r.id]
+            candidates[r.id] = (obj, which_fields(r.id, obj, live[r.id], prior.get(r.id),
+                                                  r.fields))
+        else:
+            kept.append(r)
+    for rid in answers:
+        obj, current = by_id[rid], live.get(rid)
+        lost = headless_lost(obj, current)
+        if lost or wants_always(obj, current):
+            candidates[rid] = (obj, lost)
+    if not candidates:
+        return {}, kept
+    changes, refused = resolve(target.kube, candidates, live=live, policy=options.policy,
+                               fields=fields, redactor=redactor,
+                               concurrency=options.policy.concurrency)
+    return changes, sorted([*kept, *refused], key=lambda r: r.id)
+
+
+def _without_versions(crd: Obj, names: Sequence[str]) -> Obj:
+    """A CRD answer without the versions a migration keeps only for its duration."""
+    out = dict(crd)
+    spec = dict(out.get("spec") or {})
+    spec["versions"] = [v for v in spec.get("versions") or [] if v.get("name") not in names]
+    out["spec"] = spec
+    return out
+
+
+def _unfinished(records: Records, revisions: Revisions) -> dict[ResourceId, tuple[int, Obj]]:
+    """The objects of the revisions after the latest deployed one that did not finish
+    (killed, stopped, or failed without a full rollback), by id, the newest revision's
+    version of each: they were recorded before anything was applied, so whatever such an
+    apply may have created is among them."""
+    out: dict[ResourceId, tuple[int, Obj]] = {}
+    for info in revisions.unfinished:
+        for obj in records.manifests(info.revision):
+            out[ResourceId.of(obj)] = (info.revision, obj)
+    return out
 
 
 def _diff(rid: ResourceId, before: Obj | None, after: Obj | None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from gitops.apply.migrate import Migration
 from gitops.apply.options import Target
 from gitops.apply.results import Rejection
 from gitops.diff import ObjectChange
@@ -29,6 +30,7 @@ class Action(StrEnum):
 
     CREATE = "create"
     UPDATE = "update"  # sent to server-side apply (with fields: only when a field changes)
+    REPLACE = "replace"  # deleted and re-created: a field it changes cannot change in place
     UNCHANGED = "unchanged"
     DELETE = "delete"  # pruned: in the previous revision, no longer in the render
     KEEP = "keep"  # a prune candidate of a protected kind: left in the cluster
@@ -36,13 +38,14 @@ class Action(StrEnum):
     @property
     def sends(self) -> bool:
         """Whether the object is sent to the API server (applied)."""
-        return self in (Action.CREATE, Action.UPDATE)
+        return self in (Action.CREATE, Action.UPDATE, Action.REPLACE)
 
 
 @dataclass(frozen=True)
 class Change:
     """One object's change. `diff` holds its redacted field changes and images (for a
-    change set calculated with fields); `note` says why (deferred, a prune's reason)."""
+    change set calculated with fields); `note` says why (deferred, a prune's reason, what
+    forces a replacement, a CRD's storage migration)."""
 
     id: ResourceId
     api_version: str
@@ -68,6 +71,7 @@ class ChangeSet:
     previous_objects: tuple[Obj, ...] = ()
     rejections: tuple[Rejection, ...] = ()
     fields: bool = False
+    migrations: tuple[Migration, ...] = ()  # CRDs whose stored versions are migrated first
 
     @property
     def previous(self) -> RevisionInfo | None:
@@ -103,6 +107,11 @@ class ChangeSet:
         """The desired objects to send, in the render's order."""
         send = {c.id for c in self.changes if c.action.sends}
         return [o for o in self.desired if ResourceId.of(o) in send]
+
+    @property
+    def replacements(self) -> dict[ResourceId, str]:
+        """The objects to re-create, with why."""
+        return {c.id: c.note for c in self.changes if c.action is Action.REPLACE}
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action == action)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gitops.apply.lease import LEASE_SECONDS
 from gitops.apply.results import ProgressEvent
 from gitops.cluster import ApplyPolicy
 from gitops.inventory import PART_OF, Records, RevisionStatus
@@ -40,7 +41,8 @@ class Target:
 class ApplyOptions:
     """How to apply. `policy` is the cluster's (cluster.yaml `apply:`), the rest the
     command's flags; `description` and `replaced` are what the revision records (a
-    rollback describes itself and marks the revision it replaces rolled-back)."""
+    rollback describes itself and marks the revision it replaces rolled-back); `dirty`
+    that the render came from a working tree with uncommitted changes (`--allow-dirty`)."""
 
     policy: ApplyPolicy = field(default_factory=ApplyPolicy)
     commit: str | None = None
@@ -52,6 +54,8 @@ class ApplyOptions:
     wait: bool = True
     description: str = ""
     replaced: RevisionStatus = RevisionStatus.SUPERSEDED
+    dirty: bool = False
+    lease_seconds: int = LEASE_SECONDS
 
     @property
     def force(self) -> bool:

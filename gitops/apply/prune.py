@@ -7,21 +7,32 @@ Safety rules, checked before anything is applied:
 - protected kinds (the cluster policy's protectedKinds: Namespaces, CRDs, PVCs, PVs by
   default; deleting them deletes data) are kept unless the object carries the annotation
   `stackctl.dev/prune: allow`.
+Only members are deleted, as kubectl's ApplySet prune does: an object that no longer
+carries the set's `applyset.kubernetes.io/part-of` label was handed over to another tool
+and is left in place. The label is read live just before the delete, which the API server
+carries out only while the object is still the version read (a delete precondition).
+Besides the previous revision's objects, the candidates include what revisions that did not
+finish (an apply killed, stopped, or failed without a rollback) left live: they were
+recorded, with everything they would create, before they changed anything.
 Deletion uses propagationPolicy Background, as kubectl does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from gitops.apply.changeset import Action, Change
 from gitops.apply.results import ObjectOutcome, Outcome
 from gitops.errors import ApplyError
-from gitops.kube import Kube
+from gitops.kube import Kube, KubeApiError, LiveState, UnknownKindError
 from gitops.resource import ResourceId
 
 PRUNE_ANNOTATION = "stackctl.dev/prune"
+RELEASED = ("no longer carries this apply set's label (another tool took it over): left "
+            "in place")
+_DELETE_ATTEMPTS = 5
 
 
 class MassPruneError(ApplyError):
@@ -86,14 +97,79 @@ def plan_prune(
     return sorted(actions, key=lambda a: a.id)
 
 
-def execute_prune(kube: Kube, candidates: Sequence[Change]) -> list[ObjectOutcome]:
-    """Delete the candidates to delete; the protected ones are reported kept."""
+def members_only(candidates: Sequence[Change], live: LiveState) -> list[Change]:
+    """The candidates as the live objects say: one found live without the set's label
+    left the set and is kept (RELEASED)."""
+    return [replace(c, action=Action.KEEP, note=RELEASED)
+            if c.action is Action.DELETE and c.id in live.objects and c.id not in live.members
+            else c for c in candidates]
+
+
+def leftovers(unfinished: Mapping[ResourceId, tuple[int, dict[str, Any]]],
+              handled: Iterable[ResourceId], live: LiveState, *,
+              protected_kinds: Iterable[str]) -> list[Change]:
+    """Objects that revisions which did not finish applied (`unfinished`: id -> (revision,
+    manifest)) and that are still live members, other than those `handled` (desired, or
+    candidates already): delete, or keep a protected kind."""
+    skip = set(handled)
+    protected = list(protected_kinds)
+    out: list[Change] = []
+    for rid, (revision, obj) in sorted(unfinished.items()):
+        if rid in skip or rid not in live.members:
+            continue
+        api_version = str(obj.get("apiVersion") or "")
+        why = f"left by revision {revision}, which did not finish"
+        if is_protected(obj, protected):
+            out.append(Change(rid, api_version, Action.KEEP,
+                              f"protected kind {rid.kind}, {why}: annotate it "
+                              f"{PRUNE_ANNOTATION}=allow to prune it"))
+        else:
+            out.append(Change(rid, api_version, Action.DELETE, why))
+    return out
+
+
+def execute_prune(kube: Kube, candidates: Sequence[Change], *,
+                  label: tuple[str, str]) -> list[ObjectOutcome]:
+    """Delete the candidates to delete that are still members (`label`); the others are
+    reported kept."""
     done: list[ObjectOutcome] = []
     for c in candidates:
         if c.action is not Action.DELETE:
             done.append(ObjectOutcome(c.id, Outcome.KEPT, c.note))
             continue
-        existed = kube.delete(c.api_version, c.id.kind, c.id.namespace, c.id.name,
-                              propagation="Background")
-        done.append(ObjectOutcome(c.id, Outcome.DELETED if existed else Outcome.GONE, c.note))
+        outcome = delete_member(kube, c.api_version, c.id, label=label)
+        done.append(ObjectOutcome(c.id, outcome, RELEASED if outcome is Outcome.KEPT
+                                  else c.note))
     return done
+
+
+def delete_member(kube: Kube, api_version: str, rid: ResourceId, *,
+                  label: tuple[str, str]) -> Outcome:
+    """Delete `rid` if it still carries the membership `label`: DELETED, GONE (absent), or
+    KEPT (it left the set). The label is read just before, and the delete is conditional on
+    that version (uid and resourceVersion): if the object changed in between, it is read
+    again."""
+    for attempt in range(_DELETE_ATTEMPTS):
+        try:
+            live = kube.get(api_version, rid.kind, rid.namespace, rid.name)
+        except UnknownKindError:
+            return Outcome.GONE  # its kind is no longer served (its CRD was deleted)
+        if live is None:
+            return Outcome.GONE
+        meta = live.get("metadata") or {}
+        if (meta.get("labels") or {}).get(label[0]) != label[1]:
+            return Outcome.KEPT
+        pre = {"uid": str(meta.get("uid") or "")}
+        if attempt < _DELETE_ATTEMPTS - 1:
+            # The last attempt: the uid alone (an object whose status a controller keeps
+            # writing may never hold one resourceVersion long enough).
+            pre["resourceVersion"] = str(meta.get("resourceVersion") or "")
+        try:
+            existed = kube.delete(api_version, rid.kind, rid.namespace, rid.name,
+                                  propagation="Background", preconditions=pre)
+        except KubeApiError as e:
+            if e.code == 409:
+                continue  # changed since it was read: read it again
+            raise
+        return Outcome.DELETED if existed else Outcome.GONE
+    return Outcome.KEPT

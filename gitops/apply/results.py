@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from gitops.apply.wait import HealthReport
 from gitops.errors import ClusterError
+from gitops.immutable import is_refusal
 from gitops.kube import KubeApiError, UnknownKindError
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
@@ -22,6 +23,8 @@ class Stage(StrEnum):
     VALIDATE = "validate"
     PHASE = "phase"
     APPLY = "apply"  # one object applied (event.id)
+    REPLACE = "replace"  # an object deleted to be re-created (event.id)
+    MIGRATE = "migrate"  # a CRD's stored objects rewritten at its new storage version
     WAIT = "wait"
     PRUNE = "prune"
     RECORD = "record"
@@ -52,6 +55,7 @@ class Outcome(StrEnum):
 
     CREATED = "created"
     CONFIGURED = "configured"
+    REPLACED = "replaced"  # deleted and re-created (the message says why)
     UNCHANGED = "unchanged"
     FAILED = "failed"
     SKIPPED = "skipped"  # not reached: the apply stopped at an earlier phase
@@ -98,6 +102,7 @@ class FailureStage(StrEnum):
     VALIDATE = "validate"  # the dry run of objects deferred behind a CRD or Namespace
     APPLY = "apply"
     HEALTH = "health"
+    STOPPED = "stopped"  # a signal or a lost lease stopped it (ApplyResult.stopped says which)
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,18 @@ class RollbackResult:
     healthy: bool
     error: str = ""
     failure: Failure | None = None  # what the rollback itself failed on, object by object
+    replaced: tuple[ResourceId, ...] = ()  # re-created again as the previous revision had it
+    # Protected objects of the previous revision the server refused to take back.
+    unrestored: tuple[ObjectFailure, ...] = ()
+    # A stopped apply's rollback: its bounded wait ended before the health was confirmed.
+    unconfirmed: bool = False
+    stopped: str = ""  # the rollback itself was stopped (a second signal, a lost lease)
+
+    @property
+    def restored(self) -> bool:
+        """Everything the failed attempt changed is back as the previous revision had it,
+        and that revision is healthy again."""
+        return self.healthy and not self.error and not self.unrestored and not self.stopped
 
 
 @dataclass(frozen=True)
@@ -132,10 +149,12 @@ class ApplyResult:
     rollback: RollbackResult | None = None
     abandoned: tuple[int, ...] = ()  # pending revisions of dead runs, now marked failed
     lease_taken_over: str | None = None
+    stopped: str = ""  # a StopReason: SIGINT, SIGTERM or a lost lease stopped the apply
+    stop_detail: str = ""  # why (a lost lease: taken by whom, or not renewed)
 
     @property
     def ok(self) -> bool:
-        return not self.rejections and self.failure is None
+        return not self.rejections and self.failure is None and not self.stopped
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for o in (*self.objects, *self.prune) if o.outcome == outcome)
@@ -175,13 +194,15 @@ def _rejection(rid: ResourceId, e: ClusterError) -> Rejection:
                  "--force-conflicts (the other manager may set them back).",
         )
     if e.code == 422:
-        immutable = [c for c in causes if "immutable" in str(c.get("message") or "")]
-        if immutable or "immutable" in e.server_message:
+        # Immutable only when every cause refuses an in-place change: a rejection that
+        # also holds an invalid value is the manifest's to fix, and re-creating would not
+        # help (kapp and Flux re-create on any Invalid answer).
+        messages = [str(c.get("message") or "") for c in causes] or [e.server_message]
+        if all(is_refusal(m) for m in messages):
             return Rejection(
                 rid, "Immutable", e.server_message, fields,
-                hint=f"This field cannot change on a live object: delete {rid} and run "
-                     "stackctl apply again, which recreates it (stackctl has no --replace), "
-                     "or give the object a new name.",
+                hint="This field cannot change on a live object (docs/apply.md, "
+                     "\"Replacing objects\").",
             )
         return Rejection(rid, "Invalid", e.server_message, fields,
                          hint="Fix the manifest in git and apply again.")

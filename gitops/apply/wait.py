@@ -44,10 +44,12 @@ def wait_healthy(
     deadline: float,
     on_wait: Callable[[list[tuple[ResourceId, Status]]], None] | None = None,
     concurrency: int = 8,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> HealthReport:
     """Wait until every object is Ready, one is Failed, or `deadline` (time.monotonic),
     polling (gitops.kube.poll's POLL backoff) only the objects still pending, their kinds
-    read `concurrency` at a time (gitops.kube.read_live, by the ApplySet `label`)."""
+    read `concurrency` at a time (gitops.kube.read_live, by the ApplySet `label`). `sleep`
+    waits between polls (a stopped apply's raises)."""
     pending = list(objects)
     statuses: dict[ResourceId, Status] = {}
     live_objs: dict[ResourceId, dict[str, Any]] = {}
@@ -84,7 +86,7 @@ def wait_healthy(
             on_wait(waiting)
         return None
 
-    report = poll(attempt, deadline=deadline, backoff=POLL)
+    report = poll(attempt, deadline=deadline, backoff=POLL, sleep=sleep)
     # The attempt at the deadline always reports: past it, `timed_out` holds.
     assert report is not None
     return report

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from gitops.cli._run import CommandRun
+from gitops.cli._signals import Terminated, terminable
 from gitops.errors import ExitCode, StackctlError, UserError
 
 
@@ -53,10 +54,15 @@ def run_guarded(group: click.Group, args: list[str]) -> int:
     """Run the click group; never let a traceback reach the user."""
     run = CommandRun()
     try:
-        rv = group.main(args=args, prog_name="stackctl", standalone_mode=False, obj=run)
+        with terminable():
+            rv = group.main(args=args, prog_name="stackctl", standalone_mode=False, obj=run)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:
+        # click turns a KeyboardInterrupt (and so Terminated) into Abort, from it.
+        if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
+            click.echo("terminated (SIGTERM); nothing further was changed.", err=True)
+            return int(ExitCode.TERMINATED)
         click.echo("\ninterrupted; nothing further was changed.", err=True)
         return int(ExitCode.INTERRUPTED)
     except click.UsageError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from gitops.apply import ApplyResult, ProgressEvent
     from gitops.cluster import Cluster
     from gitops.context import RunContext
+    from gitops.errors import UserError
     from gitops.redact import Redactor
     from gitops.resource import ResourceId
 
@@ -67,7 +69,7 @@ class _Progress:
             return
         self._last_wait = None
         prefix = {"wait": "…", "failed": "✗", "done": "✓"}.get(e.stage, "→")
-        suffix = f" {e.id}" if e.id is not None else ""
+        suffix = f" {e.id}" if e.id is not None and str(e.id) not in e.message else ""
         self.echo(f"{prefix} {e.message}{suffix}")
 
     def _wait(self, e: ProgressEvent) -> None:
@@ -131,6 +133,7 @@ def _report(run: RunContext, printer: _Printer, result: ApplyResult, *, command:
         rejected_error,
         rejection_lines,
         result_lines,
+        stopped_error,
     )
 
     log = _failure_log(run, result)
@@ -142,14 +145,30 @@ def _report(run: RunContext, printer: _Printer, result: ApplyResult, *, command:
         printer.out(result_lines(result, log_path=log))
     if result.rejections:
         raise rejected_error(result.rejections, dry_run=False, command=command)
+    if result.stopped:
+        raise stopped_error(result, command=command)
     if result.failure is not None:
         raise failed_error(result, command=command)
     return int(ExitCode.OK)
 
 
+def _one_cluster(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> str:
+    """--cluster given once: a repeated one used to apply the last alone, silently."""
+    if len(value) > 1:
+        raise click.BadParameter(
+            f"given {len(value)} times ({', '.join(value)}); this command acts on one "
+            "cluster: run it once per cluster (a CI matrix or a shell loop).",
+            param=param)
+    return value[0]
+
+
+def _cluster_option(help: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    return click.option("--cluster", "cluster_name", required=True, metavar="NAME",
+                        multiple=True, callback=_one_cluster, help=help)
+
+
 @click.command("apply")
-@click.option("--cluster", "cluster_name", required=True, metavar="NAME",
-              help="The cluster under clusters/ to render and apply.")
+@_cluster_option("The cluster under clusters/ to render and apply.")
 @click.option("--dry-run", is_flag=True,
               help="Print the creates, updates (field by field) and deletes; change nothing.")
 @click.option("--timeout", metavar="DURATION",
@@ -162,11 +181,14 @@ def _report(run: RunContext, printer: _Printer, result: ApplyResult, *, command:
               help="Allow an empty render, or pruning more than half of the last revision.")
 @click.option("--break-lease", is_flag=True,
               help="Take over a stale lease left by an apply that died.")
+@click.option("--allow-dirty", is_flag=True,
+              help="Apply although files the cluster renders have uncommitted changes (the "
+                   "revision is recorded as dirty).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every object as it is applied.")
 @_format_option
 def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bool,
           no_prune: bool, force_conflicts: bool, allow_mass_prune: bool, break_lease: bool,
-          verbose: bool, fmt: str) -> int:
+          allow_dirty: bool, verbose: bool, fmt: str) -> int:
     """Render a cluster and apply it through the Kubernetes API: validate everything with a
     server-side dry run, apply in order (CRDs, namespaces, RBAC, workloads, webhooks), wait
     for health, prune what left the render, and record a revision. A failed apply is rolled
@@ -181,7 +203,9 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
 
     from gitops.apply import ApplyOptions, calculate, execute
     from gitops.apply.report import change_set_lines, rejected_error, rejection_lines
-    from gitops.cli._clusters import head_commit, render_objects, target_for
+    from gitops.apply.stop import Stop
+    from gitops.cli._clusters import head_commit, render_cluster, target_for
+    from gitops.cli._signals import stopping
     from gitops.cluster import parse_duration
 
     run, cluster = _load(cluster_name)
@@ -189,15 +213,19 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
     policy = cluster.policy
     if timeout:
         policy = replace(policy, timeout=parse_duration(timeout, what="--timeout"))
+    command = f"stackctl apply --cluster {cluster.name}"
+    printer.err(f"→ rendering cluster {cluster.name}")
+    rendered = render_cluster(run.stack, cluster, run.redactor)
+    if rendered.dirty and not dry_run and not allow_dirty:
+        raise _dirty_error(run, cluster, command)
     options = ApplyOptions(
         policy=policy, commit=head_commit(run.stack), rollback=not no_rollback,
         prune=policy.prune and not no_prune, force_conflicts=force_conflicts,
-        allow_mass_prune=allow_mass_prune, break_lease=break_lease)
-    command = f"stackctl apply --cluster {cluster.name}"
-    printer.err(f"→ rendering cluster {cluster.name}")
-    objects = render_objects(run.stack, cluster, run.redactor)
+        allow_mass_prune=allow_mass_prune, break_lease=break_lease, dirty=rendered.dirty)
+    objects = rendered.objects
     progress = _Progress(printer, verbose)
-    change_set = calculate(target_for(cluster), objects, options=options,
+    target = target_for(cluster, lambda line: printer.err(f"→ {line}"))
+    change_set = calculate(target, objects, options=options,
                            redactor=run.redactor, fields=dry_run, progress=progress)
     if dry_run:
         if fmt == "json":
@@ -211,12 +239,30 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
         if fmt == "text":
             printer.out(change_set_lines(change_set))
         return int(ExitCode.OK)
-    return _report(run, printer, execute(change_set, options, progress), command=command,
-                   fmt=fmt)
+    with stopping(Stop()) as stop:
+        result = execute(change_set, options, progress, stop=stop)
+    return _report(run, printer, result, command=command, fmt=fmt)
+
+
+def _dirty_error(run: RunContext, cluster: Cluster, command: str) -> UserError:
+    from gitops.errors import GitError, UserError
+    from gitops.git import open_repo
+
+    try:
+        paths = open_repo(run.stack.root).dirty_paths()
+    except GitError:
+        paths = []
+    shown = ", ".join(paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+    return UserError(
+        f"the working tree has uncommitted changes to files cluster {cluster.name!r} renders"
+        + (f" (changed: {shown})" if shown else "") + ": the revision would not match any "
+        "commit. Nothing was applied.",
+        hint=f"Commit the changes and run '{command}' again, or give --allow-dirty to apply "
+             "them as they are (the revision is then recorded as '<commit>-dirty').")
 
 
 @click.command("rollback")
-@click.option("--cluster", "cluster_name", required=True, metavar="NAME")
+@_cluster_option("The cluster to roll back.")
 @click.option("--to", "to", type=int, metavar="REVISION",
               help="The revision to go back to (default: the one before the current).")
 @click.option("--timeout", metavar="DURATION", help="Bound on the health wait.")
@@ -236,7 +282,9 @@ def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease
     from dataclasses import replace
 
     from gitops.apply import ApplyOptions, rollback_to
+    from gitops.apply.stop import Stop
     from gitops.cli._clusters import target_for
+    from gitops.cli._signals import stopping
     from gitops.cluster import parse_duration
 
     run, cluster = _load(cluster_name)
@@ -244,17 +292,18 @@ def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease
     policy = cluster.policy
     if timeout:
         policy = replace(policy, timeout=parse_duration(timeout, what="--timeout"))
-    result = rollback_to(
-        target_for(cluster), revision=to,
-        options=ApplyOptions(policy=policy, break_lease=break_lease),
-        redactor=run.redactor, progress=_Progress(printer, False),
-    )
+    with stopping(Stop()) as stop:
+        result = rollback_to(
+            target_for(cluster, lambda line: printer.err(f"→ {line}")), revision=to,
+            options=ApplyOptions(policy=policy, break_lease=break_lease),
+            redactor=run.redactor, progress=_Progress(printer, False), stop=stop,
+        )
     return _report(run, printer, result, command=f"stackctl rollback --cluster {cluster.name}",
                    fmt=fmt)
 
 
 @click.command("history")
-@click.option("--cluster", "cluster_name", required=True, metavar="NAME")
+@_cluster_option("The cluster whose revisions to list.")
 @_format_option
 def history(cluster_name: str, fmt: str) -> int:
     """List the recorded revisions of a cluster: revision, commit, time, status, objects.
@@ -268,7 +317,8 @@ def history(cluster_name: str, fmt: str) -> int:
     from gitops.cli._clusters import target_for
 
     run, cluster = _load(cluster_name)
-    revisions = load_history(target_for(cluster))
+    printer = _Printer(run.redactor)
+    revisions = load_history(target_for(cluster, lambda line: printer.err(f"→ {line}")))
     if fmt == "json":
         from gitops.apply.jsonout import history_json
 
@@ -278,9 +328,46 @@ def history(cluster_name: str, fmt: str) -> int:
         click.echo(f"no revisions recorded for cluster {cluster.name} in namespace "
                    f"{cluster.records_namespace}")
         return int(ExitCode.OK)
-    _Printer(run.redactor).out(history_lines(revisions))
+    printer.out(history_lines(revisions))
     sys.stdout.flush()
     return int(ExitCode.OK)
 
 
-COMMANDS = [apply, rollback, history]
+@click.command("pin")
+@_cluster_option("The cluster whose identity to pin.")
+@click.option("--replace", is_flag=True,
+              help="Pin the cluster now reached although cluster.yaml pins another (the "
+                   "cluster was rebuilt).")
+def pin(cluster_name: str, replace: bool) -> int:
+    """Write the identity of the cluster the kubeconfig reaches (the uid of its kube-system
+    namespace) into clusters/NAME/cluster.yaml; commit it. From then on apply, rollback,
+    drift and plan --live refuse an API server that is another cluster.
+
+    \b
+    Example:
+      stackctl pin --cluster eks-prod && git commit -m "pin eks-prod" clusters/eks-prod
+    """
+    from dataclasses import replace as with_
+
+    from gitops.cli._clusters import connect
+    from gitops.cluster import pin_identity
+
+    run, cluster = _load(cluster_name)
+    printer = _Printer(run.redactor)
+
+    def quiet(line: str) -> None:
+        return None  # the unpinned note: this command is what it advises
+
+    _, where = connect(with_(cluster, identity=None) if replace else cluster, quiet)
+    printer.err(f"→ cluster {cluster.name}: {where.describe()}")
+    if cluster.identity == where.uid:
+        click.echo(f"cluster {cluster.name} is already pinned to {where.uid}")
+        return int(ExitCode.OK)
+    path = pin_identity(cluster, where.uid)
+    rel = path.relative_to(run.stack.root)
+    click.echo(f"pinned cluster {cluster.name} to identity {where.uid} in {rel}; commit it "
+               f"(git add {rel} && git commit)")
+    return int(ExitCode.OK)
+
+
+COMMANDS = [apply, rollback, history, pin]

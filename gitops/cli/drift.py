@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,17 +16,20 @@ if TYPE_CHECKING:
 FORMATS = ("text", "markdown", "json")
 
 
-def _target(stack: Stack, cluster: Cluster, head: str, redactor: Redactor) -> DriftTarget:
-    from gitops.cli._clusters import api_client_for, render_objects
+def _target(stack: Stack, cluster: Cluster, head: str, say: Callable[[str], None],
+            redactor: Redactor) -> DriftTarget:
+    from gitops.cli._clusters import connect, render_cluster
     from gitops.drift import DriftTarget
+    from gitops.drift.model import TreeRender
 
-    def connect() -> Any:
-        return api_client_for(cluster)
+    def connected() -> Any:
+        return connect(cluster, say)[0]
 
-    def render() -> list[dict[str, Any]]:
-        return render_objects(stack, cluster, redactor)
+    def render() -> TreeRender:
+        tree = render_cluster(stack, cluster, redactor)
+        return TreeRender(tree.objects, uncommitted=tree.dirty)
 
-    return DriftTarget(name=cluster.name, connect=connect,
+    return DriftTarget(name=cluster.name, connect=connected,
                        records_namespace=cluster.records_namespace, render=render,
                        head_commit=head, policy=cluster.policy)
 
@@ -67,10 +71,13 @@ def drift(clusters: tuple[str, ...], all_: bool, fmt: str, heal: bool) -> int:
     run = start_run()
     stack, redactor = run.stack, run.redactor
     head = head_commit(stack) or ""
-    targets = [_target(stack, c, head, redactor)
+
+    def say(msg: str) -> None:
+        click.echo(redactor.text(f"→ {msg}"), err=True)
+
+    targets = [_target(stack, c, head, say, redactor)
                for c in select_clusters(stack, clusters, all_=all_)]
-    report = check_drift(targets, heal=heal, redactor=redactor,
-                         progress=lambda msg: click.echo(f"→ {msg}", err=True))
+    report = check_drift(targets, heal=heal, redactor=redactor, progress=say)
     out = {"json": render_json, "markdown": render_markdown}.get(fmt, render_text)(report)
     click.echo(out, nl=False)
     return int(report.exit_code)

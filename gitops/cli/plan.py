@@ -94,16 +94,16 @@ def plan(base: str | None, live: bool, head: str, clusters: tuple[str, ...], fmt
 def _live(stack: Stack, name: str, *, redactor: Redactor, progress: Callable[[str], None]
           ) -> Plan:
     from gitops.apply import ApplyOptions
-    from gitops.cli._clusters import head_commit, render_objects, target_for
+    from gitops.cli._clusters import head_commit, render_cluster, target_for
     from gitops.cluster import load_cluster
     from gitops.plan import RefInfo
     from gitops.plan.live import live_plan
 
     cluster = load_cluster(stack, name)
     progress(f"rendering cluster {cluster.name}")
-    objects = render_objects(stack, cluster, redactor)
+    objects = render_cluster(stack, cluster, redactor).objects
     # What `stackctl apply --cluster NAME` would do, with the cluster's policy.
-    return live_plan(target=target_for(cluster), objects=objects,
+    return live_plan(target=target_for(cluster, progress), objects=objects,
                      head=RefInfo(ref="working tree", commit=head_commit(stack) or "-"),
                      options=ApplyOptions(policy=cluster.policy), redactor=redactor,
                      progress=progress)

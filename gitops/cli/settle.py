@@ -49,7 +49,8 @@ def settle(cluster_name: str, delete: bool, release: bool, break_lease: bool,
     action = (SettleAction.DELETE if delete else SettleAction.RELEASE if release
               else SettleAction.LIST)
     _, cluster = _load(cluster_name)
-    result = settle_objects(target_for(cluster), action=action, only=objects,
+    say = lambda line: click.echo(f"→ {line}", err=True)  # noqa: E731
+    result = settle_objects(target_for(cluster, say), action=action, only=objects,
                             break_lease=break_lease, concurrency=cluster.policy.concurrency,
                             timeout=parse_duration(timeout, what="--timeout") if timeout
                             else cluster.policy.timeout)

@@ -30,16 +30,17 @@ from gitops.drift.model import (
     GitComparison,
     HealOutcome,
     ObjectDrift,
+    TreeRender,
 )
 from gitops.errors import UserError
-from gitops.inventory import PART_OF, Records
+from gitops.inventory import PART_OF, Records, RevisionInfo, RevisionStatus
 from gitops.kube import Kube, read_live
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
 
 Obj = dict[str, Any]
 Progress = Callable[[str], None]
-RenderFn = Callable[[], Sequence[Mapping[str, Any]]]
+RenderFn = Callable[[], Sequence[Mapping[str, Any]] | TreeRender]
 
 _ORDER = {"missing": 0, "changed": 1, "extra": 2}
 
@@ -96,14 +97,13 @@ def check_cluster(
             cluster, never_applied=True,
             error=f"cluster {cluster!r} was never applied: {what} in namespace "
                   f"{records_namespace}. Run 'stackctl apply --cluster {cluster}' first.")
-    notes = tuple(f"revision {x.revision} is pending: an apply may be running, and the "
-                  "objects it changed show as drift until it finishes"
-                  for x in revisions.pending if x.revision > rev.revision)
+    notes = tuple(_unfinished_note(x) for x in revisions.unfinished)
     say(f"{cluster}: reading revision {rev.revision} ({rev.object_count} objects)")
     objects = records.manifests(rev.revision)
     say(f"{cluster}: listing live objects")
     live = read_live(kube, objects, label=(PART_OF, records.applyset_id), members=True,
-                     find_unlabelled=True, concurrency=concurrency)
+                     find_unlabelled=True, concurrency=concurrency,
+                     kinds=_other_kinds(kube, records, objects))
     found: list[ObjectDrift] = []
     shared: list[str] = []
     ids: set[ResourceId] = set()
@@ -142,18 +142,20 @@ def check_cluster(
         say(f"{cluster}: comparing git's render with revision {rev.revision}")
         git = _git(kube, objects, render, applyset_id=records.applyset_id,
                    head_commit=head_commit, redactor=r)
+        git = replace(git, applied_dirty=rev.dirty)
     return ClusterDrift(cluster, rev, len(objects), tuple(found), git,
                         notes=(*notes, *shared))
 
 
 def _once(render: RenderFn) -> RenderFn:
     """`render`, run at most once: its objects, or its error again."""
-    done: list[Sequence[Mapping[str, Any]] | UserError] = []
+    done: list[Sequence[Mapping[str, Any]] | TreeRender | UserError] = []
 
-    def run() -> Sequence[Mapping[str, Any]]:
+    def run() -> Sequence[Mapping[str, Any]] | TreeRender:
         if not done:
             try:
-                done.append(list(render()))
+                tree = render()
+                done.append(tree if isinstance(tree, TreeRender) else list(tree))
             except UserError as e:
                 done.append(e)
         result = done[0]
@@ -162,6 +164,31 @@ def _once(render: RenderFn) -> RenderFn:
         return result
 
     return run
+
+
+def _unfinished_note(x: RevisionInfo) -> str:
+    if x.status == RevisionStatus.PENDING:
+        return (f"revision {x.revision} is pending: an apply is running, or stopped before "
+                "it finished; what it changed shows as drift until an apply or a rollback "
+                "finishes (and prunes what it created)")
+    return (f"revision {x.revision} failed and was not rolled back all the way; what it "
+            "changed shows as drift until an apply or a rollback prunes what it created")
+
+
+def _other_kinds(kube: Kube, records: Records, objects: Sequence[Obj]
+                 ) -> list[tuple[str, str]]:
+    """(apiVersion, kind) of the group-kinds the ApplySet parent names beyond the
+    revision's: an apply that did not finish may have created members of them (a custom
+    resource of a new kind), which the parent names before they are created."""
+    have = {ResourceId.of(o).group_kind for o in objects}
+    out = []
+    for group, kind in records.parent_group_kinds():
+        if (f"{kind}.{group}" if group else kind) in have:
+            continue
+        version = kube.preferred_version(group)
+        if version is not None:
+            out.append((version, kind))
+    return out
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -178,13 +205,16 @@ def _claimed_by_another_set(live: Mapping[str, Any], applyset_id: str) -> bool:
 def _git(kube: Kube, applied: Sequence[Obj], render: RenderFn, *, applyset_id: str,
          head_commit: str, redactor: Redactor) -> GitComparison:
     try:
-        rendered = [dict(o) for o in render()]
+        tree = render()
+        if not isinstance(tree, TreeRender):
+            tree = TreeRender(tree)
+        rendered = [dict(o) for o in tree.objects]
         desired, _ = prepare(kube, rendered, applyset_id, redactor)
     except UserError as e:
         return GitComparison("error", head_commit=head_commit, error=redactor.text(str(e)))
     diff = diff_object_sets(applied, desired, redactor=redactor)
     return GitComparison("same" if diff.is_empty else "differs", head_commit=head_commit,
-                         diff=diff)
+                         diff=diff, uncommitted=tree.uncommitted)
 
 
 def heal_cluster(kube: Kube, drift: ClusterDrift, *, records_namespace: str,
@@ -206,7 +236,7 @@ def heal_cluster(kube: Kube, drift: ClusterDrift, *, records_namespace: str,
     result = apply_objects(
         Target(kube, drift.name, records_namespace), objects,
         options=ApplyOptions(policy=policy, commit=rev.commit or None, prune=False,
-                             force_conflicts=True),
+                             force_conflicts=True, dirty=rev.dirty),
         redactor=redactor, progress=on_event)
     created = tuple(o.id for o in result.objects if o.outcome is Outcome.CREATED)
     configured = tuple(o.id for o in result.objects if o.outcome is Outcome.CONFIGURED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -78,6 +79,16 @@ class GitComparison:
     head_commit: str = ""
     diff: ObjectSetDiff | None = None
     error: str = ""
+    uncommitted: bool = False  # the working tree's render holds uncommitted changes
+    applied_dirty: bool = False  # the revision was applied from such a working tree
+
+
+@dataclass(frozen=True)
+class TreeRender:
+    """A working tree's render, and whether any of its inputs differs from HEAD."""
+
+    objects: Sequence[Mapping[str, Any]]
+    uncommitted: bool = False
 
 
 @dataclass(frozen=True)

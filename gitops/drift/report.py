@@ -69,7 +69,8 @@ def _revision(c: ClusterDrift) -> str:
     rev = c.revision
     if rev is None:
         return ""
-    commit = f"commit {rev.commit[:12]}, " if rev.commit else ""
+    commit = (f"commit {rev.commit[:12]}{'-dirty' if rev.dirty else ''}, "
+              if rev.commit else "")
     return f"revision {rev.revision} ({commit}applied {rev.time} by {rev.user or 'unknown'})"
 
 
@@ -95,8 +96,7 @@ def git_lines(c: ClusterDrift) -> list[str]:
     d = g.diff
     out = [f"git: the working tree's render{head} differs from revision {rev}: "
            f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed "
-           "(changes merged but not yet rolled out: run 'stackctl apply --cluster "
-           f"{c.name}')"]
+           f"({_why_differs(c)})"]
     changes = d.objects
     out += ["  " + (entry_summary(x).replace(", elided", "") if x.action == "changed"
                     else header(x)) for x in changes[:MAX_GIT_OBJECTS]]
@@ -104,6 +104,20 @@ def git_lines(c: ClusterDrift) -> list[str]:
         out.append(f"  … {len(changes) - MAX_GIT_OBJECTS} more: run 'stackctl plan' or "
                    "'stackctl plan --live'")
     return out
+
+
+def _why_differs(c: ClusterDrift) -> str:
+    """Merged but not rolled out, unless uncommitted changes explain the difference."""
+    g, rev = c.git, c.revision
+    if g.uncommitted:
+        return ("the working tree has uncommitted changes to what this cluster renders: "
+                f"commit them, then run 'stackctl apply --cluster {c.name}'")
+    if g.applied_dirty and rev is not None:
+        return (f"revision {rev.revision} was applied from a working tree with uncommitted "
+                f"changes ({rev.source or 'no commit'}): the difference may be those changes, "
+                "never committed; commit them, or run 'stackctl apply --cluster "
+                f"{c.name}' to apply HEAD")
+    return f"changes merged but not yet rolled out: run 'stackctl apply --cluster {c.name}'"
 
 
 def heal_lines(c: ClusterDrift) -> list[str]:

@@ -7,6 +7,7 @@ message names the kubeconfig, its context and user, and the likely cause read fr
 credentials themselves (never their secret parts).
 
     remember(configuration, kubeconfig, context)   called by the client factory (config.py)
+    source_of(configuration) -> (kubeconfig, context)   which ones (identity.py)
     unauthorized(configuration) -> (what, hint)    for the error of a 401 (errors.py)
 """
 
@@ -22,6 +23,16 @@ _ATTR = "_stackctl_kubeconfig"
 def remember(configuration: Any, kubeconfig: Path, context: str | None) -> None:
     """Record which kubeconfig and context a client configuration was loaded from."""
     setattr(configuration, _ATTR, (Path(kubeconfig), context))
+
+
+def source_of(configuration: Any) -> tuple[Path | None, str | None]:
+    """(kubeconfig, context name) a client configuration was loaded from; the context is
+    the kubeconfig's current one when none was asked for. (None, None) when unknown."""
+    source = getattr(configuration, _ATTR, None)
+    if source is None:
+        return None, None
+    kubeconfig, context = source
+    return kubeconfig, _user_of(kubeconfig, context)[0]
 
 
 def _user_of(kubeconfig: Path, context: str | None) -> tuple[str | None, str | None]:

@@ -40,6 +40,9 @@ class ResourceInfo:
     kind: str
     plural: str
     namespaced: bool
+    # The hash discovery gives of the resource's storage version (its group, version and
+    # kind): it changes once the API server stores new writes at another version.
+    storage_version_hash: str = ""
 
     @property
     def api_version(self) -> str:
@@ -140,6 +143,7 @@ class Kube:
             kinds[str(res["kind"])] = ResourceInfo(
                 group=group, version=version, kind=str(res["kind"]),
                 plural=str(res["name"]), namespaced=bool(res.get("namespaced")),
+                storage_version_hash=str(res.get("storageVersionHash") or ""),
             )
         return kinds
 
@@ -172,6 +176,20 @@ class Kube:
             with self._lock:
                 self._resources[api_version] = cached
         return cached
+
+    def preferred_version(self, group: str) -> str | None:
+        """The apiVersion the server prefers for `group` ("v1" for the core group); None
+        when it does not serve the group."""
+        if not group:
+            return "v1"
+        try:
+            doc = self.request("GET", f"/apis/{quote(group, safe='')}")
+        except KubeApiError as e:
+            if e.code == 404:
+                return None
+            raise
+        preferred = (doc.get("preferredVersion") or {}).get("groupVersion")
+        return str(preferred) if preferred else None
 
     def knows(self, api_version: str, kind: str) -> bool:
         try:
@@ -256,13 +274,19 @@ class Kube:
             query["continue"] = str(token)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str, *,
-               propagation: str = "Background", dry_run: bool = False) -> bool:
-        """Delete an object; False when it was already gone."""
+               propagation: str = "Background", dry_run: bool = False,
+               uid: str | None = None,
+               preconditions: dict[str, str] | None = None) -> bool:
+        """Delete an object; False when it was already gone. With `uid`, only that very
+        object; with `preconditions` (uid, resourceVersion), only while it is still that
+        version: otherwise the server answers 409 Conflict (a KubeApiError)."""
         info = self.resource(api_version, kind)
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
                                 "propagationPolicy": propagation}
         if dry_run:
             body["dryRun"] = ["All"]
+        if uid or preconditions:
+            body["preconditions"] = {**(preconditions or {}), **({"uid": uid} if uid else {})}
         try:
             self.request("DELETE", self.object_path(info, namespace, name), body=body)
         except KubeApiError as e:
@@ -271,7 +295,32 @@ class Kube:
             raise
         return True
 
-    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, obj: dict[str, Any], *, dry_run: bool = False,
+               metadata_only: bool = False) -> dict[str, Any]:
+        """Create (POST) an object; with `dry_run` the server validates and admits it and
+        answers with the object it would store, storing nothing."""
         info = self.info_of(obj)
         ns = str((obj.get("metadata") or {}).get("namespace") or "")
-        return self.request("POST", self.collection_path(info, ns), body=obj)
+        query = {"fieldManager": FIELD_MANAGER}
+        if dry_run:
+            query["dryRun"] = "All"
+        return self.request("POST", self.collection_path(info, ns), query=query, body=obj,
+                            accept=METADATA_ONLY if metadata_only else "application/json")
+
+    def update(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace (PUT) an object as it is, `metadata.resourceVersion` included: a 409
+        Conflict when it changed since it was read (not retried: the caller reads it
+        again)."""
+        info = self.info_of(obj)
+        meta = obj.get("metadata") or {}
+        path = self.object_path(info, str(meta.get("namespace") or ""), str(meta["name"]))
+        return self.request("PUT", path, query={"fieldManager": FIELD_MANAGER}, body=obj)
+
+    def patch(self, api_version: str, kind: str, namespace: str, name: str,
+              body: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
+        """A JSON merge patch of an object (or of its `subresource`, such as `status`)."""
+        info = self.resource(api_version, kind)
+        path = self.object_path(info, namespace, name) + (f"/{subresource}" if subresource
+                                                          else "")
+        return self.request("PATCH", path, query={"fieldManager": FIELD_MANAGER}, body=body,
+                            content_type="application/merge-patch+json")

@@ -53,9 +53,11 @@ def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def read_live(kube: Kube, objects: Iterable[Mapping[str, Any]], *,
               label: tuple[str, str] | None = None, members: bool = False,
-              find_unlabelled: bool = False, concurrency: int = 8) -> LiveState:
+              find_unlabelled: bool = False, concurrency: int = 8,
+              kinds: Iterable[tuple[str, str]] = ()) -> LiveState:
     """The live versions of `objects` (by identity); with `members`, also every live
-    object of their kinds that carries `label` (label, value)."""
+    object of their kinds that carries `label` (label, value), and of `kinds` ((apiVersion,
+    kind) pairs: an ApplySet parent's other group-kinds)."""
     by_kind: dict[tuple[str, str], list[ResourceId]] = {}
     ids: dict[ResourceId, str] = {}  # -> the apiVersion the object is wanted in
     for obj in objects:
@@ -78,6 +80,14 @@ def read_live(kube: Kube, objects: Iterable[Mapping[str, Any]], *,
             if selector is None or (len(rids) <= SMALL_KIND and not members):
                 jobs += [_Job(av, kind, r.namespace, name=r.name) for r in rids]
             else:
+                jobs.append(_Job(av, kind, selector=selector))
+        if selector is not None and members:
+            listed = {(j.api_version, j.kind) for j in jobs}
+            for av, kind in sorted(set(kinds) - set(by_kind) - listed):
+                try:
+                    kube.resource(av, kind)
+                except UnknownKindError:
+                    continue
                 jobs.append(_Job(av, kind, selector=selector))
         _run(kube, pool, jobs, ids, label, state)
         if find_unlabelled and selector is not None:

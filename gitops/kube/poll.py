@@ -44,9 +44,10 @@ RETRY_AFTER_LIMIT = 10.0  # seconds: a longer Retry-After is cut to this
 
 
 def poll(attempt: Callable[[], T | None], *, deadline: float,
-         backoff: Backoff = POLL) -> T | None:
+         backoff: Backoff = POLL, sleep: Callable[[float], None] = time.sleep) -> T | None:
     """Call `attempt` until it returns a value, then return it; None once `deadline`
-    (time.monotonic) has passed without one. The last attempt runs at the deadline."""
+    (time.monotonic) has passed without one. The last attempt runs at the deadline.
+    `sleep` waits between attempts (an apply's ends early, raising, when it is stopped)."""
     for delay in backoff.delays():
         result = attempt()
         if result is not None:
@@ -54,7 +55,7 @@ def poll(attempt: Callable[[], T | None], *, deadline: float,
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        time.sleep(min(delay, left))
+        sleep(min(delay, left))
     raise AssertionError("unreachable: delays() never ends")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from gitops.redact import Redactor
 from gitops.resource import ResourceId
 
 ENV_SALT = "STACKCTL_REDACT_SALT"  # the same variable as gitops.redact: one salt per run
@@ -126,11 +127,20 @@ _PROCESS_SALT = secrets.token_bytes(16)
 @dataclass(frozen=True)
 class Redaction:
     """Hides secret values behind `<redacted sha256:xxxxxxxx>`, the format of gitops.redact:
-    equal values show equal hashes within one run, the value itself never appears."""
+    equal values show equal hashes within one run, the value itself never appears.
+
+    With the run's `redactor` (the one `plan` uses), conflict values are redacted as plan
+    redacts them: every leaf of a field whose name is sensitive (`redact.sensitiveKeys`: an
+    env var `API_TOKEN`, a ConfigMap key `db_password`), the secret values it learned
+    (a Secret's value quoted in an env var or a config file) in any other string, and
+    `password: x` / `password=x` pairs in text lines."""
 
     salt: bytes = field(default_factory=default_salt)
+    redactor: Redactor | None = None
 
     def mark(self, value: Any) -> str:
+        if self.redactor is not None:
+            return self.redactor.mark(value)
         raw = value if isinstance(value, bytes) else str(value).encode()
         return f"<redacted sha256:{hmac.new(self.salt, raw, hashlib.sha256).hexdigest()[:8]}>"
 
@@ -143,6 +153,48 @@ class Redaction:
         if isinstance(value, list):
             return [self.value(v) for v in value]
         return self.mark(value)
+
+    def field_value(self, field_path: str, value: Any) -> Any:
+        """A conflict value of a field that is not a Secret's data: hashed whole when the
+        field's name is sensitive, else with known secret values scrubbed from its text."""
+        r = self.redactor
+        if r is None or value is None or value in (PRESENT, CHANGED, DELETED, ABSENT):
+            return value
+        if any(r.is_sensitive(name) for name in _field_names(field_path)):
+            return self.value(value)
+        return self._scrub(value)
+
+    def _scrub(self, value: Any) -> Any:
+        assert self.redactor is not None
+        if isinstance(value, dict):
+            return {k: (self.value(v) if self.redactor.is_sensitive(str(k))
+                        else self._scrub(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub(v) for v in value]
+        if isinstance(value, str):
+            return self.redactor.text(value)
+        if not isinstance(value, bool) and str(value) in self.redactor.known_values:
+            return self.mark(value)
+        return value
+
+    def lines(self, text: str) -> str:
+        """Text lines in conflict (a config file, an env file): known secret values and
+        sensitive `name: value` / `name=value` pairs redacted."""
+        return self.redactor.text(text) if self.redactor is not None and text else text
+
+
+_NAME_SELECTOR = re.compile(r"\[name=([^\]]*)\]")
+
+
+def _field_names(field_path: str) -> list[str]:
+    """The names a field path gives its value: its last key, and the `name` of the list
+    item it sits in (`env[name=API_TOKEN].value`)."""
+    last = field_path.rsplit(".", 1)[-1].split("[", 1)[0]
+    names = [last] if last else []
+    selectors = _NAME_SELECTOR.findall(field_path)
+    if selectors:
+        names.append(selectors[-1])
+    return names
 
 
 def is_secret_field(resource: ResourceId | None, field_path: str) -> bool:

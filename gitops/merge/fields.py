@@ -162,7 +162,7 @@ class FieldMerge:
         if is_secret_field(self.resource, fpath) or (
                 self.secret_field is not None and self.secret_field(fpath)):
             return self.redaction.value(plain(v))
-        return plain(v)
+        return self.redaction.field_value(fpath, plain(v))
 
     def conflict(self, fpath: tuple[str, ...], kind: ConflictKind, b: Any, o: Any, t: Any,
                  message: str = "") -> None:

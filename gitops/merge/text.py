@@ -74,7 +74,7 @@ def merge_lines(
 
             def show(lines: list[str]) -> str:
                 text = "".join(lines)
-                return red.mark(text) if secret and text else text
+                return red.mark(text) if secret and text else red.lines(text)
 
             conflicts.append(Conflict(
                 path=path, kind=ConflictKind.BOTH_CHANGED,

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from gitops.diff import ImageChange, ObjectChange
+from gitops.immutable import Recreate, recreate_of
 from gitops.plan.budget import Elision, fit
 from gitops.plan.lines import scrub
 from gitops.plan.model import ClusterPlan, ClusterStatus, Plan
@@ -40,6 +41,10 @@ def _object(c: ObjectChange, elided: bool, r: Redactor) -> dict[str, Any]:
             "before": list(crd.before), "after": list(crd.after),
             "added": list(crd.added), "removed": list(crd.removed),
             "storageBefore": crd.storage_before, "storageAfter": crd.storage_after,
+        },
+        "replace": None if not c.replace else {
+            "fields": list(c.replace),
+            "refused": recreate_of(c.id) is Recreate.REFUSE,
         },
         "images": [_image(i) for i in c.images],
         "fieldCount": len(c.fields),

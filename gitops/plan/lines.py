@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from gitops.diff import FieldChange, ImageChange, ObjectChange
+from gitops.immutable import Recreate, recreate_of
 from gitops.redact import Redactor
 
 VALUE_LIMIT = 300  # characters of one value shown inline; longer ones are shortened
@@ -100,11 +101,22 @@ def _clip(line: str) -> str:
     return line if len(line) <= VALUE_LIMIT else f"{line[:VALUE_LIMIT]}… ({len(line)} characters)"
 
 
+def replace_note(c: ObjectChange) -> str:
+    """`replace: spec.selector` for an object the apply re-creates, `cannot change:
+    spec.scope` for one whose re-creation would destroy data (the apply refuses it)."""
+    if not c.replace:
+        return ""
+    word = "cannot change" if recreate_of(c.id) is Recreate.REFUSE else "replace"
+    return f"{word}: {', '.join(c.replace)}"
+
+
 def header(c: ObjectChange) -> str:
-    note = ""
+    notes = []
     if c.api_version_changed:
-        note = f" (apiVersion {c.api_version_before} -> {c.api_version_after})"
-    return f"{_SIGN[c.action]} {c.id}{note}"
+        notes.append(f"apiVersion {c.api_version_before} -> {c.api_version_after}")
+    if c.replace:
+        notes.append(replace_note(c))
+    return f"{_SIGN[c.action]} {c.id}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def entry_lines(c: ObjectChange, redactor: Redactor) -> list[str]:
@@ -127,11 +139,20 @@ def image_line(i: ImageChange) -> str:
 
 
 def flag_lines(changes: tuple[ObjectChange, ...]) -> list[str]:
-    """API version and CRD version changes, which deserve a reviewer's eye."""
+    """API version and CRD version changes, and objects whose fields cannot change in
+    place (replaced on apply, or refused), which deserve a reviewer's eye."""
     out = []
     for c in changes:
         if c.api_version_changed:
             out.append(f"{c.id}: apiVersion {c.api_version_before} -> {c.api_version_after}")
         if c.crd_versions is not None:
             out.append(f"{c.id}: {c.crd_versions.describe()}")
+        if c.replace:
+            fields = ", ".join(c.replace)
+            if recreate_of(c.id) is Recreate.REFUSE:
+                out.append(f"{c.id}: {fields} cannot change on a live object, and re-creating "
+                           "it would destroy data: apply refuses it (docs/apply.md)")
+            else:
+                out.append(f"{c.id}: replaced on apply (deleted and re-created): {fields} "
+                           "cannot change on a live object")
     return out

@@ -39,6 +39,9 @@ def plan_of(cs: ChangeSet, *, head: RefInfo) -> Plan:
     diff = ObjectSetDiff.collect(c.diff if c.action is not Action.UNCHANGED else None
                                  for c in cs.changes if c.action is not Action.KEEP)
     notes = tuple(f"keep {c.id}: {c.note}" for c in cs.changes if c.action is Action.KEEP)
+    notes += tuple(f"{m.id}: {m.describe()}" for m in cs.migrations)
+    notes += tuple(f"replace {c.id}: {c.note}" for c in cs.changes
+                   if c.action is Action.REPLACE)
     rev = cs.previous
     base = RefInfo(ref=f"{name} (live" + (f", revision {rev.revision})" if rev else ")"),
                    commit=(rev.commit if rev and rev.commit else "-"))

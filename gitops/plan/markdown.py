@@ -68,7 +68,8 @@ def _section(plan: Plan, cp: ClusterPlan, el: Elision) -> list[str]:
             out += ["**Images**", "", *fence([image_line(i) for i in cp.diff.images]), ""]
         flags = flag_lines(cp.diff.objects)
         if flags:
-            out += ["**API and CRD versions**", "", *fence(flags), ""]
+            out += ["**Flagged for review** (API and CRD versions, objects replaced on apply)",
+                    "", *fence(flags), ""]
         lines: list[str] = []
         for c in cp.diff.objects:
             if el.object_elided(cp.name, c.id):

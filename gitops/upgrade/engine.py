@@ -20,6 +20,7 @@ from gitops.lock import Lock, LockEntry, parse_lock, render_lock
 from gitops.merge import Conflict, MergeReport, Redaction, TreeMerge, merge_trees
 from gitops.redact import Redactor
 from gitops.remote.pins import remote_changes
+from gitops.secretvalues import learn_secret_values
 from gitops.stack import LOCK_FILE, Stack
 from gitops.upgrade.common import (
     Progress,
@@ -211,10 +212,14 @@ def start_upgrade(stack: Stack, *, ref: str, source: str | None = None,
             base = _prefixed(repo.read_tree(base_commit, vpath), vrel)
             theirs = _prefixed(repo.read_tree(imp.vendor_commit, vpath), vrel)
             say(f"merging {previous.resolved} -> {entry.resolved} into {original}")
+            # Conflict values are redacted as they are recorded: the redactor must know
+            # the secret values of all three sides first.
+            for side in (base, ours, theirs):
+                learn_secret_values(redactor, {p: d for p, (_, d) in side.items()})
             tree = merge_trees({p: d for p, (_, d) in base.items()},
                                {p: d for p, (_, d) in ours.items()},
                                {p: d for p, (_, d) in theirs.items()},
-                               vendor_prefix=vrel, redaction=Redaction())
+                               vendor_prefix=vrel, redaction=Redaction(redactor=redactor))
             merged = _merged_files(tree, base, ours, theirs)
             lock_text = render_lock(lock.with_entry(entry))
             merged[LOCK_FILE] = (git.MODE_FILE, lock_text.encode())

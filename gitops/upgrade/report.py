@@ -200,7 +200,8 @@ class UpgradeReport:
         if c.images:
             out += ["Images:", ""] + [f"- `{_esc(i)}`" for i in c.images] + [""]
         if c.flagged:
-            out += ["API and CRD versions:", ""] + [f"- `{_esc(f)}`" for f in c.flagged] + [""]
+            out += ["Flagged for review (API and CRD versions, replacements):", ""]
+            out += [f"- `{_esc(f)}`" for f in c.flagged] + [""]
         shown = c.objects[:OBJECT_LINES]
         out += ["```diff", *shown]
         if len(c.objects) > len(shown):

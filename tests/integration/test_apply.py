@@ -11,7 +11,7 @@ import pytest
 
 from gitops.apply import ApplyOptions, ProgressEvent, rollback_to
 from gitops.apply.lease import ClusterLease, LeaseHeldError
-from gitops.apply.report import change_set_lines
+from gitops.apply.report import change_set_lines, result_lines
 from gitops.cluster import ApplyPolicy
 from gitops.inventory import (
     ADDITIONAL_NS,
@@ -202,16 +202,19 @@ def test_an_object_the_server_rejects_stops_the_apply_before_anything_changes(
     assert not revisions(api, ns)
 
 
-def test_an_immutable_field_change_is_reported_with_what_to_do(api: Any, ns: str) -> None:
-    assert run(api, ns, [deployment("web", ns)]).ok
+def test_an_immutable_field_change_is_refused_with_what_to_do_when_replacing_is_off(
+    api: Any, ns: str,
+) -> None:
+    never = ApplyPolicy(timeout=60, replace="never")
+    assert run(api, ns, [deployment("web", ns)], policy=never).ok
     changed = deployment("web", ns)
     changed["spec"]["selector"]["matchLabels"] = {"app": "web", "tier": "front"}
     changed["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
-    result = run(api, ns, [changed])
+    result = run(api, ns, [changed], policy=never)
     [rej] = result.rejections
     assert rej.reason == "Immutable"
-    assert "spec.selector" in rej.fields
-    assert "delete" in rej.hint and "recreates" in rej.hint
+    assert rej.fields == ("spec.selector",)
+    assert "apply.replace: never" in rej.hint and "stackctl.dev/replace: always" in rej.hint
 
 
 def test_a_field_changed_by_another_manager_is_reported_as_a_conflict(
@@ -380,8 +383,8 @@ def test_a_rollback_leaves_a_crd_whose_storage_version_moved_as_the_failed_attem
     api: Any, ns: str,
 ) -> None:
     # The API server refuses to take a CRD back to versions without one it has stored
-    # objects in ("v2 was previously a storage version"): protected kinds are not rolled back,
-    # so the rest of the rollback still happens.
+    # objects in ("v2 was previously a storage version"): the refusal of a protected kind
+    # does not stop the rest of the rollback, and the result lists it as not restored.
     group = f"{ns}.example.com"
 
     def crd(*versions: str) -> dict[str, Any]:
@@ -409,6 +412,10 @@ def test_a_rollback_leaves_a_crd_whose_storage_version_moved_as_the_failed_attem
                         f"gizmos.{group}")
         assert live is not None
         assert [v["name"] for v in live["spec"]["versions"]] == ["v1", "v2"]
+        # Re-applied as a protected kind, refused, and listed as not restored.
+        assert [o.id.name for o in rb.unrestored] == [f"gizmos.{group}"]
+        assert "previously a storage version" in " ".join(rb.unrestored[0].details)
+        assert "1 protected object(s) NOT restored" in result_lines(result)[-1]
     finally:
         kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", f"gizmos.{group}")
 

@@ -107,12 +107,15 @@ def test_the_api_server_stopped_mid_apply_gives_a_clear_error_and_a_rerun_conver
     [pending] = revisions(api, ns, "outage")
     assert (pending.revision, pending.status) == (1, "pending")
 
-    rerun = apply(api, ns, objects, cluster="outage", policy=policy)
+    # The rerun's render no longer holds the ConfigMap: what the interrupted revision
+    # created is pruned (it was recorded, pending, before anything was applied).
+    rerun = apply(api, ns, objects[1:], cluster="outage", policy=policy)
     assert rerun.ok, (rerun.rejections, rerun.failure)
     assert rerun.abandoned == (1,)
-    # Nothing was deployed yet, so cfg is applied again (a no-op for the server).
     assert {o.id.name: o.outcome for o in rerun.objects if o.id.kind != "Service"} == {
-        "cfg": "configured", "web": "created"}
+        "web": "created"}
+    assert [(o.id.name, o.outcome) for o in rerun.prune] == [("cfg", "deleted")]
+    assert kube.get("v1", "ConfigMap", ns, "cfg") is None
     assert kube.get("apps/v1", "Deployment", ns, "web") is not None
     assert kube.get("v1", "Service", ns, "web") is not None
     assert [(r.revision, r.status) for r in revisions(api, ns, "outage")] == [

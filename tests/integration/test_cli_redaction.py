@@ -101,6 +101,7 @@ def test_apply_dry_run_rollback_and_history_hide_a_value_of_a_stack_sensitive_ke
     assert code == 0, dry
     assert "~ ConfigMap/app-config -n " in dry
     assert "~ data.DB_DSN: <redacted sha256:" in dry
+    commit_all(pygit2.Repository(str(repo)), "dev: new dsn")
     assert run(["apply", "--cluster", "dev"], capsys)[0] == 0
 
     cleanup = deny_old_dsn(kube, ns)
@@ -125,3 +126,33 @@ def test_apply_dry_run_rollback_and_history_hide_a_value_of_a_stack_sensitive_ke
     for out in (dry, rolled, listed):
         for value in (OLD, NEW, "old-pw", "new-pw"):
             assert value not in out, out
+
+
+def test_a_secret_value_quoted_by_kustomize_or_the_api_server_is_redacted(
+    repo: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 12, item 8: a secretGenerator literal with a typo (kustomize quotes it in its
+    error) and a Secret whose stringData is not a map (the API server quotes it)."""
+    cluster = repo / "clusters" / "dev"
+    kustomization = (cluster / "kustomization.yaml").read_text()
+    (cluster / "kustomization.yaml").write_text(
+        kustomization + "secretGenerator:\n- name: gen\n  literals:\n"
+        "  - GEN_PASSWORD:WHISKEYtypoVALUE\n")
+    for args in (["render", "--cluster", "dev"], ["apply", "--cluster", "dev", "--dry-run"],
+                 ["apply", "--cluster", "dev", "--allow-dirty"],
+                 ["plan", "--live", "--cluster", "dev"]):
+        code, text = run(args, capsys)
+        assert code == 2, (args, text)
+        assert "invalid literal source <redacted sha256:" in text, (args, text)
+        assert "WHISKEY" not in text, (args, text)
+
+    (cluster / "kustomization.yaml").write_text(kustomization)
+    (cluster / "app.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: YANKEEstringVALUE\n")
+    for args in (["apply", "--cluster", "dev", "--dry-run"],
+                 ["apply", "--cluster", "dev", "--allow-dirty"],
+                 ["plan", "--live", "--cluster", "dev"]):
+        code, text = run(args, capsys)
+        assert code != 0, (args, text)
+        assert "expected map" in text or "cannot" in text, (args, text)
+        assert "YANKEE" not in text, (args, text)
