@@ -121,8 +121,8 @@ def leftovers(unfinished: Mapping[ResourceId, tuple[int, dict[str, Any]]],
         why = f"left by revision {revision}, which did not finish"
         if is_protected(obj, protected):
             out.append(Change(rid, api_version, Action.KEEP,
-                              f"protected kind {rid.kind}, {why}: annotate it "
-                              f"{PRUNE_ANNOTATION}=allow to prune it"))
+                              f"protected kind {rid.kind}, {why}: delete or release it "
+                              "with 'stackctl settle'"))
         else:
             out.append(Change(rid, api_version, Action.DELETE, why))
     return out
