@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: all venv sandbox kustomize kustomize-pins sops actionlint test test-fast test-integration lint demo bench clean
+.PHONY: all venv sandbox kustomize kustomize-pins sops actionlint test test-fast test-integration lint demo demo-kubeflow bench clean
 
 all: test
 
@@ -60,6 +60,11 @@ lint: venv
 
 demo: venv sandbox
 	$(BIN)/python -m gitops.demo
+
+# Real Kubeflow, live: v1.8.1 installed on the sandbox, upgraded hop by hop to v1.11.0
+# (docs/kubeflow-live.md); needs ../shared/upstream. DEMO_ARGS=--to v1.9.1 stops earlier.
+demo-kubeflow: venv sandbox
+	$(BIN)/python -m gitops.demo --kubeflow $(DEMO_ARGS)
 
 bench: venv sandbox
 	$(BIN)/python bench/run_all.py

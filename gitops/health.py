@@ -138,13 +138,33 @@ def pvc_status(obj: dict[str, Any]) -> Status:
     return _waiting(f"claim is {phase or 'Pending'}, waiting to be bound")
 
 
+# Established=False reasons that hold until the CRD changes ("Installing" passes by itself).
+TERMINAL_CRD = ("InvalidCABundle",)
+
+
 def crd_status(obj: dict[str, Any]) -> Status:
     conds = _conditions(obj)
     names = conds.get("NamesAccepted") or {}
     if names.get("status") == "False":
         return _failed(f"names not accepted: {names.get('message', '')}")
-    if (conds.get("Established") or {}).get("status") == "True":
+    established = conds.get("Established") or {}
+    if established.get("status") == "True":
         return _ready("established")
+    if established.get("status") == "False" and established.get("reason") in TERMINAL_CRD:
+        # The establishing controller says why (apiextensions-apiserver,
+        # establishing_controller.go): InvalidCABundle holds until the conversion webhook's
+        # caBundle is fixed, which only an injector named on the object can do.
+        why = (f"condition Established=False: {established.get('reason')}: "
+               f"{established.get('message') or ''}").rstrip(": ")
+        ann = (obj.get("metadata") or {}).get("annotations") or {}
+        injector = next((f"{k}: {ann[k]}" for k in sorted(ann) if "inject-ca" in k
+                         or k.endswith("/inject-apiserver-ca")), "")
+        if injector:
+            return _waiting(f"{why} (waiting for the CA bundle of {injector})")
+        return _failed(why)
+    if established.get("reason"):
+        return _waiting(f"condition Established={established.get('status')}: "
+                        f"{established.get('reason')}")
     return _waiting("waiting to be established")
 
 

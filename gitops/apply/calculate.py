@@ -23,6 +23,7 @@ from typing import Any
 
 from gitops.apply.changeset import Action, Change, ChangeSet
 from gitops.apply.compare import comparable, covers, strip_server_fields
+from gitops.apply.deps import conversion_dropped
 from gitops.apply.migrate import plan_migrations
 from gitops.apply.options import ApplyOptions, Progress, Target, no_progress
 from gitops.apply.prepare import deferred, prepare
@@ -38,6 +39,8 @@ from gitops.resource import ResourceId
 
 Obj = dict[str, Any]
 AFTER_CRD_OR_NAMESPACE = "after its CRD or Namespace"
+AFTER_CRD = "validated after its CRD changes"
+AFTER_CONVERSION = "validated after its conversion webhook is removed"
 
 
 def unchanged(obj: Obj, live: Obj | None, prior: Obj | None) -> bool:
@@ -98,6 +101,9 @@ def calculate(
             if unchanged(o, live.get(rid), prior.get(rid))}
     todo = [o for rid, o in zip(desired_ids, desired, strict=True) if rid not in same]
     later = deferred(kube, desired, todo) if todo else set()
+    dropping = {ResourceId.of(o) for o in todo
+                if conversion_dropped(o, live.get(ResourceId.of(o)))}
+    later |= dropping
     checked = [o for o in todo if ResourceId.of(o) not in later]
     progress(ProgressEvent(Stage.VALIDATE, f"server-side dry run of {len(checked)} object(s)"
                            + (f"; {len(later)} wait for their CRD or Namespace"
@@ -128,6 +134,10 @@ def calculate(
             after = _without_versions(answers[rid][1], m.retired) if fields else None
             found = _diff(rid, live[rid], after, redactor) if after is not None else None
             return Change(rid, av, Action.UPDATE, m.describe(), diff=found)
+        if rid in later and rid in live:
+            return Change(rid, av, Action.UPDATE,
+                          AFTER_CONVERSION if rid in dropping else AFTER_CRD, deferred=True,
+                          diff=_diff(rid, live[rid], obj, redactor) if fields else None)
         if rid in later:
             return Change(rid, av, Action.CREATE, AFTER_CRD_OR_NAMESPACE, deferred=True,
                           diff=_diff(rid, None, obj, redactor) if fields else None)

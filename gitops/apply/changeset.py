@@ -89,8 +89,11 @@ class ChangeSet:
 
     @property
     def changed(self) -> bool:
-        """Whether applying changes anything: an object sent or deleted."""
-        return any(c.action.sends or c.action is Action.DELETE for c in self.changes)
+        """Whether applying changes anything: an object sent, deleted, or kept (a render
+        that only drops a protected object is a new revision: the kept object is no
+        longer the set's, which drift and `settle` go by)."""
+        return any(c.action.sends or c.action in (Action.DELETE, Action.KEEP)
+                   for c in self.changes)
 
     @property
     def prune(self) -> tuple[Change, ...]:

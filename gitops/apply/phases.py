@@ -9,6 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitops.apply.deps import (
+    DROP_CONVERSION,
+    POD_CONTROLLERS,
+    conversion_dropped,
+    dependencies,
+)
 from gitops.apply.migrate import Migration, migrate
 from gitops.apply.options import ApplyOptions, Progress, Target
 from gitops.apply.order import Phase, group_by_phase
@@ -28,8 +34,8 @@ from gitops.apply.send import send_all
 from gitops.apply.stop import Stop, Stopped
 from gitops.apply.wait import HealthReport, wait_healthy
 from gitops.errors import ClusterError
-from gitops.health import Status
-from gitops.kube import POLL, UnreachableError, poll
+from gitops.health import Health, Status, status_of
+from gitops.kube import FIELD_MANAGER, POLL, KubeApiError, UnreachableError, poll
 from gitops.redact import Redactor
 from gitops.resource import ResourceId
 
@@ -88,19 +94,21 @@ def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], 
                replacing: Mapping[ResourceId, str] | None = None,
                migrations: Mapping[ResourceId, Migration] | None = None,
                best_effort: Collection[ResourceId] = ()) -> PhasesOutcome:
-    """Apply `todo` phase by phase; dry-run the `deferred` ones once their CRDs and
-    Namespaces exist; then wait for `wait_for` (None: no wait). Objects in `replacing`
-    are deleted (replace.py) just before their phase re-creates them; CRDs in
-    `migrations` go through their storage migration (migrate.py) in the CRD phase. A
-    refusal of an object in `best_effort` does not stop the phases: it is listed in
-    `unsent`. When the run is asked to stop, the phases end at the next safe point
-    (`stopped`, `stopped_at`)."""
+    """Apply `todo` phase by phase, in the order of their dependencies (deps.py): the CRDs
+    the set's custom resources need are waited for after the CRD phase (no other CRD is);
+    the `deferred` objects are dry-run once their CRDs and Namespaces exist; mutating
+    webhooks go in once their backends are healthy, before the other workloads; custom
+    resources whose CRD converts through a webhook of the set go last. Then wait for
+    `wait_for` (None: no wait). Objects in `replacing` are deleted (replace.py) just before
+    their step re-creates them; CRDs in `migrations` go through their storage migration
+    (migrate.py) in the CRD phase. A refusal of an object in `best_effort` does not stop the
+    phases: it is listed in `unsent`. When the run is asked to stop, the phases end at the
+    next safe point (`stopped`, `stopped_at`)."""
     out = PhasesOutcome()
     where = ["before anything was applied"]
     try:
         _phases(run, out, where, todo, deferred, wait_for=wait_for, force=force,
-                replacing=replacing or {}, migrations=migrations or {},
-                best_effort=best_effort)
+                step=_Step(replacing or {}, migrations or {}, force, frozenset(best_effort)))
     except Stopped as e:
         out.stopped, out.stopped_at = e, where[0]
     return out
@@ -108,71 +116,69 @@ def run_phases(run: Run, todo: Sequence[Obj], deferred: Collection[ResourceId], 
 
 def _phases(run: Run, out: PhasesOutcome, where: list[str], todo: Sequence[Obj],
             deferred: Collection[ResourceId], *, wait_for: Sequence[Obj] | None, force: bool,
-            replacing: Mapping[ResourceId, str], migrations: Mapping[ResourceId, Migration],
-            best_effort: Collection[ResourceId]) -> None:
-    kube = run.target.kube
-
-    def applied(rid: ResourceId, outcome: Outcome) -> None:
-        said = Outcome.REPLACED if rid in replacing else outcome
-        run.progress(ProgressEvent(Stage.APPLY, str(said), rid))
-
-    late_done = not deferred
-    for phase, objs in group_by_phase(todo):
+            step: _Step) -> None:
+    deps = dependencies(todo)
+    late = [o for o in todo if deps.is_late(o)]
+    late_ids = {ResourceId.of(o) for o in late}
+    unchecked = [o for o in todo if ResourceId.of(o) in deferred
+                 and ResourceId.of(o) not in late_ids]
+    changed_kinds = set(deps.crd_of)
+    mutating_done = False
+    for phase, objs in group_by_phase(o for o in todo if ResourceId.of(o) not in late_ids):
         run.check()
         where[0] = f"while applying {phase.label}"
-        if not late_done and phase > Phase.NAMESPACES:
-            late = [o for o in todo if ResourceId.of(o) in deferred]
-            run.progress(ProgressEvent(
-                Stage.VALIDATE, f"dry-run of {len(late)} object(s) that needed a CRD or "
-                                "Namespace of this set"))
-            for o in late:
-                kube.resource(str(o["apiVersion"]), str(o["kind"]), refresh=True)
-            _, rej = send_all(kube, late, redactor=run.redactor, dry_run=True, force=force,
-                              concurrency=run.concurrency)
-            late_done = True
-            if rej:
-                out.failure = _failure(FailureStage.VALIDATE, f"{len(rej)} object(s) rejected "
-                                       "by the API server", rej)
+        if unchecked and phase > Phase.NAMESPACES:
+            if not _validate(run, out, unchecked, changed_kinds, force=force):
                 return
-        run.progress(ProgressEvent(Stage.PHASE, f"applying {len(objs)} {phase.label}",
-                                   phase=phase.label, total=len(objs)))
-        if not _cleared(run, [o for o in objs if ResourceId.of(o) in replacing], replacing,
-                        out):
+            unchecked = []
+        if phase is Phase.WORKLOADS and deps.mutating:
+            first = [o for o in objs if _gk(o) not in POD_CONTROLLERS or o in deps.backends]
+            rest = [o for o in objs if _gk(o) in POD_CONTROLLERS and o not in deps.backends]
+            if not step.send(run, out, "webhook backends and the objects they need", first):
+                return
+            if deps.backends and not _wait_step(run, out, list(deps.backends),
+                                                "the mutating webhooks' backends"):
+                return
+            if not step.send(run, out, "mutating webhook configurations", list(deps.mutating)):
+                return
+            mutating_done = True
+            if not step.send(run, out, phase.label, rest):
+                return
+            continue
+        if phase is Phase.WEBHOOKS and mutating_done:
+            objs = [o for o in objs if not deps.is_mutating(o)]
+        if phase is Phase.CRDS and not _drop_conversions(
+                run, out, [o for o in objs if ResourceId.of(o) in deferred]):
             return
-        done, rej = send_all(kube, [migrations[ResourceId.of(o)].transitional
-                                    if ResourceId.of(o) in migrations else o for o in objs],
-                             redactor=run.redactor, dry_run=False, force=force,
-                             concurrency=run.concurrency, on_applied=applied)
-        by_id = {ResourceId.of(o): o for o in objs}
-        for rid, (outcome, _) in done.items():
-            if rid in replacing:
-                out.outcomes[rid] = ObjectOutcome(rid, Outcome.REPLACED, replacing[rid])
-                continue
-            out.outcomes[rid] = ObjectOutcome(rid, outcome)
-            if outcome is Outcome.CREATED:
-                out.created.append(by_id[rid])
-        for r in rej:
-            out.outcomes[r.id] = ObjectOutcome(r.id, Outcome.FAILED, r.describe())
-        out.unsent += [r for r in rej if r.id in best_effort]
-        rej = [r for r in rej if r.id not in best_effort]
-        if rej:
-            out.failure = _failure(FailureStage.APPLY, f"{len(rej)} object(s) failed to apply",
-                                   rej)
+        if not step.send(run, out, phase.label, objs):
             return
         if phase is Phase.CRDS:
+            moving = [o for o in objs if ResourceId.of(o) in step.migrations]
+            needed = [*deps.needed, *(o for o in moving if o not in deps.needed)]
             where[0] = "while waiting for CRDs to be established"
-            wait_served(run, objs)
-            report = deadline_wait(run, objs, "CRDs to be established")
-            if not report.ok:
-                out.failure = health_failure(run, report, "CRDs to be established")
-                out.health = report
+            if needed and not wait_served(run, needed) and not _wait_step(
+                    run, out, needed, "CRDs to be established"):
                 return
-            moving = [o for o in objs if ResourceId.of(o) in migrations]
             if moving:
                 where[0] = "while migrating CRD storage"
-                out.failure = _migrate(run, moving, migrations, force)
+                out.failure = _migrate(run, moving, step.migrations, force)
                 if out.failure is not None:
                     return
+    if unchecked and not _validate(run, out, unchecked, changed_kinds, force=force):
+        return
+    if late:
+        run.check()
+        where[0] = "while applying custom resources of CRDs converted by webhooks"
+        crds = [deps.crd_of[k] for k in sorted(deps.late_kinds)]
+        what = "CRDs converted by webhooks of this set to be established"
+        if not wait_served(run, crds) and not _wait_step(run, out, crds, what):
+            return
+        check = [o for o in late if ResourceId.of(o) in deferred]
+        if check and not _validate(run, out, check, changed_kinds, force=force):
+            return
+        if not step.send(run, out,
+                         "custom resources of CRDs converted by webhooks of this set", late):
+            return
     if wait_for:
         run.check()
         where[0] = "while waiting for the rollout"
@@ -181,6 +187,128 @@ def _phases(run: Run, out: PhasesOutcome, where: list[str], todo: Sequence[Obj],
         out.health = deadline_wait(run, wait_for, "the rollout")
         if not out.health.ok:
             out.failure = health_failure(run, out.health, "the rollout")
+
+
+def _gk(obj: Obj) -> tuple[str, str]:
+    rid = ResourceId.of(obj)
+    return rid.group, rid.kind
+
+
+@dataclass(frozen=True)
+class _Step:
+    """How the objects of one step are sent: those in `replacing` deleted first, the CRDs in
+    `migrations` in their transitional form."""
+
+    replacing: Mapping[ResourceId, str]
+    migrations: Mapping[ResourceId, Migration]
+    force: bool
+    best_effort: frozenset[ResourceId] = frozenset()
+
+    def send(self, run: Run, out: PhasesOutcome, label: str, objs: Sequence[Obj]) -> bool:
+        """Apply one step's objects; False (with out.failure) when any failed."""
+        if not objs:
+            return True
+        replacing = self.replacing
+
+        def applied(rid: ResourceId, outcome: Outcome) -> None:
+            said = Outcome.REPLACED if rid in replacing else outcome
+            run.progress(ProgressEvent(Stage.APPLY, str(said), rid))
+
+        run.progress(ProgressEvent(Stage.PHASE, f"applying {len(objs)} {label}",
+                                   phase=label, total=len(objs)))
+        if not _cleared(run, [o for o in objs if ResourceId.of(o) in replacing], replacing,
+                        out):
+            return False
+        done, rej = send_all(run.target.kube, [
+            self.migrations[ResourceId.of(o)].transitional
+            if ResourceId.of(o) in self.migrations else o for o in objs],
+            redactor=run.redactor, dry_run=False, force=self.force,
+            concurrency=run.concurrency, on_applied=applied)
+        by_id = {ResourceId.of(o): o for o in objs}
+        for rid, (outcome, _) in done.items():
+            if rid in replacing:
+                out.outcomes[rid] = ObjectOutcome(rid, Outcome.REPLACED, replacing[rid])
+                continue
+            out.outcomes[rid] = ObjectOutcome(rid, outcome)
+            if outcome is Outcome.CREATED:
+                out.created.append(by_id[rid])
+        out.unsent += [r for r in rej if r.id in self.best_effort]
+        rej = [r for r in rej if r.id not in self.best_effort]
+        for r in rej:
+            out.outcomes[r.id] = ObjectOutcome(r.id, Outcome.FAILED, r.describe())
+        if rej:
+            out.failure = _failure(FailureStage.APPLY, f"{len(rej)} object(s) failed to apply",
+                                   rej)
+            return False
+        return True
+
+
+def _drop_conversions(run: Run, out: PhasesOutcome, crds: Sequence[Obj]) -> bool:
+    """Remove the webhook conversion of the CRDs whose render no longer has one (deps.py);
+    False (with out.failure) when the API server refuses."""
+    kube = run.target.kube
+    for crd in crds:
+        rid = ResourceId.of(crd)
+        live = kube.get(str(crd["apiVersion"]), rid.kind, "", rid.name)
+        if not conversion_dropped(crd, live):
+            continue
+        run.progress(ProgressEvent(Stage.APPLY, "removing the webhook conversion the render "
+                                                "no longer has", rid))
+        try:
+            kube.request("PATCH", kube.object_path(kube.info_of(crd), "", rid.name),
+                         body=DROP_CONVERSION, content_type="application/merge-patch+json",
+                         query={"fieldManager": FIELD_MANAGER})
+        except KubeApiError as e:
+            reason = scrub(run.redactor, f"removing its webhook conversion failed: {e}")
+            out.outcomes[rid] = ObjectOutcome(rid, Outcome.FAILED, reason)
+            out.failure = Failure(FailureStage.APPLY, "1 object(s) failed to apply",
+                                  (ObjectFailure(rid, reason, ()),))
+            return False
+    return True
+
+
+def _wait_step(run: Run, out: PhasesOutcome, objs: Sequence[Obj], what: str) -> bool:
+    """Wait for what the next objects need; False (with out.failure) when it cannot be."""
+    report = deadline_wait(run, objs, what)
+    if report.ok:
+        return True
+    out.failure = health_failure(run, report, what)
+    out.health = report
+    return False
+
+
+# The API server builds a CRD's new schema from an informer event after the update is
+# answered: a custom resource dry-run at once may still meet the old one for a moment.
+_STALE_SCHEMA = ("field not declared in schema", "unknown field")
+
+
+def _validate(run: Run, out: PhasesOutcome, objs: Sequence[Obj],
+              changed_kinds: Collection[tuple[str, str]], *, force: bool) -> bool:
+    """The server-side dry run of objects that could not be checked before their CRD (new
+    or changed in this apply) or Namespace existed; False (with out.failure) on a
+    rejection."""
+    kube = run.target.kube
+    run.progress(ProgressEvent(
+        Stage.VALIDATE, f"dry-run of {len(objs)} object(s) that needed a CRD or Namespace "
+                        "of this set"))
+    for o in objs:
+        kube.resource(str(o["apiVersion"]), str(o["kind"]), refresh=True)
+    give_up = min(run.deadline, time.monotonic() + 15)
+    delay = 0.2
+    while True:
+        _, rej = send_all(kube, objs, redactor=run.redactor, dry_run=True, force=force,
+                          concurrency=run.concurrency)
+        stale = [r for r in rej if (r.id.group, r.id.kind) in changed_kinds
+                 and any(m in r.message for m in _STALE_SCHEMA)]
+        if not stale or len(stale) < len(rej) or time.monotonic() >= give_up:
+            break
+        run.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    if rej:
+        out.failure = _failure(FailureStage.VALIDATE, f"{len(rej)} object(s) rejected by the "
+                               "API server", rej)
+        return False
+    return True
 
 
 def _cleared(run: Run, objs: Sequence[Obj], replacing: Mapping[ResourceId, str],
@@ -245,14 +373,16 @@ def deadline_wait(run: Run, objects: Sequence[Obj], what: str) -> HealthReport:
                         sleep=run.sleep)
 
 
-def wait_served(run: Run, crds: Sequence[Obj]) -> None:
-    """Wait (up to the deadline) until discovery serves every version of the CRDs.
+def wait_served(run: Run, crds: Sequence[Obj]) -> bool:
+    """Wait (up to the deadline) until discovery serves every version of the CRDs; False
+    when one is not served by then, or cannot be (the caller's health wait says why).
 
     The discovery controller lists a CRD's versions only once the CRD is Established
     (apiextensions-apiserver, discovery_controller.go), and a discovery document is a few
-    KiB where a LIST of Kubeflow's CRDs is megabytes of schemas: polling discovery, then
-    confirming the Established conditions with one LIST, is much cheaper than polling the
-    CRDs. What is not served by the deadline is reported by the health wait that follows."""
+    KiB where a LIST of Kubeflow's CRDs is megabytes of schemas: polling discovery is much
+    cheaper than polling the CRDs. Only the CRDs still not served are read, to show their
+    conditions and to stop at once when one cannot be established (InvalidCABundle,
+    NamesAccepted=False) rather than at the deadline."""
     want: dict[tuple[str, str], ResourceId] = {}
     for crd in crds:
         spec = crd.get("spec") or {}
@@ -262,6 +392,10 @@ def wait_served(run: Run, crds: Sequence[Obj]) -> None:
                 want[(f"{spec.get('group')}/{v.get('name')}", kind)] = ResourceId.of(crd)
     kube = run.target.kube
 
+    def status(rid: ResourceId) -> Status:
+        live = kube.get("apiextensions.k8s.io/v1", rid.kind, "", rid.name)
+        return status_of(live) if live else Status(Health.IN_PROGRESS, "not found yet")
+
     def attempt(pool: ThreadPoolExecutor) -> bool | None:
         nonlocal want
         versions = sorted({av for av, _ in want})
@@ -270,9 +404,14 @@ def wait_served(run: Run, crds: Sequence[Obj]) -> None:
         want = {key: rid for key, rid in want.items() if key[1] not in served[key[0]]}
         if not want:
             return True
+        ids = sorted(set(want.values()))
+        states = dict(zip(ids, pool.map(status, ids), strict=True))
+        if any(s.health is Health.FAILED for s in states.values()):
+            return False
         if time.monotonic() < run.deadline:
-            pending = tuple(sorted({(rid, "waiting to be established (not served yet)")
-                                    for rid in want.values()}))
+            pending = tuple((rid, scrub(run.redactor, s.reason if not s.ready else
+                                        "established, versions not served yet"))
+                            for rid, s in states.items())
             run.progress(ProgressEvent(
                 Stage.WAIT, f"waiting for CRDs to be established: {len(pending)} of "
                             f"{len(crds)} pending", phase="CRDs to be established",
@@ -280,18 +419,21 @@ def wait_served(run: Run, crds: Sequence[Obj]) -> None:
                 seconds_left=max(0, int(run.deadline - time.monotonic()))))
         return None
 
-    if want:
-        with ThreadPoolExecutor(max_workers=max(1, run.concurrency)) as pool:
-            poll(lambda: attempt(pool), deadline=run.deadline, backoff=POLL, sleep=run.sleep)
+    if not want:
+        return True
+    with ThreadPoolExecutor(max_workers=max(1, run.concurrency)) as pool:
+        return bool(poll(lambda: attempt(pool), deadline=run.deadline, backoff=POLL,
+                         sleep=run.sleep))
 
 
 def health_failure(run: Run, report: HealthReport, what: str) -> Failure:
+    """Every object that is not healthy, those explained (conditions, ReplicaSet and pod
+    events) first."""
     bad = report.unhealthy
     explained = {r: tuple(scrub(run.redactor, line) for line in lines)
                  for r, lines in report.explanations}
     objs = tuple(ObjectFailure(r, scrub(run.redactor, s.reason), explained.get(r, ()))
-                 for r, s in bad if r in explained) or tuple(
-        ObjectFailure(r, scrub(run.redactor, s.reason)) for r, s in bad[:10])
+                 for r, s in sorted(bad, key=lambda x: (x[0] not in explained, x[0])))
     if report.timed_out:
         summary = (f"{len(bad)} object(s) did not become healthy within the timeout while "
                    f"waiting for {what}")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from gitops.apply.deps import drop_injected_ca
 from gitops.apply.order import crd_kinds, crd_scopes
 from gitops.apply.results import Rejection, rejection_from
 from gitops.errors import ApplyError
@@ -45,6 +46,7 @@ def prepare(kube: Kube, objects: Sequence[Obj], applyset_id: str, redactor: Reda
             )
         meta["labels"] = {**(meta.get("labels") or {}), PART_OF: applyset_id}
         rid = ResourceId.of(o)
+        drop_injected_ca(o)  # the injector's field (gitops.apply.deps)
         if (rid.group, rid.kind) == AGGREGATED and o.get("aggregationRule"):
             # The clusterrole-aggregation-controller owns .rules of an aggregated role:
             # applying them (often `rules: []`) would conflict with it on every re-apply.
@@ -72,8 +74,11 @@ def prepare(kube: Kube, objects: Sequence[Obj], applyset_id: str, redactor: Reda
 
 def deferred(kube: Kube, desired: Sequence[Obj], todo: Sequence[Obj]) -> set[ResourceId]:
     """Objects of `todo` that cannot be dry-run yet: their kind comes from a CRD of this
-    set that is not served yet, or their namespace is created by this set."""
+    set that is not served yet or that this apply changes (the API server would check them
+    against the CRD it has, not the new one: a field the new schema adds is "not declared
+    in schema"), or their namespace is created by this set."""
     new_kinds = crd_kinds(desired)
+    changing = crd_kinds(todo)
     set_namespaces = {ResourceId.of(o).name for o in desired
                       if (ResourceId.of(o).group, ResourceId.of(o).kind) == ("", "Namespace")}
     existing: set[str] = set()
@@ -85,9 +90,10 @@ def deferred(kube: Kube, desired: Sequence[Obj], todo: Sequence[Obj]) -> set[Res
     for o in todo:
         rid = ResourceId.of(o)
         key = (str(o["apiVersion"]), rid.kind)
-        if (rid.group, rid.kind) in new_kinds and key not in served:
+        if (rid.group, rid.kind) in new_kinds - changing and key not in served:
             served[key] = kube.knows(*key)
-        needs_crd = (rid.group, rid.kind) in new_kinds and not served[key]
+        needs_crd = (rid.group, rid.kind) in changing or (
+            (rid.group, rid.kind) in new_kinds and not served[key])
         needs_ns = rid.namespace in set_namespaces and rid.namespace not in existing
         if needs_crd or needs_ns:
             out.add(rid)

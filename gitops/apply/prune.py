@@ -79,7 +79,9 @@ def plan_prune(
         if is_protected(obj, protected):
             actions.append(Change(
                 rid, api_version, Action.KEEP,
-                f"protected kind {rid.kind}: annotate it {PRUNE_ANNOTATION}=allow to prune it",
+                f"protected kind {rid.kind}: delete or release it afterwards with 'stackctl "
+                f"settle' (or annotate it {PRUNE_ANNOTATION}=allow before it leaves the "
+                "render)",
             ))
         else:
             actions.append(Change(rid, api_version, Action.DELETE, "no longer in the render"))
@@ -119,8 +121,8 @@ def leftovers(unfinished: Mapping[ResourceId, tuple[int, dict[str, Any]]],
         why = f"left by revision {revision}, which did not finish"
         if is_protected(obj, protected):
             out.append(Change(rid, api_version, Action.KEEP,
-                              f"protected kind {rid.kind}, {why}: annotate it "
-                              f"{PRUNE_ANNOTATION}=allow to prune it"))
+                              f"protected kind {rid.kind}, {why}: delete or release it "
+                              "with 'stackctl settle'"))
         else:
             out.append(Change(rid, api_version, Action.DELETE, why))
     return out

@@ -14,6 +14,22 @@ from gitops.inventory import RevisionInfo
 from gitops.plan.lines import field_lines
 
 _SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+"}
+SHOWN = 10  # failed objects listed on the terminal; the log file and JSON have all
+
+
+def failure_log_lines(result: ApplyResult) -> list[str]:
+    """Every object of a failed apply (and of its rollback) with its reason and details:
+    the log file the terminal's "and N more" points at."""
+    out = [f"cluster {result.cluster}, revision {result.revision}"]
+    for label, failure in (("apply", result.failure),
+                           ("rollback", result.rollback.failure if result.rollback else None)):
+        if failure is None:
+            continue
+        out.append(f"{label} failed ({failure.stage}): {failure.summary}")
+        for o in failure.objects:
+            out.append(f"  {o.id}: {o.reason}")
+            out += [f"    {line}" for line in o.details]
+    return out
 
 
 def change_set_lines(cs: ChangeSet) -> list[str]:
@@ -63,9 +79,10 @@ def rejected_error(rejections: Sequence[Rejection], *, dry_run: bool,
                       f"{what}; nothing was applied.", hint=hint)
 
 
-def result_lines(result: ApplyResult) -> list[str]:
+def result_lines(result: ApplyResult, *, log_path: str = "") -> list[str]:
     """What an apply did: notes, kept prune candidates, the summary; for a failed apply,
-    the objects and reasons, and what the rollback did."""
+    the first SHOWN objects and reasons ("and N more": every one is in `log_path` and the
+    JSON result), and what the rollback did."""
     out = [f"note: revision {n} had been left pending by an apply that stopped; marked failed"
            for n in result.abandoned]
     if result.lease_taken_over:
@@ -91,9 +108,12 @@ def result_lines(result: ApplyResult) -> list[str]:
         return out
     verb = "stopped" if f.stage is FailureStage.STOPPED else f"failed ({f.stage})"
     out.append(f"apply of revision {result.revision} {verb}: {f.summary}")
-    for o in f.objects:
+    for o in f.objects[:SHOWN]:
         out.append(f"  {o.id}: {o.reason}")
         out += [f"    {line}" for line in o.details]
+    if len(f.objects) > SHOWN:
+        where = f" (all of them in {log_path})" if log_path else ""
+        out.append(f"  and {len(f.objects) - SHOWN} more{where}")
     rb = result.rollback
     if rb is None:
         return out

@@ -19,6 +19,10 @@ from gitops.health import Health, Status, status_of
 from gitops.kube import POLL, Kube, poll, read_live
 from gitops.resource import ResourceId
 
+# Objects whose conditions, ReplicaSets, pods and events are read when a wait fails (a few
+# requests each); every other unhealthy object is still listed, with its status.
+EXPLAINED = 60
+
 
 @dataclass(frozen=True)
 class HealthReport:
@@ -74,7 +78,8 @@ def wait_healthy(
         if failed or timed_out:
             targets = failed or waiting
             explanations = tuple(
-                (r, tuple(explain(kube, live_objs.get(r), r))) for r, _ in targets[:10])
+                (r, tuple(explain(kube, live_objs.get(r), r)))
+                for r, _ in targets[:EXPLAINED])
             return HealthReport(False, timed_out and not failed,
                                 tuple(sorted(statuses.items())), explanations)
         if on_wait is not None:
@@ -131,6 +136,8 @@ def explain(kube: Kube, obj: dict[str, Any] | None, rid: ResourceId) -> list[str
             lines.append(f"condition {c.get('type')}={c.get('status')}: "
                          f"{c.get('reason') or ''} {c.get('message') or ''}".rstrip())
     lines.extend(_events(kube, rid.namespace, rid.name, rid.kind))
+    if rid.kind == "Deployment":
+        lines.extend(_replica_set_events(kube, obj, rid))
     if rid.kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"):
         selector = _selector(obj)
         if selector:
@@ -140,6 +147,29 @@ def explain(kube: Kube, obj: dict[str, Any] | None, rid: ResourceId) -> list[str
                 pods = []
             for pod in pods[:3]:
                 lines.extend(_pod_lines(kube, pod))
+    return lines
+
+
+def _replica_set_events(kube: Kube, obj: dict[str, Any], rid: ResourceId) -> list[str]:
+    """The Warning events of the Deployment's own ReplicaSets: where a pod that could not
+    be created says why (FailedCreate: "failed calling webhook ...")."""
+    selector = _selector(obj)
+    uid = (obj.get("metadata") or {}).get("uid")
+    if not selector or not uid:
+        return []
+    try:
+        sets = kube.list("apps/v1", "ReplicaSet", namespace=rid.namespace,
+                         label_selector=selector)
+    except ClusterError:  # best effort
+        return []
+    owned = [rs for rs in sets if any(ref.get("uid") == uid for ref in
+                                      (rs.get("metadata") or {}).get("ownerReferences") or [])]
+    owned.sort(key=lambda rs: str((rs.get("metadata") or {}).get("creationTimestamp") or ""))
+    lines: list[str] = []
+    for rs in owned[-2:]:
+        name = str((rs.get("metadata") or {}).get("name"))
+        lines.extend(f"replicaset {name} {e}" for e in _events(
+            kube, rid.namespace, name, "ReplicaSet"))
     return lines
 
 

@@ -6,7 +6,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -93,9 +94,40 @@ def _load(cluster_name: str) -> tuple[RunContext, Cluster]:
     return run, load_cluster(run.stack, cluster_name)
 
 
-def _report(printer: _Printer, result: ApplyResult, *, command: str) -> int:
-    """Print the result on stdout; a rejected or failed apply ends with one paragraph on
-    stderr (an ApplyError through the error handler) and exit code 2."""
+FORMATS = ("text", "json")
+
+
+def _format_option(f: Any) -> Any:
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
+                        help="text for people; json for tools (every object, see "
+                             "docs/apply.md).")(f)
+
+
+def _failure_log(run: RunContext, result: ApplyResult) -> str:
+    """Write every failed object (and its details) to .stackctl/logs/; the path, or ""
+    when the apply did not fail."""
+    from gitops.apply.report import failure_log_lines
+    from gitops.paths import write_atomic
+    from gitops.upgrade.state import ensure_state_dir
+
+    if result.failure is None:
+        return ""
+    ensure_state_dir(run.stack.root)  # .stackctl/ with the .gitignore that ignores it
+    path = run.stack.state_dir / "logs" / f"apply-{result.cluster}-r{result.revision}.log"
+    text = "\n".join(run.redactor.text(line, pairs="=")
+                     for line in failure_log_lines(result)) + "\n"
+    write_atomic(path, text)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _report(run: RunContext, printer: _Printer, result: ApplyResult, *, command: str,
+            fmt: str = "text") -> int:
+    """Print the result on stdout (text or JSON); a rejected or failed apply ends with one
+    paragraph on stderr (an ApplyError through the error handler) and exit code 2."""
+    from gitops.apply.jsonout import result_json
     from gitops.apply.report import (
         failed_error,
         rejected_error,
@@ -104,10 +136,15 @@ def _report(printer: _Printer, result: ApplyResult, *, command: str) -> int:
         stopped_error,
     )
 
-    if result.rejections:
+    log = _failure_log(run, result)
+    if fmt == "json":
+        click.echo(result_json(result, run.redactor, command=command), nl=False)
+    elif result.rejections:
         printer.out(rejection_lines(result.rejections))
+    else:
+        printer.out(result_lines(result, log_path=log))
+    if result.rejections:
         raise rejected_error(result.rejections, dry_run=False, command=command)
-    printer.out(result_lines(result))
     if result.stopped:
         raise stopped_error(result, command=command)
     if result.failure is not None:
@@ -148,9 +185,10 @@ def _cluster_option(help: str) -> Callable[[Callable[..., int]], Callable[..., i
               help="Apply although files the cluster renders have uncommitted changes (the "
                    "revision is recorded as dirty).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every object as it is applied.")
+@_format_option
 def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bool,
           no_prune: bool, force_conflicts: bool, allow_mass_prune: bool, break_lease: bool,
-          allow_dirty: bool, verbose: bool) -> int:
+          allow_dirty: bool, verbose: bool, fmt: str) -> int:
     """Render a cluster and apply it through the Kubernetes API: validate everything with a
     server-side dry run, apply in order (CRDs, namespaces, RBAC, workloads, webhooks), wait
     for health, prune what left the render, and record a revision. A failed apply is rolled
@@ -190,14 +228,20 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
     change_set = calculate(target, objects, options=options,
                            redactor=run.redactor, fields=dry_run, progress=progress)
     if dry_run:
-        printer.out(rejection_lines(change_set.rejections))
+        if fmt == "json":
+            from gitops.apply.jsonout import change_set_json
+
+            click.echo(change_set_json(change_set), nl=False)
+        else:
+            printer.out(rejection_lines(change_set.rejections))
         if change_set.rejections:
             raise rejected_error(change_set.rejections, dry_run=True, command=command)
-        printer.out(change_set_lines(change_set))
+        if fmt == "text":
+            printer.out(change_set_lines(change_set))
         return int(ExitCode.OK)
     with stopping(Stop()) as stop:
         result = execute(change_set, options, progress, stop=stop)
-    return _report(printer, result, command=command)
+    return _report(run, printer, result, command=command, fmt=fmt)
 
 
 def _dirty_error(run: RunContext, cluster: Cluster, command: str) -> UserError:
@@ -224,7 +268,9 @@ def _dirty_error(run: RunContext, cluster: Cluster, command: str) -> UserError:
 @click.option("--timeout", metavar="DURATION", help="Bound on the health wait.")
 @click.option("--break-lease", is_flag=True,
               help="Take over a stale lease left by an apply that died.")
-def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease: bool) -> int:
+@_format_option
+def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease: bool,
+             fmt: str) -> int:
     """Re-apply a recorded revision of a cluster as a new revision, deleting what the current
     revision added (protected kinds excepted).
 
@@ -252,12 +298,14 @@ def rollback(cluster_name: str, to: int | None, timeout: str | None, break_lease
             options=ApplyOptions(policy=policy, break_lease=break_lease),
             redactor=run.redactor, progress=_Progress(printer, False), stop=stop,
         )
-    return _report(printer, result, command=f"stackctl rollback --cluster {cluster.name}")
+    return _report(run, printer, result, command=f"stackctl rollback --cluster {cluster.name}",
+                   fmt=fmt)
 
 
 @click.command("history")
 @_cluster_option("The cluster whose revisions to list.")
-def history(cluster_name: str) -> int:
+@_format_option
+def history(cluster_name: str, fmt: str) -> int:
     """List the recorded revisions of a cluster: revision, commit, time, status, objects.
 
     \b
@@ -271,6 +319,11 @@ def history(cluster_name: str) -> int:
     run, cluster = _load(cluster_name)
     printer = _Printer(run.redactor)
     revisions = load_history(target_for(cluster, lambda line: printer.err(f"→ {line}")))
+    if fmt == "json":
+        from gitops.apply.jsonout import history_json
+
+        click.echo(history_json(cluster.name, revisions), nl=False)
+        return int(ExitCode.OK)
     if not revisions:
         click.echo(f"no revisions recorded for cluster {cluster.name} in namespace "
                    f"{cluster.records_namespace}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -30,8 +31,8 @@ _WAIT_POLL = re.compile(r"^(→ [\w-]+: heal: )?… waiting for .*: \d+ of \d+ p
 class Printer:
     """Prints the events; long command output shows its first and last lines only."""
 
-    def __init__(self, *, head: int, tail: int) -> None:
-        self.head, self.tail = head, tail
+    def __init__(self, *, head: int, tail: int, steps: int = 8) -> None:
+        self.head, self.tail, self.steps = head, tail, steps
         self.cwd = ""
         self.shown = 0
         self.hidden: list[str] = []
@@ -43,7 +44,7 @@ class Printer:
 
     def __call__(self, e: Event) -> None:
         if isinstance(e, StepStarted):
-            self.out(f"\n{RULE}\nStep {e.number}/8: {e.title}\n{RULE}")
+            self.out(f"\n{RULE}\nStep {e.number}/{self.steps}: {e.title}\n{RULE}")
             self.out(click.wrap_text(e.explain, width=90) + "\n")
         elif isinstance(e, CommandStarted):
             if e.cwd != self.cwd:
@@ -130,7 +131,13 @@ class Printer:
               help="Work in DIR (kept afterwards) instead of a fresh temp folder.")
 @click.option("--keep", is_flag=True, help="Keep the temp folder (the deployment repo, logs).")
 @click.option("--full", is_flag=True, help="Print every line of every command's output.")
-def main(workdir: Path | None, keep: bool, full: bool) -> None:
+@click.option("--kubeflow", is_flag=True,
+              help="The real stack instead: Kubeflow v1.8.1 installed and upgraded live to "
+                   "v1.11.0 (docs/kubeflow-live.md).")
+@click.option("--to", "last", metavar="VERSION",
+              help="With --kubeflow: stop upgrading at this release (v1.9.1, v1.10.2).")
+def main(workdir: Path | None, keep: bool, full: bool, kubeflow: bool,
+         last: str | None) -> None:
     """Run stackctl's whole mission against the local sandbox: start it, create a deployment
     repo from the example stack, apply two clusters, upgrade v1.3.0 to v1.4.1 resolving a
     conflict, plan, roll out (with a deliberate failure and automatic rollback), detect and
@@ -141,9 +148,13 @@ def main(workdir: Path | None, keep: bool, full: bool) -> None:
     Example:
       make demo                      # installs, builds the sandbox, runs this
       .venv/bin/python -m gitops.demo --keep
+      make demo-kubeflow             # = python -m gitops.demo --kubeflow
     """
     from gitops.demo import run_demo
 
+    if kubeflow:
+        _kubeflow(workdir, keep, full, last)
+        return
     printer = Printer(head=0 if full else 40, tail=0 if full else 15)
     try:
         result = run_demo(progress=printer, workdir=workdir, keep=keep)
@@ -162,6 +173,54 @@ def main(workdir: Path | None, keep: bool, full: bool) -> None:
     if result.kept:
         printer.out(f"The deployment repo is in {result.repo}; the command logs in "
                     f"{result.workdir / 'logs'}.")
+    sys.exit(int(ExitCode.OK))
+
+
+def _kubeflow(workdir: Path | None, keep: bool, full: bool, last: str | None) -> None:
+    from gitops.demo.kubeflow import run_kubeflow, steps_of
+    from gitops.demo.kubeflow_repo import RELEASES
+    from gitops.demo.remotes import REMOTE_BASES, remote_bases_present
+    from gitops.paths import project_root
+
+    archives = project_root().parent / "shared" / "upstream" / "kubeflow-manifests"
+    archives = Path(os.environ.get("STACKCTL_KUBEFLOW_ARCHIVES") or archives)
+    if last is not None and last not in RELEASES[1:]:
+        raise click.UsageError(f"--to: one of {', '.join(RELEASES[1:])}")
+    releases = RELEASES[:RELEASES.index(last) + 1] if last else RELEASES
+    missing = [v for v in releases
+               if not (archives / f"kubeflow-manifests-{v}.tar.gz").is_file()]
+    if missing or not remote_bases_present():
+        click.echo(f"✗ the Kubeflow demo needs the release archives {', '.join(releases)} in "
+                   f"{archives} and the remote bases in {REMOTE_BASES} (set "
+                   "STACKCTL_KUBEFLOW_ARCHIVES and STACKCTL_REMOTE_BASES to other folders).",
+                   err=True)
+        sys.exit(int(ExitCode.ERROR))
+    printer = Printer(head=0 if full else 40, tail=0 if full else 15,
+                      steps=steps_of(releases))
+    try:
+        result = run_kubeflow(progress=printer, archives=archives, workdir=workdir, keep=keep,
+                              releases=releases, mirrors=os.environ.get("STACKCTL_MIRRORS"),
+                              remote_bases=REMOTE_BASES)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted; the sandbox was stopped.", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except DemoError as e:
+        click.echo(f"\n✗ {e}", err=True)
+        sys.exit(int(e.exit_code))
+    except UserError as e:
+        click.echo(f"\n✗ the demo could not run: {e}", err=True)
+        sys.exit(int(e.exit_code))
+    demo = result.demo
+    printer.out(f"\n{RULE}\nThe Kubeflow demo passed: {len(demo.steps)} steps in "
+                f"{demo.seconds:.0f} s.")
+    for number, title, seconds in demo.steps:
+        printer.out(f"  {number:>2}. {title:<40} {seconds:6.1f} s")
+    printer.out("Time per hop:")
+    for what, seconds in result.times:
+        printer.out(f"  {what:<44} {seconds:6.1f} s")
+    if demo.kept:
+        printer.out(f"The deployment repo is in {demo.repo}; the command logs in "
+                    f"{demo.workdir / 'logs'}.")
     sys.exit(int(ExitCode.OK))
 
 

@@ -86,3 +86,26 @@ class Live:
         d = self._call(f"read Deployment {namespace}/{deployment}",
                        self.apps.read_namespaced_deployment, deployment, namespace)
         return int(d.spec.replicas or 0)
+
+    def container_limits(self, namespace: str, deployment: str, container: str
+                         ) -> dict[str, str]:
+        d = self._call(f"read Deployment {namespace}/{deployment}",
+                       self.apps.read_namespaced_deployment, deployment, namespace)
+        found = [c for c in d.spec.template.spec.containers if c.name == container]
+        limits = found[0].resources.limits if found and found[0].resources else None
+        return dict(limits or {})
+
+    def profile_owner(self, name: str) -> str | None:
+        """The owner of a Kubeflow Profile (a custom resource), None when there is none."""
+        from gitops.kube import Kube
+
+        with translating(f"read Profile {name}"):
+            profile = Kube(self.api).get("kubeflow.org/v1", "Profile", "", name)
+        if profile is None:
+            return None
+        return str(((profile.get("spec") or {}).get("owner") or {}).get("name"))
+
+    def quotas(self, namespace: str) -> list[str]:
+        items = self._call(f"list ResourceQuotas in {namespace}",
+                           self.core.list_namespaced_resource_quota, namespace).items
+        return sorted(q.metadata.name for q in items)

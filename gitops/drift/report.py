@@ -143,6 +143,9 @@ def cluster_lines(c: ClusterDrift, r: Redactor) -> list[str]:
         out += ["  " + ln for ln in object_lines(o, r, rev)]
     if len(c.objects) > MAX_OBJECTS:
         out.append(f"  … {len(c.objects) - MAX_OBJECTS} more object(s): see --format json")
+    if c.counts["extra"]:
+        out.append(f"  extra objects: 'stackctl settle --cluster {c.name}' lists them; "
+                   "--delete or --release settles them (drift --heal leaves them alone)")
     out += ["  " + ln for ln in git_lines(c)]
     out += ["  " + ln for ln in heal_lines(c)]
     # Values were scrubbed as they were formatted (plan.lines.fmt_value) and messages when

@@ -78,8 +78,12 @@ def _https_context(pki: Pki | None) -> ssl.SSLContext:
 def http_ok(url: str, pki: Pki | None = None, *, insecure: bool = False) -> bool | None:
     """True when GET url answers 200 (None otherwise, for Deadline.poll)."""
     ctx = _https_context(None if insecure else pki) if url.startswith("https") else None
+    # Straight to loopback: urlopen would send it to the machine's HTTPS_PROXY (docs/
+    # sandbox.md, "Proxy variables").
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=ctx))
     try:
-        with urllib.request.urlopen(url, timeout=3, context=ctx) as resp:
+        with opener.open(url, timeout=3) as resp:
             body = resp.read()
             if resp.status != 200:
                 return None

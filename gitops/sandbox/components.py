@@ -6,6 +6,7 @@ controller manager, the scheduler and kwok need to run on loopback with the same
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,29 @@ def etcd(binary: Path, *, data_dir: Path, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver(binary: Path, *, pki: Pki, ports: Ports) -> list[str]:
+# The machine's proxy settings must not reach the control plane: the API server's webhook
+# client honours HTTPS_PROXY (Go's ProxyFromEnvironment) and sent the calls to the
+# sandbox's Services to an outside proxy (an x509 error naming the proxy's host).
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy",
+                   "all_proxy")
+NO_PROXY = f"127.0.0.1,localhost,::1,{SERVICE_CIDR},{POD_CIDR},.svc,.cluster.local"
+
+
+def environment(base: Mapping[str, str]) -> dict[str, str]:
+    """The components' environment: `base` without proxy settings, and NO_PROXY naming the
+    sandbox's own addresses (for anything that reads it despite the above)."""
+    env = {k: v for k, v in base.items() if k not in PROXY_VARIABLES}
+    env["NO_PROXY"] = env["no_proxy"] = NO_PROXY
+    return env
+
+
+def apiserver(binary: Path, *, pki: Pki, ports: Ports,
+              egress_config: Path | None = None) -> list[str]:
+    # The cluster network (Services behind webhooks and aggregated APIs) through the
+    # webhook component's proxy (gitops/sandbox/egress.py): ClusterIPs route nowhere here.
+    egress = [f"--egress-selector-config-file={egress_config}"] if egress_config else []
     return [
-        str(binary),
+        str(binary), *egress,
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
         "--bind-address=127.0.0.1", f"--secure-port={ports.apiserver}",
         # Loopback is refused as the kubernetes Service's endpoint, and without an advertise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import time
@@ -78,7 +79,7 @@ def _noop(_: str) -> None:
 # What a fresh `up` removes from a state dir (never anything else, in case --state-dir
 # names a folder that holds other files).
 _OURS = ("state.json", "state.tmp", "kubeconfig", "pki", "etcd-data", "logs",
-         "kwok-stages.yaml", "volumes")
+         "kwok-stages.yaml", "volumes", "egress.sock", "egress-selector.yaml", "webhooks")
 
 
 def _clean(layout: Layout) -> None:
@@ -178,6 +179,7 @@ def up(state_dir: Path | None = None, *, name: str = "default",
                 processes.check_port_free(port, what)
         say(f"starting {component}")
         state.procs.append(processes.start(component, argv, layout.log(component),
+                                           env=components.environment(os.environ),
                                            die_with_parent=die_with_caller))
         state.save(layout)
 
@@ -186,8 +188,9 @@ def up(state_dir: Path | None = None, *, name: str = "default",
         launch("etcd", components.etcd(bins["etcd"], data_dir=layout.etcd_data, ports=ports))
         deadline.poll("etcd /health", lambda: bootstrap.http_ok(
             f"http://127.0.0.1:{ports.etcd_client}/health"))
+        egress = _start_webhooks(layout.root, launch, deadline)
         launch("kube-apiserver", components.apiserver(bins["kube-apiserver"], pki=pki,
-                                                      ports=ports))
+                                                      ports=ports, egress_config=egress))
         deadline.poll("kube-apiserver /readyz", lambda: bootstrap.http_ok(
             f"{server}/readyz", pki), interval=0.25)
         from gitops.kube import api_client
@@ -231,6 +234,20 @@ def up(state_dir: Path | None = None, *, name: str = "default",
     return SandboxInfo(name=name, state_dir=layout.root, kubeconfig=layout.kubeconfig,
                        server=server, pids={p.name: p.pid for p in state.procs},
                        seconds=time.monotonic() - began)
+
+
+def _start_webhooks(root: Path, launch: Callable[[str, list[str]], None],
+                    deadline: bootstrap.Deadline) -> Path:
+    """Start the webhook component (gitops/sandbox/webhooks.py) and wait for its egress
+    socket; the API server's egress selector configuration, which names that socket."""
+    from gitops.sandbox import webhooks
+
+    config = webhooks.write_egress_config(root)
+    launch("webhooks", webhooks.command(root))
+    deadline.poll("the webhook component's egress socket",
+                  lambda: True if webhooks.socket_path(root).exists() else None,
+                  interval=0.1)
+    return config
 
 
 def down(state_dir: Path | None = None, *, name: str = "default") -> DownResult:

@@ -258,3 +258,61 @@ def test_a_secret_value_never_appears_in_plan_progress_errors_or_history(
     everything = "\n".join(seen)
     for form in forms:
         assert form not in everything
+
+
+def test_apply_rollback_history_and_settle_speak_json(
+    api: Any, ns: str, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    write_repo(tmp_path, ns, kubeconfig, image="web-1")
+    assert main(["apply", "--cluster", "dev", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["schema"], doc["revision"], doc["ok"]) == ("stackctl.dev/apply/v1", 1, True)
+    assert sorted((o["kind"], o["outcome"]) for o in doc["objects"]) == [
+        ("Deployment", "created"), ("Secret", "created")]
+    assert "secret-value" not in json.dumps(doc)
+
+    write_repo(tmp_path, ns, kubeconfig, image="web-2")
+    assert main(["apply", "--cluster", "dev", "--dry-run", "--format", "json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    [web] = [c for c in planned["changes"] if c["kind"] == "Deployment"]
+    assert web["action"] == "update"
+    assert {"path": "spec.template.spec.containers[name=c].image", "action": "changed",
+            "before": "web-1", "after": "web-2"} in web["fields"]
+    assert main(["apply", "--cluster", "dev"]) == 0
+    capsys.readouterr()
+    assert main(["rollback", "--cluster", "dev", "--to", "1", "--format", "json"]) == 0
+    back = json.loads(capsys.readouterr().out)
+    assert (back["revision"], back["ok"]) == (3, True)
+    assert main(["history", "--cluster", "dev", "--format", "json"]) == 0
+    hist = json.loads(capsys.readouterr().out)
+    assert [(r["revision"], r["status"]) for r in hist["revisions"]] == [
+        (1, "superseded"), (2, "rolled-back"), (3, "deployed")]
+    assert main(["settle", "--cluster", "dev", "--format", "json"]) == 0
+    settled = json.loads(capsys.readouterr().out)
+    assert (settled["revision"], settled["objects"]) == (3, [])
+
+
+def test_a_failed_apply_prints_the_first_objects_and_logs_every_one(
+    api: Any, ns: str, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_repo(tmp_path, ns, kubeconfig, image="web-1")
+    app = tmp_path / "clusters" / "dev" / "app.yaml"
+    text = app.read_text()
+    broken = [text.split("---")[0].replace("name: web", f"name: web-{i:02}").replace(
+        "app: web", f"app: web-{i:02}").replace("labels: {app", f"labels: {{{FAIL_LABEL}: "
+                                                 f"'true', app") for i in range(12)]
+    app.write_text("---\n".join(broken))
+    (tmp_path / "clusters" / "dev" / "cluster.yaml").write_text(
+        f"kubeconfig: {kubeconfig}\nrecordsNamespace: {ns}\napply:\n  timeout: 15s\n")
+    assert main(["apply", "--cluster", "dev", "--no-rollback"]) == 2
+    out = capsys.readouterr().out
+    log = ".stackctl/logs/apply-dev-r1.log"
+    assert f"  and 2 more (all of them in {log})" in out
+    logged = (tmp_path / log).read_text()
+    assert all(f"Deployment.apps/web-{i:02} -n {ns}:" in logged for i in range(12))

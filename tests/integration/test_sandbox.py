@@ -242,7 +242,7 @@ def test_cli_lifecycle_status_reports_versions_and_down_leaves_no_process(
     state = State.load(Layout(state_dir))
     assert state is not None
     pids = [(p.pid, p.start_time) for p in state.procs]
-    assert len(pids) == 5
+    assert len(pids) == 6  # the five components and the webhook component
 
     assert main(["sandbox", "up", *args]) == 2  # a live sandbox is reported, not replaced
     assert "already running" in capsys.readouterr().err
