@@ -11,7 +11,7 @@ import hmac
 import os
 import re
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -34,8 +34,6 @@ class ConflictKind(StrEnum):
     """Both sides added the same file, resource, key or entry with different content."""
     BINARY = "binary"
     """A file that is not UTF-8 text changed on both sides: ours is kept."""
-    UNPARSABLE = "unparsable"
-    """A YAML file changed on both sides does not parse on one side; merged as text."""
     UNRESOLVED_REFERENCE = "unresolved-reference"
     """A local kustomization's reference whose target upstream deleted, with no new place
     on strong enough evidence: kept as it is (the cluster no longer renders) until a person
@@ -105,9 +103,6 @@ class Conflict:
         if self.field:
             parts.append(self.field)
         return ":".join(parts)
-
-    def moved_to(self, path: str) -> Conflict:
-        return replace(self, path=path)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -442,7 +442,3 @@ def _keep_style(o: Any, t: Any) -> Any:
             and not isinstance(t, ScalarString)):
         return type(o)(t)
     return t
-
-
-def empty_like(o: Any) -> Any:
-    return CommentedMap() if isinstance(o, Mapping) else CommentedSeq()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import PurePosixPath
 
 from gitops.errors import ConfigError, GitError
 from gitops.plan.model import (
-    Objects,
     Plan,
     RefInfo,
     RenderFn,
@@ -58,20 +57,6 @@ def resolve_ref(stack: Stack, ref: str) -> RefInfo:
             "branch first (a shallow clone lacks it): 'git fetch origin main' or "
             "actions/checkout with fetch-depth: 0.",
         ) from e
-
-
-def default_render(stack: Stack) -> RenderFn:
-    """Renders clusters at a commit through gitops.render (`render --ref`: no checkout)."""
-
-    def render(names: Sequence[str], commit: str) -> Mapping[str, Objects]:
-        from gitops.render import render_clusters
-
-        if not names:
-            return {}
-        rendered = render_clusters(stack, list(names), ref=commit)
-        return {name: [o.body for o in r.objects] for name, r in rendered.items()}
-
-    return render
 
 
 def policy_at(stack: Stack, commit: str) -> SecretsPolicy:

@@ -167,7 +167,3 @@ def remove_markers(text: str, ids: Iterable[int] | None = None) -> str:
 
 def is_marker_line(line: str) -> bool:
     return bool(_MARKER.fullmatch(line) or _MARKER.fullmatch(line + "\n"))
-
-
-def has_markers(text: str) -> bool:
-    return bool(_MARKER.search(text))

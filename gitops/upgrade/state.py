@@ -30,8 +30,6 @@ IMPORTING = "importing"  # only the vendor branch may have moved: --abort puts i
 STARTING = "starting"  # branches or the working tree may be half changed: --abort undoes it
 CONFLICTS = "conflicts"  # the merged tree is checked out; conflicts wait for --resolve
 
-RESOLUTIONS = ("ours", "theirs", "marked")
-
 
 @dataclass(frozen=True)
 class ConflictRecord:
