@@ -245,14 +245,10 @@ def apply(cluster_name: str, dry_run: bool, timeout: str | None, no_rollback: bo
 
 
 def _dirty_error(run: RunContext, cluster: Cluster, command: str) -> UserError:
-    from gitops.errors import GitError, UserError
-    from gitops.git import open_repo
+    from gitops.errors import UserError
+    from gitops.git import shown_dirty_paths
 
-    try:
-        paths = open_repo(run.stack.root).dirty_paths()
-    except GitError:
-        paths = []
-    shown = ", ".join(paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+    shown = shown_dirty_paths(run.stack.root)
     return UserError(
         f"the working tree has uncommitted changes to files cluster {cluster.name!r} renders"
         + (f" (changed: {shown})" if shown else "") + ": the revision would not match any "

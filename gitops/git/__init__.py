@@ -38,6 +38,7 @@ from gitops.git.repos import (
     join_prefix,
     open_repo,
     open_with_prefix,
+    shown_dirty_paths,
 )
 from gitops.git.snapshot import (
     Snapshot,
@@ -75,6 +76,7 @@ __all__ = [
     "open_with_prefix",
     "read_worktree_files",
     "resolve_commit",
+    "shown_dirty_paths",
     "signature",
     "worktree_source",
     "write_files",

@@ -96,3 +96,14 @@ def clone_or_fetch_mirror(url: str, mirror: Path, *, max_bytes: int | None = Non
     except pygit2.GitError as e:
         raise GitError(f"cannot fetch {url}: {e}") from e
     return Repo(repo)
+
+
+def shown_dirty_paths(root: Path, limit: int = 8) -> str:
+    """The uncommitted paths of the repository holding `root`, for a message: the first
+    `limit`, then how many more; "" when there are none or no repository can be read."""
+    try:
+        paths = open_repo(root).dirty_paths()
+    except GitError:
+        return ""
+    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    return ", ".join(paths[:limit]) + more

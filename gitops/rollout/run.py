@@ -90,14 +90,9 @@ def _render(stack: Stack, clusters: Sequence[Cluster],
 
 
 def _dirty_error(stack: Stack, clusters: Sequence[str]) -> ApplyError:
-    from gitops.errors import GitError
-    from gitops.git import open_repo
+    from gitops.git import shown_dirty_paths
 
-    try:
-        paths = open_repo(stack.root).dirty_paths()
-    except GitError:
-        paths = []
-    shown = ", ".join(paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+    shown = shown_dirty_paths(stack.root)
     return ApplyError(
         f"the working tree has uncommitted changes to files that {len(clusters)} cluster(s) "
         f"render ({', '.join(clusters)})" + (f"; changed: {shown}" if shown else "")
