@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -156,8 +158,23 @@ def main(workdir: Path | None, keep: bool, full: bool, kubeflow: bool,
         _kubeflow(workdir, keep, full, last)
         return
     printer = Printer(head=0 if full else 40, tail=0 if full else 15)
-    try:
+    with _ended_on_failure():
         result = run_demo(progress=printer, workdir=workdir, keep=keep)
+    printer.out(f"\n{RULE}\nThe demo passed: 8 steps in {result.seconds:.0f} s.")
+    for number, title, seconds in result.steps:
+        printer.out(f"  {number}. {title:<28} {seconds:6.1f} s")
+    if result.kept:
+        printer.out(f"The deployment repo is in {result.repo}; the command logs in "
+                    f"{result.workdir / 'logs'}.")
+    sys.exit(int(ExitCode.OK))
+
+
+@contextmanager
+def _ended_on_failure() -> Iterator[None]:
+    """A demo's failure or Ctrl-C as one line and its exit code (the sandbox is stopped by
+    then), never a traceback."""
+    try:
+        yield
     except KeyboardInterrupt:
         click.echo("\ninterrupted; the sandbox was stopped.", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
@@ -167,13 +184,6 @@ def main(workdir: Path | None, keep: bool, full: bool, kubeflow: bool,
     except UserError as e:
         click.echo(f"\n✗ the demo could not run: {e}", err=True)
         sys.exit(int(e.exit_code))
-    printer.out(f"\n{RULE}\nThe demo passed: 8 steps in {result.seconds:.0f} s.")
-    for number, title, seconds in result.steps:
-        printer.out(f"  {number}. {title:<28} {seconds:6.1f} s")
-    if result.kept:
-        printer.out(f"The deployment repo is in {result.repo}; the command logs in "
-                    f"{result.workdir / 'logs'}.")
-    sys.exit(int(ExitCode.OK))
 
 
 def _kubeflow(workdir: Path | None, keep: bool, full: bool, last: str | None) -> None:
@@ -197,19 +207,10 @@ def _kubeflow(workdir: Path | None, keep: bool, full: bool, last: str | None) ->
         sys.exit(int(ExitCode.ERROR))
     printer = Printer(head=0 if full else 40, tail=0 if full else 15,
                       steps=steps_of(releases))
-    try:
+    with _ended_on_failure():
         result = run_kubeflow(progress=printer, archives=archives, workdir=workdir, keep=keep,
                               releases=releases, mirrors=os.environ.get("STACKCTL_MIRRORS"),
                               remote_bases=REMOTE_BASES)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted; the sandbox was stopped.", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
-    except DemoError as e:
-        click.echo(f"\n✗ {e}", err=True)
-        sys.exit(int(e.exit_code))
-    except UserError as e:
-        click.echo(f"\n✗ the demo could not run: {e}", err=True)
-        sys.exit(int(e.exit_code))
     demo = result.demo
     printer.out(f"\n{RULE}\nThe Kubeflow demo passed: {len(demo.steps)} steps in "
                 f"{demo.seconds:.0f} s.")
