@@ -36,8 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import command_line, table  # noqa: E402
-
-READY_AFTER_LABEL = "sandbox.stackctl.dev/ready-after"
+from gitops.sandbox import READY_AFTER_LABEL  # noqa: E402
 
 APP = """\
 apiVersion: v1
