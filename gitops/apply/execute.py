@@ -27,7 +27,7 @@ from gitops.apply.calculate import calculate
 from gitops.apply.changeset import Action, ChangeSet
 from gitops.apply.lease import ClusterLease
 from gitops.apply.options import ApplyOptions, Progress, Target, no_progress
-from gitops.apply.phases import PhasesOutcome, Run, run_phases
+from gitops.apply.phases import PhasesOutcome, run_phases
 from gitops.apply.prune import execute_prune
 from gitops.apply.results import (
     ApplyResult,
@@ -40,6 +40,7 @@ from gitops.apply.results import (
     Stage,
 )
 from gitops.apply.rollback import roll_back
+from gitops.apply.run import Run
 from gitops.apply.stop import Stop, StopReason
 from gitops.inventory import RevisionStatus
 from gitops.redact import Redactor

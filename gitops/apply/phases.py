@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,6 @@ from gitops.apply.deps import (
     dependencies,
 )
 from gitops.apply.migrate import Migration, migrate
-from gitops.apply.options import ApplyOptions, Progress, Target
 from gitops.apply.order import Phase, group_by_phase
 from gitops.apply.replace import clear
 from gitops.apply.results import (
@@ -30,45 +28,17 @@ from gitops.apply.results import (
     Stage,
     scrub,
 )
+from gitops.apply.run import Run
 from gitops.apply.send import send_all
-from gitops.apply.stop import Stop, Stopped
+from gitops.apply.served import wait_served
+from gitops.apply.stop import Stopped
 from gitops.apply.wait import HealthReport, wait_healthy
 from gitops.errors import ClusterError
-from gitops.health import Health, Status, status_of
-from gitops.kube import FIELD_MANAGER, POLL, KubeApiError, UnreachableError, poll
-from gitops.redact import Redactor
+from gitops.health import Status
+from gitops.kube import FIELD_MANAGER, KubeApiError, UnreachableError
 from gitops.resource import ResourceId
 
 Obj = dict[str, Any]
-
-
-@dataclass
-class Run:
-    """One execution: where, how, the run's redactor and progress, the deadline of the
-    current wait (time.monotonic), and the run's Stop (checked between phases and in
-    every wait; while `rolling_back`, only a second request stops)."""
-
-    target: Target
-    options: ApplyOptions
-    redactor: Redactor
-    progress: Progress
-    deadline: float = 0.0
-    stop: Stop = field(default_factory=Stop)
-    rolling_back: bool = False
-
-    def restart_clock(self, limit: float | None = None) -> None:
-        seconds = self.options.policy.timeout
-        self.deadline = time.monotonic() + (seconds if limit is None else min(seconds, limit))
-
-    @property
-    def concurrency(self) -> int:
-        return self.options.policy.concurrency
-
-    def check(self) -> None:
-        self.stop.check(rolling_back=self.rolling_back)
-
-    def sleep(self, seconds: float) -> None:
-        self.stop.sleep(seconds, rolling_back=self.rolling_back)
 
 
 @dataclass
@@ -371,59 +341,6 @@ def deadline_wait(run: Run, objects: Sequence[Obj], what: str) -> HealthReport:
     return wait_healthy(run.target.kube, objects, label=run.target.member_label,
                         deadline=run.deadline, on_wait=on_wait, concurrency=run.concurrency,
                         sleep=run.sleep)
-
-
-def wait_served(run: Run, crds: Sequence[Obj]) -> bool:
-    """Wait (up to the deadline) until discovery serves every version of the CRDs; False
-    when one is not served by then, or cannot be (the caller's health wait says why).
-
-    The discovery controller lists a CRD's versions only once the CRD is Established
-    (apiextensions-apiserver, discovery_controller.go), and a discovery document is a few
-    KiB where a LIST of Kubeflow's CRDs is megabytes of schemas: polling discovery is much
-    cheaper than polling the CRDs. Only the CRDs still not served are read, to show their
-    conditions and to stop at once when one cannot be established (InvalidCABundle,
-    NamesAccepted=False) rather than at the deadline."""
-    want: dict[tuple[str, str], ResourceId] = {}
-    for crd in crds:
-        spec = crd.get("spec") or {}
-        kind = str((spec.get("names") or {}).get("kind") or "")
-        for v in spec.get("versions") or []:
-            if kind and v.get("served", True):
-                want[(f"{spec.get('group')}/{v.get('name')}", kind)] = ResourceId.of(crd)
-    kube = run.target.kube
-
-    def status(rid: ResourceId) -> Status:
-        live = kube.get("apiextensions.k8s.io/v1", rid.kind, "", rid.name)
-        return status_of(live) if live else Status(Health.IN_PROGRESS, "not found yet")
-
-    def attempt(pool: ThreadPoolExecutor) -> bool | None:
-        nonlocal want
-        versions = sorted({av for av, _ in want})
-        served = dict(zip(versions, pool.map(
-            lambda av: kube.group_version(av, refresh=True), versions), strict=True))
-        want = {key: rid for key, rid in want.items() if key[1] not in served[key[0]]}
-        if not want:
-            return True
-        ids = sorted(set(want.values()))
-        states = dict(zip(ids, pool.map(status, ids), strict=True))
-        if any(s.health is Health.FAILED for s in states.values()):
-            return False
-        if time.monotonic() < run.deadline:
-            pending = tuple((rid, scrub(run.redactor, s.reason if not s.ready else
-                                        "established, versions not served yet"))
-                            for rid, s in states.items())
-            run.progress(ProgressEvent(
-                Stage.WAIT, f"waiting for CRDs to be established: {len(pending)} of "
-                            f"{len(crds)} pending", phase="CRDs to be established",
-                pending=pending, total=len(crds),
-                seconds_left=max(0, int(run.deadline - time.monotonic()))))
-        return None
-
-    if not want:
-        return True
-    with ThreadPoolExecutor(max_workers=max(1, run.concurrency)) as pool:
-        return bool(poll(lambda: attempt(pool), deadline=run.deadline, backoff=POLL,
-                         sleep=run.sleep))
 
 
 def health_failure(run: Run, report: HealthReport, what: str) -> Failure:

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gitops.apply.order import phase_of
-from gitops.apply.phases import PhasesOutcome, Run, deadline_wait, health_failure, run_phases
+from gitops.apply.phases import PhasesOutcome, deadline_wait, health_failure, run_phases
 from gitops.apply.prune import delete_member, is_protected
 from gitops.apply.results import ObjectFailure, Outcome, ProgressEvent, RollbackResult, Stage
+from gitops.apply.run import Run
 from gitops.apply.stop import Stopped
 from gitops.errors import ClusterError
 from gitops.inventory import RevisionInfo, RevisionStatus
