@@ -241,19 +241,18 @@ class _Walk:
                     failure=f"quotas in {kf.TEAM_NS}: {quotas}.")
 
 
-def steps_of(releases: tuple[str, ...], *, rollback: bool = True) -> int:
+def steps_of(releases: tuple[str, ...]) -> int:
     """How many steps the walk over `releases` has."""
-    return 5 + int(rollback) + len(releases) - 1 + (1 if releases[1:] else 0)
+    return 6 + len(releases) - 1 + (1 if releases[1:] else 0)
 
 
 def run_kubeflow(*, progress: Progress, archives: Path, workdir: Path | None = None,
                  keep: bool = False, releases: tuple[str, ...] = kf.RELEASES,
-                 mirrors: str | None = None, remote_bases: Path | None = None,
-                 rollback: bool = True) -> KubeflowResult:
+                 mirrors: str | None = None, remote_bases: Path | None = None
+                 ) -> KubeflowResult:
     """Run the walk over `releases` (the first installed, the others upgraded to) in a
     fresh temp folder (or `workdir`). Remote bases (v1.10+) are fetched through `mirrors`
-    (STACKCTL_MIRRORS's form), else through a mirror built from `remote_bases`. Without
-    `rollback`, the walk skips 'rollback --to 1' and the apply forward again."""
+    (STACKCTL_MIRRORS's form), else through a mirror built from `remote_bases`."""
     began = time.monotonic()
     if workdir is None:
         root = Path(tempfile.mkdtemp(prefix="stackctl-kubeflow-"))
@@ -281,8 +280,7 @@ def run_kubeflow(*, progress: Progress, archives: Path, workdir: Path | None = N
         if releases[1:]:
             walk.settle()
         walk.drift()
-        if rollback:
-            walk.rollback_and_forward()
+        walk.rollback_and_forward()
         walk.stop()
         ok = True
     finally:

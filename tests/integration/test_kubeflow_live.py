@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.kubeflow, pytest.mark.slow]
 # The walk takes 12-25 minutes on the shared 2-core machine (docs/kubeflow-live.md): above
 # pyproject's 600 s bound for one test.
 @pytest.mark.timeout(2700)
-def test_kubeflow_is_installed_upgraded_settled_and_healed_live_hop_by_hop(
+def test_kubeflow_is_installed_upgraded_healed_and_rolled_back_live_hop_by_hop(
     sandbox: Any, tmp_path: Path, record_property: Any, capsys: pytest.CaptureFixture[str],
 ) -> None:
     # `sandbox` ties the test to the integration tier; the walk starts a sandbox of its own,
@@ -37,13 +37,9 @@ def test_kubeflow_is_installed_upgraded_settled_and_healed_live_hop_by_hop(
         require_kubeflow(version)
     require_remote_bases()
     events: list[Event] = []
-    # Known bug, left out of this tier until fixed (see docs/kubeflow-live.md, "Known
-    # failure"): after 'rollback --to 1' the apply forward to v1.11.0 was refused once in
-    # the full suite (the dry run of Istio Sidecars at networking.istio.io/v1 answered 404).
     result = run_kubeflow(progress=events.append, archives=KUBEFLOW_DIR,
                           workdir=tmp_path / "walk", releases=RELEASES,
-                          mirrors=os.environ["STACKCTL_MIRRORS"],  # tests/fixtures
-                          rollback=False)
+                          mirrors=os.environ["STACKCTL_MIRRORS"])  # tests/fixtures
 
     titles = [title for _, title, _ in result.demo.steps]
     assert titles == [
@@ -51,7 +47,7 @@ def test_kubeflow_is_installed_upgraded_settled_and_healed_live_hop_by_hop(
         "install v1.8.1 on both clusters", "upgrade to v1.9.1 and apply",
         "upgrade to v1.10.2 and apply", "upgrade to v1.11.0 and apply",
         "settle what the upgrades kept", "detect and heal a hand change",
-        "stop the sandbox"]
+        "roll back to v1.8.1 and forward to v1.11.0", "stop the sandbox"]
     checked = [e.text for e in events if isinstance(e, Check)]
     for version in RELEASES:  # every customization, live, after every hop
         for what in ("cert-manager runs from the mirror", "the dashboard has 2 replicas",
@@ -62,6 +58,9 @@ def test_kubeflow_is_installed_upgraded_settled_and_healed_live_hop_by_hop(
     for version in RELEASES[1:]:
         assert f"upgrade to {version}" in applied
         assert all(f"apply {version} ({c})" in applied for c in CLUSTERS)
+    # Step 9: back across every release in between, then forward from git again.
+    assert any(what.startswith(f"rollback {CLUSTERS[0]} to {RELEASES[0]}") for what in applied)
+    assert f"forward to {RELEASES[-1]} ({CLUSTERS[0]})" in applied
     with capsys.disabled():
         print("\nKubeflow live tier, time per hop:")
         for what, seconds in result.times:
