@@ -53,14 +53,7 @@ def run_demo(*, progress: Progress, workdir: Path | None = None, keep: bool = Fa
         ok = True
     finally:
         if demo.sandbox_started or demo.live is not None:
-            # A failed or interrupted run: stop the sandbox, but let the original error
-            # through even if stopping fails too.
-            try:
-                stopped = demo.stop_sandbox()
-                progress(Note(f"stopped the sandbox ({len(stopped)} processes)"))
-            except Exception as e:  # reported, never masking the step's own error
-                progress(Note(f"could not stop the sandbox: {e}; run 'stackctl sandbox "
-                              f"down --name demo --state-dir {demo.state_dir}'"))
+            demo.stop_after_failure()  # a failed or interrupted run
         if not ok:
             progress(Note(f"kept {root} (the deployment repo, command logs in logs/, "
                           "sandbox logs in sandbox/logs/)"))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -154,19 +156,39 @@ def main(workdir: Path | None, keep: bool, full: bool, kubeflow: bool,
     """
     from gitops.demo import run_demo
 
+    _ctrl_c_ends_the_demo()
     if kubeflow:
         _kubeflow(workdir, keep, full, last)
         return
     printer = Printer(head=0 if full else 40, tail=0 if full else 15)
-    with _ended_on_failure():
+    with _ended_on_failure():  # the summary too: a Ctrl-C there is no traceback either
         result = run_demo(progress=printer, workdir=workdir, keep=keep)
-    printer.out(f"\n{RULE}\nThe demo passed: 8 steps in {result.seconds:.0f} s.")
-    for number, title, seconds in result.steps:
-        printer.out(f"  {number}. {title:<28} {seconds:6.1f} s")
-    if result.kept:
-        printer.out(f"The deployment repo is in {result.repo}; the command logs in "
-                    f"{result.workdir / 'logs'}.")
+        printer.out(f"\n{RULE}\nThe demo passed: 8 steps in {result.seconds:.0f} s.")
+        for number, title, seconds in result.steps:
+            printer.out(f"  {number}. {title:<28} {seconds:6.1f} s")
+        if result.kept:
+            printer.out(f"The deployment repo is in {result.repo}; the command logs in "
+                        f"{result.workdir / 'logs'}.")
     sys.exit(int(ExitCode.OK))
+
+
+def _ctrl_c_ends_the_demo() -> None:
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt once, whatever this process inherited; the
+    steps' cleanup stops the sandbox. For the life of the process (it is the entry point).
+
+    Python turns SIGINT into KeyboardInterrupt only when it was not ignored at start-up, and
+    a command started in the background by a shell without job control (`make test &` in a
+    script, CI runners, nohup-style wrappers) inherits SIGINT ignored: the demo then ran to
+    its end through a Ctrl-C. `stackctl apply` and `rollout` install their handlers too.
+    Later ones are ignored: the demo is already ending, and stopping the sandbox (bounded:
+    SIGTERM, SIGKILL after 10 s) and the last message must not be cut short by a user
+    pressing Ctrl-C again."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
 
 
 @contextmanager
@@ -211,17 +233,17 @@ def _kubeflow(workdir: Path | None, keep: bool, full: bool, last: str | None) ->
         result = run_kubeflow(progress=printer, archives=archives, workdir=workdir, keep=keep,
                               releases=releases, mirrors=os.environ.get("STACKCTL_MIRRORS"),
                               remote_bases=REMOTE_BASES)
-    demo = result.demo
-    printer.out(f"\n{RULE}\nThe Kubeflow demo passed: {len(demo.steps)} steps in "
-                f"{demo.seconds:.0f} s.")
-    for number, title, seconds in demo.steps:
-        printer.out(f"  {number:>2}. {title:<40} {seconds:6.1f} s")
-    printer.out("Time per hop:")
-    for what, seconds in result.times:
-        printer.out(f"  {what:<44} {seconds:6.1f} s")
-    if demo.kept:
-        printer.out(f"The deployment repo is in {demo.repo}; the command logs in "
-                    f"{demo.workdir / 'logs'}.")
+        demo = result.demo
+        printer.out(f"\n{RULE}\nThe Kubeflow demo passed: {len(demo.steps)} steps in "
+                    f"{demo.seconds:.0f} s.")
+        for number, title, seconds in demo.steps:
+            printer.out(f"  {number:>2}. {title:<40} {seconds:6.1f} s")
+        printer.out("Time per hop:")
+        for what, seconds in result.times:
+            printer.out(f"  {what:<44} {seconds:6.1f} s")
+        if demo.kept:
+            printer.out(f"The deployment repo is in {demo.repo}; the command logs in "
+                        f"{demo.workdir / 'logs'}.")
     sys.exit(int(ExitCode.OK))
 
 

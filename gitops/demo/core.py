@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,6 +135,39 @@ class Demo:
         result = sb.down(self.state_dir, name=SANDBOX_NAME)
         self.sandbox_started = False
         return result.stopped
+
+    def stop_after_failure(self) -> None:
+        """Stop the sandbox of a failed or interrupted run with Ctrl-C ignored meanwhile
+        (a user presses it again when the first seems slow; cut short, the stop would leave
+        a control plane half stopped). A failure to stop is reported, never raised: the
+        step's own error must come through."""
+        with _uninterrupted():
+            started = self.sandbox_started
+            if started:
+                self.note("stopping the sandbox (Ctrl-C is ignored until it has stopped)")
+            try:
+                stopped = self.stop_sandbox()
+            except Exception as e:
+                self.note(f"could not stop the sandbox: {e}; run 'stackctl sandbox down "
+                          f"--name {SANDBOX_NAME} --state-dir {self.state_dir}'")
+                return
+            if started:
+                self.note(f"stopped the sandbox ({len(stopped)} processes)")
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """SIGINT ignored inside, the previous handler back afterwards. Only the main thread
+    sets handlers; elsewhere (a test runner's thread) the caller's stay."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield  # None: a handler installed by C code, which could not be put back
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def children(pid: int | None = None) -> list[tuple[int, str, str]]:

@@ -285,10 +285,7 @@ def run_kubeflow(*, progress: Progress, archives: Path, workdir: Path | None = N
         ok = True
     finally:
         if d.sandbox_started or d.live is not None:
-            try:
-                d.stop_sandbox()
-            except Exception as e:  # reported, never masking the step's own error
-                progress(Note(f"could not stop the sandbox: {e}"))
+            d.stop_after_failure()  # a failed or interrupted run
         if not ok:
             progress(Note(f"kept {root} (the repo, command logs in logs/, sandbox logs in "
                           "sandbox/logs/)"))
