@@ -146,7 +146,7 @@ def main(workdir: Path | None, keep: bool, full: bool, kubeflow: bool,
     repo from the example stack, apply two clusters, upgrade v1.3.0 to v1.4.1 resolving a
     conflict, plan, roll out (with a deliberate failure and automatic rollback), detect and
     heal drift, and stop everything. Exit code 0 when every step did what it should, 2 when
-    one did not (the step is named), 130 when interrupted.
+    one did not (the step is named), 130 when interrupted (Ctrl-C), 143 on SIGTERM.
 
     \b
     Example:
@@ -172,23 +172,33 @@ def main(workdir: Path | None, keep: bool, full: bool, kubeflow: bool,
     sys.exit(int(ExitCode.OK))
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI job cancelled, `kill`): the demo ends as on Ctrl-C, with exit 143. A
+    KeyboardInterrupt, so every step's cleanup (the running command killed, the sandbox
+    stopped) runs as for Ctrl-C."""
+
+
 def _ctrl_c_ends_the_demo() -> None:
-    """Ctrl-C (SIGINT) raises KeyboardInterrupt once, whatever this process inherited; the
-    steps' cleanup stops the sandbox. For the life of the process (it is the entry point).
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt once, SIGTERM `_Terminated`, whatever this
+    process inherited; the steps' cleanup stops the sandbox. For the life of the process (it
+    is the entry point).
 
     Python turns SIGINT into KeyboardInterrupt only when it was not ignored at start-up, and
     a command started in the background by a shell without job control (`make test &` in a
     script, CI runners, nohup-style wrappers) inherits SIGINT ignored: the demo then ran to
-    its end through a Ctrl-C. `stackctl apply` and `rollout` install their handlers too.
-    Later ones are ignored: the demo is already ending, and stopping the sandbox (bounded:
-    SIGTERM, SIGKILL after 10 s) and the last message must not be cut short by a user
-    pressing Ctrl-C again."""
+    its end through a Ctrl-C. SIGTERM killed it outright, leaving the running stackctl and
+    the sandbox's state file behind. `stackctl apply` and `rollout` install their handlers
+    too. Later signals are ignored: the demo is already ending, and stopping the sandbox
+    (bounded: SIGTERM, SIGKILL after 10 s) and the last message must not be cut short by a
+    user pressing Ctrl-C again."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+        raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, interrupt)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, interrupt)
 
 
 @contextmanager
@@ -197,6 +207,9 @@ def _ended_on_failure() -> Iterator[None]:
     then), never a traceback."""
     try:
         yield
+    except _Terminated:
+        click.echo("\nterminated (SIGTERM); the sandbox was stopped.", err=True)
+        sys.exit(int(ExitCode.TERMINATED))
     except KeyboardInterrupt:
         click.echo("\ninterrupted; the sandbox was stopped.", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))

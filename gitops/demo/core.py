@@ -157,17 +157,20 @@ class Demo:
 
 @contextmanager
 def _uninterrupted() -> Iterator[None]:
-    """SIGINT ignored inside, the previous handler back afterwards. Only the main thread
-    sets handlers; elsewhere (a test runner's thread) the caller's stay."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
+    """SIGINT and SIGTERM ignored inside, the previous handlers back afterwards. Only the
+    main thread sets handlers; elsewhere (a test runner's thread) the caller's stay."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.getsignal(s) for s in signals]
+    if threading.current_thread() is not threading.main_thread() or None in previous:
         yield  # None: a handler installed by C code, which could not be put back
         return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for s in signals:
+        signal.signal(s, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in zip(signals, previous, strict=True):
+            signal.signal(s, handler)
 
 
 def children(pid: int | None = None) -> list[tuple[int, str, str]]:

@@ -144,6 +144,26 @@ def test_ctrl_c_during_the_demo_stops_the_sandbox_and_exits_130(workdir: Path) -
     assert processes_mentioning(workdir) == []
 
 
+@pytest.mark.integration
+def test_sigterm_during_a_command_of_the_demo_stops_it_and_the_sandbox_and_exits_143(
+        workdir: Path) -> None:
+    _integration()
+    # SIGTERM is what a CI runner sends a cancelled job: it killed the demo outright, and
+    # the stackctl it was running and the sandbox's state file were left behind.
+    proc = _demo("--workdir", str(workdir))
+    assert proc.stdout is not None
+    lines, seen = iter(proc.stdout), []
+    assert _read_until(lines, "Step 3/8", seen), "".join(seen)[-3000:]
+    assert _read_until(lines, "$ stackctl apply", seen), "".join(seen)[-3000:]
+    proc.send_signal(signal.SIGTERM)
+    rest = "".join(lines)
+    assert proc.wait(timeout=120) == 143, "".join(seen)[-2000:] + rest
+    assert re.search(r"→ stopped the sandbox \([1-9]\d* processes\)", rest), rest
+    assert "terminated (SIGTERM); the sandbox was stopped" in rest
+    assert "Traceback" not in "".join(seen) + rest
+    assert processes_mentioning(workdir) == []  # no stackctl, no sandbox process
+
+
 def test_a_step_that_cannot_run_is_named_and_the_demo_exits_2_without_a_traceback(
         tmp_path: Path) -> None:
     env = {**os.environ, "STACKCTL_SANDBOX_BIN": str(tmp_path / "no-binaries")}
