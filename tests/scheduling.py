@@ -21,21 +21,25 @@ from typing import Any
 
 import pytest
 
-# The slowest modules, slowest first (serial durations, `make test PYTEST_ARGS=--durations=50`
-# on main, 2026-12-07). The others follow in collection order: the integration tier, then
-# the unit tests, whose many short modules fill the end of the run evenly.
+# The slowest modules, slowest first: their sums of test durations in a two-worker run
+# (`make test PYTEST_ARGS=--junitxml=...`, 2026-12-07, load 6-8, so about twice the idle
+# times). The others follow in collection order: the rest of the integration tier, then the
+# unit tests, whose many short modules fill the end of the run evenly.
 SLOWEST_FIRST = (
-    "tests/integration/test_kubeflow_live.py",  # one test: 6 min, 10-11 with its rollback
-    "tests/test_upgrade_kubeflow.py",  # seven scenarios of 1-2 minutes each
-    "tests/integration/test_demo.py",  # two demos, 80 s each
-    "tests/integration/test_rollout.py",
-    "tests/integration/test_apply_migrate.py",
-    "tests/integration/test_apply.py",
-    "tests/integration/test_apply_replace_kubeflow.py",
-    "tests/integration/test_apply_safety.py",
-    "tests/integration/test_apply_signals.py",
-    "tests/test_redact_kubeflow.py",
-    "tests/test_render_kubeflow.py",
+    "tests/integration/test_kubeflow_live.py",  # 796 s: one test (10-11 min idle with rollback)
+    "tests/test_upgrade_kubeflow.py",  # 1,219 s in seven scenario units of 105-237 s
+    "tests/integration/test_demo.py",  # 188 s
+    "tests/integration/test_rollout.py",  # 141 s
+    "tests/test_redact_kubeflow.py",  # 123 s
+    "tests/integration/test_apply_signals.py",  # 114 s
+    "tests/integration/test_apply_replace_kubeflow.py",  # 105 s
+    "tests/test_remote_kubeflow.py",  # 102 s
+    "tests/integration/test_apply.py",  # 70 s
+    "tests/integration/test_apply_safety.py",  # 69 s
+    "tests/test_plan_git.py",  # 69 s
+    "tests/integration/test_apply_records.py",  # 67 s
+    "tests/integration/test_apply_migrate.py",  # 66 s
+    "tests/integration/test_sandbox.py",  # 65 s
 )
 
 # Modules whose parametrized tests are shared out by parameter rather than as a whole.
