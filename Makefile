@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
+# make test's pytest-xdist workers, each with a sandbox of its own; how the suite is shared
+# between them: tests/scheduling.py. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) $(if $(filter 0,$(TEST_WORKERS)),,--dist loadscope --no-loadscope-reorder)
 
 .PHONY: all venv sandbox kustomize kustomize-pins sops actionlint test test-fast test-integration lint demo demo-kubeflow bench clean
 
@@ -46,13 +50,13 @@ actionlint:
 
 test: venv sandbox kustomize-pins sops
 	-@sandbox/build.sh actionlint >/dev/null
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: venv kustomize sops
 	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 test-integration: venv sandbox
-	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+	$(BIN)/pytest -m integration $(XDIST) $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check gitops tests bench

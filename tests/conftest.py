@@ -1,4 +1,5 @@
-"""Shared fixtures live in tests/fixtures/, one module per outside system."""
+"""Shared fixtures live in tests/fixtures/, one module per outside system; how `make test`
+shares the suite between its workers is in tests/scheduling.py."""
 
 pytest_plugins = [
     "tests.fixtures.kubeflow",
@@ -7,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.kustomize",
     "tests.fixtures.remote_mirror",
     "tests.fixtures.sops",
+    "tests.scheduling",
 ]
