@@ -53,16 +53,31 @@ def wait_healthy(
     pending = list(objects)
     statuses: dict[ResourceId, Status] = {}
     live_objs: dict[ResourceId, dict[str, Any]] = {}
+    unreadable: set[ResourceId] = set()  # at a version no longer served: nothing to explain
 
     def attempt() -> HealthReport | None:
         nonlocal pending
-        live = read_live(kube, pending, label=label, concurrency=concurrency).objects
+        state = read_live(kube, pending, label=label, concurrency=concurrency)
+        live = state.objects
+        missing = {(str(o.get("apiVersion")), ResourceId.of(o).kind) for o in pending
+                   if ResourceId.of(o) not in live}
+        unserved = _unserved(kube, missing)
         still = []
         for obj in pending:
             rid = ResourceId.of(obj)
             now = live.get(rid)
-            st = status_of(now) if now is not None else Status(Health.IN_PROGRESS,
-                                                               "not found yet")
+            key = (str(obj.get("apiVersion")), rid.kind)
+            if now is not None:
+                st = status_of(now)
+            elif key in unserved:
+                unreadable.add(rid)
+                # Its CRD no longer serves that version (a rollback over a CRD the failed
+                # attempt changed, a CRD changed by someone else): no poll can read it.
+                st = Status(Health.FAILED, f"the cluster does not serve {rid.kind} at "
+                                           f"{key[0]} (its CRD no longer lists that version "
+                                           "as served)")
+            else:
+                st = Status(Health.IN_PROGRESS, "not found yet")
             statuses[rid] = st
             if now is not None:
                 live_objs[rid] = now
@@ -79,7 +94,7 @@ def wait_healthy(
             targets = failed or waiting
             explanations = tuple(
                 (r, tuple(explain(kube, live_objs.get(r), r)))
-                for r, _ in targets[:EXPLAINED])
+                for r, _ in targets[:EXPLAINED] if r not in unreadable)
             return HealthReport(False, timed_out and not failed,
                                 tuple(sorted(statuses.items())), explanations)
         if on_wait is not None:
@@ -90,6 +105,15 @@ def wait_healthy(
     # The attempt at the deadline always reports: past it, `timed_out` holds.
     assert report is not None
     return report
+
+
+def _unserved(kube: Kube, kinds: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (apiVersion, kind) pairs of objects not found that discovery, read again, does
+    not serve: the run's cached discovery may predate a CRD change (a version no longer
+    served reads as 404, like an object not created yet)."""
+    versions = {av for av, _ in kinds}
+    served = {av: kube.group_version(av, refresh=True) for av in sorted(versions)}
+    return {(av, kind) for av, kind in kinds if kind not in served[av]}
 
 
 def _selector(obj: dict[str, Any]) -> str | None:

@@ -147,6 +147,14 @@ def test_a_migration_that_fails_stops_before_the_crd_loses_the_version(
         versions, storage = stored(kube, group)
         assert "v1alpha1" in versions and "v1alpha1" in storage
         assert kube.get(f"{group}/v1beta1", "Widget", ns, "frozen") is not None
+        # The rollback cannot take the CRD back (v1beta1 is stored now): its wait says at
+        # once that the widget of the previous revision is at a version no longer served,
+        # rather than "not found yet" until the timeout (60 s).
+        assert result.rollback is not None and result.rollback.failure is not None
+        [unread] = result.rollback.failure.objects
+        assert unread.reason == (f"the cluster does not serve Widget at {group}/v1alpha1 (its "
+                                 "CRD no longer lists that version as served)")
+        assert unread.details == ()
 
         # Once the obstacle is gone, the next apply migrates.
         kube.delete("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", "",
