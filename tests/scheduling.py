@@ -38,7 +38,7 @@ SLOWEST_FIRST = (
     "tests/integration/test_apply_safety.py",  # 69 s
     "tests/test_plan_git.py",  # 69 s
     "tests/integration/test_apply_records.py",  # 67 s
-    "tests/integration/test_apply_migrate.py",  # 66 s
+    "tests/integration/test_apply_crd_versions_kubeflow.py",  # 42-69 s alone, load 7
     "tests/integration/test_sandbox.py",  # 65 s
 )
 
