@@ -24,6 +24,7 @@ from gitops.merge.kustomization import (
     is_kustomization,
     kustomization_list_key,
 )
+from gitops.merge.upstreamrefs import dirs_of
 from gitops.resource import ResourceId
 from gitops.upgrade.fieldprobes import (
     MAX_LEAVES,
@@ -115,7 +116,7 @@ class Finder:
         a file no cluster reads has no effect to check."""
         self.base, self.ours, self.read = base, ours, read
         self.prefix = vendor_prefix.rstrip("/") + "/"
-        self._base_dirs = _dirs(base)
+        self._base_dirs = dirs_of(base)
         self._memo: dict[tuple[bool, str], tuple[tuple[str, str], ...]] = {}
 
     def all(self) -> list[Customization]:
@@ -404,15 +405,6 @@ class Finder:
                             todo.append(_resolve(t, v))
                     break
         return tuple(dict.fromkeys(o for o in out if o[1]))[:MAX_OBJECTS]
-
-
-def _dirs(files: Mapping[str, bytes]) -> set[str]:
-    out: set[str] = set()
-    for p in files:
-        parts = p.split("/")
-        for i in range(1, len(parts)):
-            out.add("/".join(parts[:i]))
-    return out
 
 
 __all__ = ["Customization", "Finder"]

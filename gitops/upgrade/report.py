@@ -16,6 +16,7 @@ from gitops.diff import ImageChange, ObjectSetDiff
 from gitops.merge import Conflict, ConflictKind, MergeReport
 from gitops.plan.lines import flag_lines, header, image_line
 from gitops.remote.pins import RemoteChange
+from gitops.upgrade.probes import split_image
 from gitops.upgrade.rewrites import RewriteEffect
 
 REPORT_VERSION = 1
@@ -69,22 +70,11 @@ class ClusterSummary:
         )
 
 
-def _split_image(ref: str) -> tuple[str, str]:
-    """(repository, tag or digest) of an image reference."""
-    if "@" in ref:
-        repo, digest = ref.split("@", 1)
-        return repo, "@" + digest
-    head, sep, tag = ref.rpartition(":")
-    if sep and "/" not in tag:
-        return head, tag
-    return ref, ""
-
-
 def _image(i: ImageChange) -> str:
     """`Deployment.apps/x -n ns [c]: registry/repo v1 -> v2` when only the tag changed,
     else plan's `[c]: before -> after`."""
     if i.before and i.after:
-        (rb, tb), (ra, ta) = _split_image(i.before), _split_image(i.after)
+        (rb, tb), (ra, ta) = split_image(i.before), split_image(i.after)
         if rb == ra and tb and ta:
             return f"{i.id} [{i.container}]: {rb} {tb} -> {ta}"
     return image_line(i)
