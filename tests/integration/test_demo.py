@@ -48,6 +48,18 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _ended_stopped(proc: subprocess.Popen[str], lines: Iterator[str], seen: list[str],
+                   workdir: Path, *, code: int, last: str) -> None:
+    """The interrupted demo exited `code` with `last` as its message, its sandbox's stop
+    reported, no traceback, and no process of its work folder (stackctl, the sandbox) left."""
+    rest = "".join(lines)
+    assert proc.wait(timeout=120) == code, "".join(seen)[-2000:] + rest
+    assert re.search(r"→ stopped the sandbox \([1-9]\d* processes\)", rest), rest
+    assert last in rest
+    assert "Traceback" not in "".join(seen) + rest
+    assert processes_mentioning(workdir) == []
+
+
 def _read_until(lines: Iterator[str], wanted: str, seen: list[str]) -> bool:
     """Read `lines` into `seen` up to the first one containing `wanted`; False at their end.
     The rest is read from the same iterator later: lines it buffered ahead stay in it."""
@@ -136,12 +148,8 @@ def test_ctrl_c_during_the_demo_stops_the_sandbox_and_exits_130(workdir: Path) -
     # finishes. The line is printed once further ones are ignored, so this is no race.
     assert _read_until(lines, "→ stopping the sandbox", seen), "".join(seen)[-3000:]
     proc.send_signal(signal.SIGINT)
-    rest = "".join(lines)
-    assert proc.wait(timeout=120) == 130, "".join(seen)[-2000:] + rest
-    assert re.search(r"→ stopped the sandbox \([1-9]\d* processes\)", rest), rest
-    assert "interrupted; the sandbox was stopped" in rest
-    assert "Traceback" not in "".join(seen) + rest
-    assert processes_mentioning(workdir) == []
+    _ended_stopped(proc, lines, seen, workdir, code=130,
+                   last="interrupted; the sandbox was stopped")
 
 
 @pytest.mark.integration
@@ -156,12 +164,8 @@ def test_sigterm_during_a_command_of_the_demo_stops_it_and_the_sandbox_and_exits
     assert _read_until(lines, "Step 3/8", seen), "".join(seen)[-3000:]
     assert _read_until(lines, "$ stackctl apply", seen), "".join(seen)[-3000:]
     proc.send_signal(signal.SIGTERM)
-    rest = "".join(lines)
-    assert proc.wait(timeout=120) == 143, "".join(seen)[-2000:] + rest
-    assert re.search(r"→ stopped the sandbox \([1-9]\d* processes\)", rest), rest
-    assert "terminated (SIGTERM); the sandbox was stopped" in rest
-    assert "Traceback" not in "".join(seen) + rest
-    assert processes_mentioning(workdir) == []  # no stackctl, no sandbox process
+    _ended_stopped(proc, lines, seen, workdir, code=143,
+                   last="terminated (SIGTERM); the sandbox was stopped")
 
 
 def test_a_step_that_cannot_run_is_named_and_the_demo_exits_2_without_a_traceback(
